@@ -1,0 +1,133 @@
+/* The service configuration: the YAML file operators write, validated into
+ * one struct. Loading names the file, line, column and key of any mistake;
+ * unknown keys are errors; secrets come from the file, from files it names,
+ * or from the environment, and are masked whenever the config is printed. */
+#ifndef CT_CONFIG_H
+#define CT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CT_CONFIG_MAX_LISTEN 8
+#define CT_CONFIG_MAX_PREVIOUS_CERTS 8
+#define CT_CONFIG_MAX_API_KEYS 64
+#define CT_CONFIG_MAX_MTLS_CLIENTS 64
+#define CT_CONFIG_MAX_CORS_ORIGINS 16
+#define CT_CONFIG_ADDR_MAX 256
+#define CT_CONFIG_PATH_MAX 1024
+#define CT_CONFIG_NAME_MAX 128
+#define CT_CONFIG_ID_MAX 512
+#define CT_CONFIG_URL_MAX 512
+#define CT_CONFIG_APP_KEY_MAX 256
+
+/* Methods a caller may be allowed, as a bit set. */
+enum ct_method {
+    CT_METHOD_GET_APP_TOKEN = 1u << 0,
+    CT_METHOD_GET_USER_TOKEN = 1u << 1,
+    CT_METHOD_RENEW_TOKEN = 1u << 2,
+};
+#define CT_METHOD_ALL (CT_METHOD_GET_APP_TOKEN | CT_METHOD_GET_USER_TOKEN | CT_METHOD_RENEW_TOKEN)
+
+enum ct_identity_mode { CT_IDENTITY_USERNAME = 0, CT_IDENTITY_UUID = 1 };
+
+enum ct_log_level { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARN = 2, CT_LOG_ERROR = 3 };
+
+typedef struct ct_api_key {
+    char name[CT_CONFIG_NAME_MAX];
+    uint8_t sha256[32]; /* from `sha256:` hex, or hashed from `key_file:` content */
+    unsigned methods;   /* enum ct_method bits */
+} ct_api_key;
+
+typedef struct ct_mtls_client {
+    char id[CT_CONFIG_ID_MAX]; /* SAN (DNS, URI: SPIFFE ID, e-mail) of the client certificate */
+    unsigned methods;
+} ct_mtls_client;
+
+typedef struct ct_config {
+    /* listen: "host:port" or "unix:/path" */
+    size_t listen_count;
+    char listen[CT_CONFIG_MAX_LISTEN][CT_CONFIG_ADDR_MAX];
+    char health_listen[CT_CONFIG_ADDR_MAX]; /* "" = none */
+
+    /* app: id and certificate are 32 hex chars; key is "org#app" */
+    char app_id[33];
+    char app_certificate[33];
+    size_t previous_certificate_count;
+    char previous_certificates[CT_CONFIG_MAX_PREVIOUS_CERTS][33];
+    char app_key[CT_CONFIG_APP_KEY_MAX];
+
+    /* tokens */
+    uint32_t default_ttl_seconds; /* default 3600 */
+    uint32_t max_ttl_seconds;     /* default 86400, at most 86400 */
+    uint32_t renew_grace_seconds; /* default 3600 */
+
+    /* user_tokens */
+    enum ct_identity_mode identity; /* default username */
+
+    /* auth */
+    int allow_unauthenticated; /* default 0; refused unless all listeners are local */
+    size_t api_key_count;
+    ct_api_key api_keys[CT_CONFIG_MAX_API_KEYS];
+    size_t mtls_client_count;
+    ct_mtls_client mtls_clients[CT_CONFIG_MAX_MTLS_CLIENTS];
+
+    /* tls: all empty = plaintext; client_ca_file set = client certificates required */
+    char tls_cert_file[CT_CONFIG_PATH_MAX];
+    char tls_key_file[CT_CONFIG_PATH_MAX];
+    char tls_client_ca_file[CT_CONFIG_PATH_MAX];
+
+    unsigned workers; /* 0 = one per core */
+    enum ct_log_level log_level;
+
+    /* shutdown */
+    uint32_t drain_seconds; /* default 5 */
+    uint32_t grace_seconds; /* default 20 */
+
+    /* directory: the Agora Chat REST API (uuid identity mode) */
+    char directory_base_url[CT_CONFIG_URL_MAX];    /* default "https://a41.chat.agora.io" */
+    int directory_auto_register;                   /* default 1 */
+    uint32_t directory_connect_timeout_ms;         /* default 1000 */
+    uint32_t directory_request_timeout_ms;         /* default 3000 */
+    uint32_t directory_retries;                    /* default 2 */
+    uint32_t directory_rate_limit_per_second;      /* default 100 */
+    uint32_t directory_cache_capacity;             /* default 100000 */
+    uint32_t directory_cache_ttl_seconds;          /* default 86400 */
+    uint32_t directory_cache_negative_ttl_seconds; /* default 30 */
+
+    /* http: the optional side port ("" listen = off) */
+    char http_listen[CT_CONFIG_ADDR_MAX];
+    int http_compat_routes; /* default 1 */
+    size_t http_cors_origin_count;
+    char http_cors_origins[CT_CONFIG_MAX_CORS_ORIGINS][CT_CONFIG_ADDR_MAX];
+    uint32_t http_max_connections; /* default 1024 */
+} ct_config;
+
+/* Fills cfg with the defaults above (no listeners, no app). */
+void ct_config_defaults(ct_config *cfg);
+
+/* Loads and validates a YAML document (path is used in messages only; NULL
+ * text means read the file at path). Applies the environment overrides
+ * CHAT_TOKEN_APP_ID, CHAT_TOKEN_APP_CERTIFICATE and
+ * CHAT_TOKEN_APP_CERTIFICATE_FILE. 0 on success; -1 with
+ * "FILE:LINE:COLUMN: key: what is wrong" in err. */
+int ct_config_load(ct_config *cfg, const char *path, const char *text, char *err, size_t errlen);
+
+/* Checks cross-field rules (listeners present, allow_unauthenticated only on
+ * loopback/unix listeners, TLS files together, ttl bounds). Called by load. */
+int ct_config_validate(const ct_config *cfg, char *err, size_t errlen);
+
+/* Prints the effective configuration as YAML with every secret masked. */
+void ct_config_print(const ct_config *cfg, FILE *out);
+
+/* Parses "GetAppToken" etc. into an enum ct_method bit; 0 when unknown. */
+unsigned ct_method_from_name(const char *name);
+const char *ct_method_name(unsigned method_bit);
+
+/* 1 for "unix:..." and for loopback hosts (127.0.0.0/8, localhost, [::1]). */
+int ct_listen_is_local(const char *addr);
+
+/* Wipes the secrets in cfg (certificates, key hashes). */
+void ct_config_wipe(ct_config *cfg);
+
+#endif

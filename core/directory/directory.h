@@ -1,0 +1,70 @@
+/* The user directory: maps a normalised Agora Chat username to the user's
+ * Chat UUID, through an LRU cache in front of the Agora Chat REST API
+ * (lookup, and registration when configured). Lookups never block the
+ * caller: a cached answer comes back at once, anything else finishes on the
+ * directory's own thread, which runs the callback. No gRPC here. */
+#ifndef UD_DIRECTORY_H
+#define UD_DIRECTORY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+#define UD_UUID_MAX 64
+#define UD_MESSAGE_MAX 256
+
+/* Outcomes, each with the gRPC status a handler maps it to. */
+enum ud_status {
+    UD_OK = 0,
+    UD_NOT_FOUND,         /* no such user and auto_register off: NOT_FOUND */
+    UD_INVALID_ARGUMENT,  /* username invalid, or upstream illegal_argument: INVALID_ARGUMENT */
+    UD_UNAVAILABLE,       /* upstream failing after retries, unreachable, malformed: UNAVAILABLE */
+    UD_DEADLINE_EXCEEDED, /* the caller's deadline passed: DEADLINE_EXCEEDED */
+    UD_INTERNAL,          /* a bug or out of memory: INTERNAL */
+};
+
+typedef struct ud_result {
+    enum ud_status status;
+    char uuid[UD_UUID_MAX + 1];   /* on UD_OK */
+    int registered;               /* this lookup registered the user with Agora Chat */
+    char message[UD_MESSAGE_MAX]; /* on failure: names the upstream condition; no secrets */
+} ud_result;
+
+/* Runs exactly once per ud_directory_lookup call. */
+typedef void (*ud_callback)(void *arg, const ud_result *result);
+
+typedef struct ud_directory ud_directory;
+
+typedef struct ud_stats {
+    uint64_t cache_hits;
+    uint64_t cache_misses;
+    uint64_t cache_evictions;
+    uint64_t cache_size;
+    uint64_t upstream_requests_ok;     /* HTTP 2xx */
+    uint64_t upstream_requests_error;  /* HTTP 4xx/5xx */
+    uint64_t upstream_requests_failed; /* no HTTP answer (connect, timeout, reset) */
+    uint64_t singleflight_waits;       /* lookups that joined one already under way */
+    uint64_t registrations;
+} ud_stats;
+
+/* Creates the directory from cfg (directory.*, app.*). Starts its thread. */
+ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen);
+
+/* Fails every lookup still waiting with UD_UNAVAILABLE ("shutting down"),
+ * runs their callbacks, stops the thread and frees everything. */
+void ud_directory_destroy(ud_directory *dir);
+
+/* username must already be normalised (ct_username_normalize).
+ * deadline_ms is the caller's deadline on CLOCK_MONOTONIC in milliseconds
+ * (INT64_MAX for none). When the cache answers, cb runs before this returns,
+ * on the caller's thread; otherwise it runs later on the directory thread. */
+void ud_directory_lookup(ud_directory *dir, const char *username, int64_t deadline_ms,
+                         ud_callback cb, void *arg);
+
+void ud_directory_stats(ud_directory *dir, ud_stats *out);
+
+/* Now on CLOCK_MONOTONIC in milliseconds: the clock of deadline_ms. */
+int64_t ud_monotonic_ms(void);
+
+#endif
