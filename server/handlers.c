@@ -1,0 +1,292 @@
+/* TokenService rules: TTL bounds, username validation, identity modes,
+ * renewal checks, and which caller may do what. */
+#include "handlers.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+int srv_fail(srv_status *status, enum srv_code code, const char *fmt, ...)
+{
+    va_list ap;
+
+    status->code = code;
+    va_start(ap, fmt);
+    vsnprintf(status->message, sizeof(status->message), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+static int succeed(srv_status *status)
+{
+    status->code = SRV_OK;
+    status->message[0] = '\0';
+    return SRV_OK;
+}
+
+static int64_t now_seconds(const srv_context *ctx)
+{
+    return ctx->now != NULL ? ctx->now() : (int64_t)time(NULL);
+}
+
+int srv_authorize(const srv_caller *caller, unsigned method, srv_status *status)
+{
+    if ((caller->methods & method) == 0) {
+        return srv_fail(status, SRV_PERMISSION_DENIED, "caller '%s' may not call %s", caller->name,
+                        ct_method_name(method));
+    }
+    return succeed(status);
+}
+
+/* 0 means the configured default; above the maximum is the caller's error. */
+static int resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, srv_status *status)
+{
+    if (requested == 0) {
+        *ttl = cfg->default_ttl_seconds;
+        return succeed(status);
+    }
+    if (requested > cfg->max_ttl_seconds) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT,
+                        "ttl_seconds must be at most %u (the configured maximum), got %u",
+                        cfg->max_ttl_seconds, requested);
+    }
+    *ttl = requested;
+    return succeed(status);
+}
+
+/* Builds a Chat token for user_id ("" = app token) and fills reply. */
+static int issue(const srv_context *ctx, const char *user_id, uint32_t ttl, srv_token_reply *reply,
+                 srv_status *status)
+{
+    const ct_config *cfg = ctx->config;
+    int64_t now = now_seconds(ctx);
+    uint32_t salt;
+    char err[128];
+    int rc;
+
+    if (ct_salt_random(&salt) != CT_OK) {
+        return srv_fail(status, SRV_INTERNAL, "the CSPRNG failed");
+    }
+    if (user_id[0] == '\0') {
+        rc = ct_chat_build_app_token(cfg->app_id, cfg->app_certificate, (uint32_t)now, salt, ttl,
+                                     reply->token, sizeof(reply->token), NULL, err, sizeof(err));
+        reply->kind = SRV_KIND_APP;
+    } else {
+        rc = ct_chat_build_user_token(cfg->app_id, cfg->app_certificate, user_id, (uint32_t)now,
+                                      salt, ttl, reply->token, sizeof(reply->token), NULL, err,
+                                      sizeof(err));
+        reply->kind = SRV_KIND_USER;
+    }
+    if (rc != CT_OK) {
+        /* config validation makes this unreachable for app/cert; a user id
+         * from the directory could still be refused */
+        return srv_fail(status, SRV_INTERNAL, "cannot build the token: %s", err);
+    }
+    reply->expire_time = now + ttl;
+    snprintf(reply->user_id, sizeof(reply->user_id), "%s", user_id);
+    return succeed(status);
+}
+
+int srv_get_app_token(const srv_context *ctx, const srv_caller *caller, uint32_t ttl_seconds,
+                      srv_token_reply *reply, srv_status *status)
+{
+    uint32_t ttl = 0;
+
+    reply->token[0] = '\0';
+    if (srv_authorize(caller, CT_METHOD_GET_APP_TOKEN, status) != SRV_OK ||
+        resolve_ttl(ctx->config, ttl_seconds, &ttl, status) != SRV_OK) {
+        return status->code;
+    }
+    reply->registered = 0;
+    return issue(ctx, "", ttl, reply, status);
+}
+
+static void finish_with_directory(void *arg, const ud_result *result)
+{
+    srv_user_request *req = arg;
+
+    switch (result->status) {
+    case UD_OK:
+        issue(req->ctx, result->uuid, req->ttl, &req->reply, &req->status);
+        req->reply.registered = result->registered;
+        break;
+    case UD_NOT_FOUND:
+        srv_fail(&req->status, SRV_NOT_FOUND, "%s", result->message);
+        break;
+    case UD_INVALID_ARGUMENT:
+        srv_fail(&req->status, SRV_INVALID_ARGUMENT, "%s", result->message);
+        break;
+    case UD_DEADLINE_EXCEEDED:
+        srv_fail(&req->status, SRV_DEADLINE_EXCEEDED, "%s", result->message);
+        break;
+    case UD_UNAVAILABLE:
+        srv_fail(&req->status, SRV_UNAVAILABLE, "%s", result->message);
+        break;
+    default:
+        srv_fail(&req->status, SRV_INTERNAL, "%s", result->message);
+        break;
+    }
+    req->done(req);
+}
+
+void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const char *username,
+                        size_t username_len, uint32_t ttl_seconds, int64_t deadline_ms,
+                        srv_user_request *req, srv_done_fn done, void *arg)
+{
+    char err[SRV_MESSAGE_MAX];
+
+    req->ctx = ctx;
+    req->done = done;
+    req->arg = arg;
+    req->reply.registered = 0;
+    req->reply.token[0] = '\0';
+    if (srv_authorize(caller, CT_METHOD_GET_USER_TOKEN, &req->status) != SRV_OK ||
+        resolve_ttl(ctx->config, ttl_seconds, &req->ttl, &req->status) != SRV_OK) {
+        done(req);
+        return;
+    }
+    /* validated before any other work, above all before any upstream call */
+    if (ct_username_normalize(username, username_len, req->username, err, sizeof(err)) != 0) {
+        srv_fail(&req->status, SRV_INVALID_ARGUMENT, "%s", err);
+        done(req);
+        return;
+    }
+    if (ctx->config->identity == CT_IDENTITY_USERNAME) {
+        issue(ctx, req->username, req->ttl, &req->reply, &req->status);
+        done(req);
+        return;
+    }
+    if (ctx->directory == NULL) {
+        srv_fail(&req->status, SRV_UNAVAILABLE,
+                 "uuid identity mode needs the user directory, which is not running");
+        done(req);
+        return;
+    }
+    ud_directory_lookup(ctx->directory, req->username, deadline_ms, finish_with_directory, req);
+}
+
+/* The token's one Chat service and privilege, or INVALID_ARGUMENT. */
+static int chat_privilege(const ct_token *tok, const ct_privilege **privilege, ct_view *user_id,
+                          srv_status *status)
+{
+    const ct_service *s = &tok->services[0];
+
+    if (tok->service_count != 1 || tok->unknown_service_type != 0 || s->type != CT_SERVICE_CHAT) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT,
+                        "token must hold exactly one Chat service, it holds %u services",
+                        tok->declared_service_count);
+    }
+    if (s->privilege_count != 1 || (s->privileges[0].id != CT_CHAT_PRIVILEGE_USER &&
+                                    s->privileges[0].id != CT_CHAT_PRIVILEGE_APP)) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT,
+                        "token's Chat service must hold exactly one privilege, user or app");
+    }
+    *privilege = &s->privileges[0];
+    *user_id = s->fields[0].bytes;
+    if (s->privileges[0].id == CT_CHAT_PRIVILEGE_USER &&
+        (user_id->len == 0 || user_id->len > CT_USER_ID_MAX)) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "user token has no valid user id");
+    }
+    if (s->privileges[0].id == CT_CHAT_PRIVILEGE_APP && user_id->len != 0) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "app token carries a user id");
+    }
+    if (memchr(user_id->data, '\0', user_id->len) != NULL) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "user id holds a NUL byte");
+    }
+    return succeed(status);
+}
+
+/* Signed by this app with the current or a previous certificate? */
+static int signed_by_us(const ct_config *cfg, const ct_token *tok, srv_status *status)
+{
+    if (tok->app_id.len != CT_HEX_ID_LEN ||
+        strncasecmp((const char *)tok->app_id.data, cfg->app_id, CT_HEX_ID_LEN) != 0) {
+        return srv_fail(status, SRV_PERMISSION_DENIED, "token was issued for another app");
+    }
+    if (ct_token_verify(tok, cfg->app_certificate) == CT_OK) {
+        return succeed(status);
+    }
+    for (size_t i = 0; i < cfg->previous_certificate_count; i++) {
+        if (ct_token_verify(tok, cfg->previous_certificates[i]) == CT_OK) {
+            return succeed(status);
+        }
+    }
+    return srv_fail(status, SRV_PERMISSION_DENIED,
+                    "token signature does not verify with this app's certificates");
+}
+
+/* One parsed token per thread: it is 64 KiB, too large for every call. */
+static _Thread_local ct_token renew_token;
+
+int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char *token,
+                    size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply,
+                    srv_status *status)
+{
+    const ct_config *cfg = ctx->config;
+    ct_token *tok = &renew_token;
+    const ct_privilege *privilege = NULL;
+    ct_view user_id = {NULL, 0};
+    char identity[CT_USER_ID_MAX + 1];
+    char err[SRV_MESSAGE_MAX];
+    uint64_t expired_at;
+    uint32_t ttl = 0;
+    int rc;
+
+    reply->registered = 0;
+    if (srv_authorize(caller, CT_METHOD_RENEW_TOKEN, status) != SRV_OK ||
+        resolve_ttl(cfg, ttl_seconds, &ttl, status) != SRV_OK) {
+        return status->code;
+    }
+    rc = ct_token_parse(token, token_len, tok, err, sizeof(err));
+    if (rc != CT_OK) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "token does not parse (%s): %s",
+                        ct_result_name(rc), err);
+    }
+    if (signed_by_us(cfg, tok, status) != SRV_OK ||
+        chat_privilege(tok, &privilege, &user_id, status) != SRV_OK) {
+        return status->code;
+    }
+    /* an app token is worth as much as GetAppToken: same permission */
+    if (privilege->id == CT_CHAT_PRIVILEGE_APP &&
+        srv_authorize(caller, CT_METHOD_GET_APP_TOKEN, status) != SRV_OK) {
+        return srv_fail(status, SRV_PERMISSION_DENIED,
+                        "caller '%s' may not renew app tokens: that needs GetAppToken",
+                        caller->name);
+    }
+    expired_at = ct_privilege_expire_at(tok, privilege);
+    if (ct_token_expire_at(tok) < expired_at) {
+        expired_at = ct_token_expire_at(tok);
+    }
+    if ((int64_t)expired_at + (int64_t)cfg->renew_grace_seconds < now_seconds(ctx)) {
+        return srv_fail(status, SRV_FAILED_PRECONDITION,
+                        "token expired more than %u s ago: the client must log in again",
+                        cfg->renew_grace_seconds);
+    }
+    memcpy(identity, user_id.data, user_id.len);
+    identity[user_id.len] = '\0';
+    return issue(ctx, identity, ttl, reply, status);
+}
+
+const char *srv_code_name(enum srv_code code)
+{
+    static const char *const names[] = {"OK",
+                                        "CANCELLED",
+                                        "UNKNOWN",
+                                        "INVALID_ARGUMENT",
+                                        "DEADLINE_EXCEEDED",
+                                        "NOT_FOUND",
+                                        "ALREADY_EXISTS",
+                                        "PERMISSION_DENIED",
+                                        "RESOURCE_EXHAUSTED",
+                                        "FAILED_PRECONDITION",
+                                        "ABORTED",
+                                        "OUT_OF_RANGE",
+                                        "UNIMPLEMENTED",
+                                        "INTERNAL",
+                                        "UNAVAILABLE",
+                                        "DATA_LOSS",
+                                        "UNAUTHENTICATED"};
+    return (unsigned)code < sizeof(names) / sizeof(names[0]) ? names[code] : "UNKNOWN";
+}

@@ -1,0 +1,186 @@
+/* chat-tokend: command line, configuration, start-up, and the signal-driven
+ * shutdown (drain, then graceful stop, then cancel). */
+#include <grpc/grpc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "config.h"
+#include "directory/directory.h"
+#include "grpc_server.h"
+#include "handlers.h"
+#include "log.h"
+
+#define EXIT_CONFIG 2
+
+#ifndef CT_VERSION_STRING
+#define CT_VERSION_STRING "0.0.0"
+#endif
+
+/* The quick start's configuration: loopback only, a public demo app ID and
+ * certificate (their tokens are worthless for a real app), username
+ * identity, no authentication (legal only because every listener is
+ * loopback). */
+static const char demo_config[] = "listen: [\"127.0.0.1:50051\"]\n"
+                                  "health_listen: \"127.0.0.1:50052\"\n"
+                                  "app:\n"
+                                  "  id: \"970CA35de60c44645bbae8a215061b33\"\n"
+                                  "  certificate: \"5CFd2fd1755d40ecb72977518be15d3b\"\n"
+                                  "  key: \"demo#demo\"\n"
+                                  "user_tokens: {identity: username}\n"
+                                  "auth: {allow_unauthenticated: true}\n";
+
+static const char usage[] =
+    "usage: chat-tokend --config FILE [--check-config]\n"
+    "       chat-tokend --demo         run on the embedded demo config (loopback only)\n"
+    "       chat-tokend --version\n"
+    "\n"
+    "  --config FILE    the YAML configuration (see README: Configuration)\n"
+    "  --check-config   validate, print the effective config with secrets masked,\n"
+    "                   exit 0 when valid, 2 when not\n"
+    "  --demo           the embedded demo configuration: 127.0.0.1:50051, health on\n"
+    "                   127.0.0.1:50052, a public demo app, no authentication\n"
+    "\n"
+    "Environment: CHAT_TOKEN_APP_ID, CHAT_TOKEN_APP_CERTIFICATE,\n"
+    "CHAT_TOKEN_APP_CERTIFICATE_FILE override the app section.\n"
+    "SIGTERM or SIGINT: drain (health NOT_SERVING), then stop gracefully.\n";
+
+typedef struct options {
+    const char *config_path;
+    int check_config;
+    int demo;
+} options;
+
+static int parse_args(int argc, char **argv, options *opt)
+{
+    memset(opt, 0, sizeof(*opt));
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            opt->config_path = argv[++i];
+        } else if (strcmp(argv[i], "--check-config") == 0) {
+            opt->check_config = 1;
+        } else if (strcmp(argv[i], "--demo") == 0) {
+            opt->demo = 1;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("chat-tokend %s (gRPC core %s)\n", CT_VERSION_STRING, grpc_version_string());
+            exit(0);
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage, stdout);
+            exit(0);
+        } else {
+            fprintf(stderr, "chat-tokend: unknown or incomplete argument '%s'\n\n%s", argv[i],
+                    usage);
+            return -1;
+        }
+    }
+    if ((opt->config_path == NULL) == (opt->demo == 0)) {
+        fprintf(stderr, "chat-tokend: give --config FILE or --demo\n\n%s", usage);
+        return -1;
+    }
+    return 0;
+}
+
+/* Secrets live in this process's memory: keep them out of core files and
+ * away from ptrace by other users. */
+static void protect_memory(void)
+{
+    struct rlimit none = {0, 0};
+
+    setrlimit(RLIMIT_CORE, &none);
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/* Waits up to seconds for another signal; returns early when one comes. */
+static void drain_wait(const sigset_t *signals, unsigned seconds)
+{
+    struct timespec timeout = {(time_t)seconds, 0};
+
+    if (seconds > 0 && sigtimedwait(signals, NULL, &timeout) > 0) {
+        srv_log_event(CT_LOG_WARN, "drain_cut_short", "second signal: stopping now");
+    }
+}
+
+static int run(const ct_config *cfg)
+{
+    srv_context ctx = {cfg, NULL, NULL};
+    srv_grpc *server;
+    sigset_t signals;
+    char err[512];
+    int sig = 0;
+
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    /* every thread started from here on inherits the mask: only sigwait sees them */
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (cfg->identity == CT_IDENTITY_UUID) {
+        ctx.directory = ud_directory_create(cfg, err, sizeof(err));
+        if (ctx.directory == NULL) {
+            srv_log_event(CT_LOG_ERROR, "start_failed", "user directory: %s", err);
+            return 1;
+        }
+    }
+    grpc_init();
+    server = srv_grpc_start(cfg, &ctx, err, sizeof(err));
+    if (server == NULL) {
+        srv_log_event(CT_LOG_ERROR, "start_failed", "%s", err);
+        if (ctx.directory != NULL) {
+            ud_directory_destroy(ctx.directory);
+        }
+        grpc_shutdown();
+        return 1;
+    }
+    sigwait(&signals, &sig);
+    srv_log_event(CT_LOG_INFO, "draining", "signal %d: health is NOT_SERVING for %u s", sig,
+                  cfg->drain_seconds);
+    srv_grpc_drain(server);
+    drain_wait(&signals, cfg->drain_seconds);
+    srv_log_event(CT_LOG_INFO, "stopping", "in-flight calls have %u s", cfg->grace_seconds);
+    srv_grpc_shutdown(server, cfg->grace_seconds);
+    if (ctx.directory != NULL) {
+        ud_directory_destroy(ctx.directory);
+    }
+    srv_grpc_destroy(server);
+    grpc_shutdown();
+    srv_log_event(CT_LOG_INFO, "stopped", NULL);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static ct_config cfg;
+    options opt;
+    char err[1024];
+    int rc;
+
+    if (parse_args(argc, argv, &opt) != 0) {
+        return EXIT_CONFIG;
+    }
+    protect_memory();
+    ct_config_defaults(&cfg);
+    if (ct_config_load(&cfg, opt.demo ? "<demo config>" : opt.config_path,
+                       opt.demo ? demo_config : NULL, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chat-tokend: %s\n", err);
+        return EXIT_CONFIG;
+    }
+    if (opt.check_config) {
+        ct_config_print(&cfg, stdout);
+        ct_config_wipe(&cfg);
+        return 0;
+    }
+    srv_log_set_level(cfg.log_level);
+    if (opt.demo) {
+        srv_log_event(CT_LOG_WARN, "demo_config",
+                      "running on the embedded demo config: demo app, no authentication, "
+                      "loopback only; not for production");
+    }
+    rc = run(&cfg);
+    ct_config_wipe(&cfg);
+    return rc;
+}

@@ -1,0 +1,281 @@
+/* Unit tests for server/handlers.c: the TokenService rules, called as plain
+ * functions with a fixed clock, no network. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "handlers.h"
+
+#define APP_ID "970CA35de60c44645bbae8a215061b33"
+#define CERT "5CFd2fd1755d40ecb72977518be15d3b"
+#define OLD_CERT "0123456789abcdef0123456789abcdef"
+#define OTHER_CERT "fedcba9876543210fedcba9876543210"
+#define NOW 1800000000
+
+static ct_config cfg;
+static ct_token tok;
+static srv_context ctx;
+static const srv_caller admin = {"admin", CT_METHOD_ALL};
+static const srv_caller backend = {"backend", CT_METHOD_GET_USER_TOKEN | CT_METHOD_RENEW_TOKEN};
+
+static int64_t fixed_now(void)
+{
+    return NOW;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    ct_config_defaults(&cfg);
+    memcpy(cfg.app_id, APP_ID, 33);
+    memcpy(cfg.app_certificate, CERT, 33);
+    memcpy(cfg.previous_certificates[0], OLD_CERT, 33);
+    cfg.previous_certificate_count = 1;
+    cfg.default_ttl_seconds = 3600;
+    cfg.max_ttl_seconds = 7200;
+    cfg.renew_grace_seconds = 60;
+    cfg.identity = CT_IDENTITY_USERNAME;
+    ctx.config = &cfg;
+    ctx.directory = NULL;
+    ctx.now = fixed_now;
+    return 0;
+}
+
+static void parse_ok(const char *token)
+{
+    assert_int_equal(ct_token_parse(token, strlen(token), &tok, NULL, 0), CT_OK);
+    assert_int_equal(ct_token_verify(&tok, CERT), CT_OK);
+}
+
+static void app_token_uses_default_ttl_and_app_privilege(void **state)
+{
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    assert_int_equal(srv_get_app_token(&ctx, &admin, 0, &reply, &status), SRV_OK);
+    parse_ok(reply.token);
+    assert_int_equal(tok.issue_ts, NOW);
+    assert_int_equal(tok.expire, 3600);
+    assert_int_equal(tok.services[0].privileges[0].id, CT_CHAT_PRIVILEGE_APP);
+    assert_int_equal(reply.expire_time, NOW + 3600);
+    assert_int_equal(reply.kind, SRV_KIND_APP);
+}
+
+static void app_token_needs_its_permission(void **state)
+{
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    assert_int_equal(srv_get_app_token(&ctx, &backend, 0, &reply, &status), SRV_PERMISSION_DENIED);
+    assert_non_null(strstr(status.message, "GetAppToken"));
+}
+
+static void ttl_above_the_maximum_names_the_limit(void **state)
+{
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    assert_int_equal(srv_get_app_token(&ctx, &admin, 7201, &reply, &status), SRV_INVALID_ARGUMENT);
+    assert_non_null(strstr(status.message, "7200"));
+    assert_int_equal(srv_get_app_token(&ctx, &admin, 7200, &reply, &status), SRV_OK);
+    parse_ok(reply.token);
+    assert_int_equal(tok.expire, 7200);
+}
+
+static srv_user_request finished;
+static int done_calls;
+
+static void record_done(srv_user_request *req)
+{
+    finished = *req;
+    done_calls++;
+}
+
+static void user_token(const srv_caller *caller, const char *name, uint32_t ttl)
+{
+    static srv_user_request req;
+    done_calls = 0;
+    srv_get_user_token(&ctx, caller, name, strlen(name), ttl, INT64_MAX, &req, record_done, NULL);
+    assert_int_equal(done_calls, 1);
+}
+
+static void user_token_carries_the_normalised_username(void **state)
+{
+    (void)state;
+    user_token(&backend, "Alice.Smith_01", 600);
+    assert_int_equal(finished.status.code, SRV_OK);
+    assert_string_equal(finished.reply.user_id, "alice.smith_01");
+    assert_int_equal(finished.reply.registered, 0);
+    parse_ok(finished.reply.token);
+    assert_int_equal(tok.services[0].privileges[0].id, CT_CHAT_PRIVILEGE_USER);
+    assert_memory_equal(tok.services[0].fields[0].bytes.data, "alice.smith_01", 14);
+    assert_int_equal(tok.expire, 600);
+}
+
+static void invalid_usernames_are_refused_before_any_work(void **state)
+{
+    (void)state;
+    user_token(&backend, "bad name", 0);
+    assert_int_equal(finished.status.code, SRV_INVALID_ARGUMENT);
+    user_token(&backend, "", 0);
+    assert_int_equal(finished.status.code, SRV_INVALID_ARGUMENT);
+    user_token(&backend, "a234567890123456789012345678901234567890123456789012345678901234X", 0);
+    assert_int_equal(finished.status.code, SRV_INVALID_ARGUMENT);
+}
+
+static void user_token_needs_its_permission(void **state)
+{
+    static const srv_caller app_only = {"app-only", CT_METHOD_GET_APP_TOKEN};
+    (void)state;
+    user_token(&app_only, "alice", 0);
+    assert_int_equal(finished.status.code, SRV_PERMISSION_DENIED);
+}
+
+static void uuid_mode_without_directory_is_unavailable(void **state)
+{
+    (void)state;
+    cfg.identity = CT_IDENTITY_UUID;
+    user_token(&backend, "alice", 0);
+    assert_int_equal(finished.status.code, SRV_UNAVAILABLE);
+    assert_non_null(strstr(finished.status.message, "directory"));
+}
+
+static void build(const char *cert, const char *user, uint32_t issue_ts, uint32_t ttl, char *out)
+{
+    char err[128];
+    int rc = user == NULL ? ct_chat_build_app_token(APP_ID, cert, issue_ts, 7, ttl, out,
+                                                    CT_BUILD_MAX_CHARS, NULL, err, sizeof(err))
+                          : ct_chat_build_user_token(APP_ID, cert, user, issue_ts, 7, ttl, out,
+                                                     CT_BUILD_MAX_CHARS, NULL, err, sizeof(err));
+    assert_int_equal(rc, CT_OK);
+}
+
+static int renew(const srv_caller *caller, const char *token, uint32_t ttl, srv_token_reply *reply,
+                 srv_status *status)
+{
+    return srv_renew_token(&ctx, caller, token, strlen(token), ttl, reply, status);
+}
+
+static void renew_keeps_the_identity_and_signs_with_the_current_certificate(void **state)
+{
+    char old[CT_BUILD_MAX_CHARS];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    build(OLD_CERT, "bob", NOW - 100, 600, old);
+    assert_int_equal(renew(&backend, old, 0, &reply, &status), SRV_OK);
+    assert_int_equal(reply.kind, SRV_KIND_USER);
+    assert_string_equal(reply.user_id, "bob");
+    parse_ok(reply.token);
+    assert_int_equal(tok.issue_ts, NOW);
+    assert_int_equal(tok.expire, 3600);
+}
+
+static void renew_refuses_other_certificates_and_apps(void **state)
+{
+    char token[CT_BUILD_MAX_CHARS];
+    char err[128];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    build(OTHER_CERT, "bob", NOW, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_PERMISSION_DENIED);
+    assert_int_equal(ct_chat_build_user_token("00000000000000000000000000000000", CERT, "bob", NOW,
+                                              1, 600, token, sizeof(token), NULL, err, sizeof(err)),
+                     CT_OK);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_PERMISSION_DENIED);
+    assert_non_null(strstr(status.message, "another app"));
+}
+
+static void renew_of_an_app_token_needs_get_app_token(void **state)
+{
+    char token[CT_BUILD_MAX_CHARS];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    build(CERT, NULL, NOW, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_PERMISSION_DENIED);
+    assert_int_equal(renew(&admin, token, 0, &reply, &status), SRV_OK);
+    assert_int_equal(reply.kind, SRV_KIND_APP);
+    assert_string_equal(reply.user_id, "");
+}
+
+static void renew_honours_the_grace_period(void **state)
+{
+    char token[CT_BUILD_MAX_CHARS];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    /* expired 60 s ago: exactly at the grace limit, still renewable */
+    build(CERT, "carol", NOW - 660, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_OK);
+    /* expired 61 s ago: the client must log in again */
+    build(CERT, "carol", NOW - 661, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_FAILED_PRECONDITION);
+    assert_non_null(strstr(status.message, "log in again"));
+}
+
+static void renew_refuses_malformed_and_foreign_shapes(void **state)
+{
+    ct_privilege rtc_priv = {1, 600};
+    ct_privilege chat_priv = {CT_CHAT_PRIVILEGE_USER, 600};
+    const char *rtc_strings[] = {"room", "1"};
+    const char *chat_strings[] = {"dave"};
+    ct_service_spec two[] = {{CT_SERVICE_RTC, 1, &rtc_priv, 2, rtc_strings},
+                             {CT_SERVICE_CHAT, 1, &chat_priv, 1, chat_strings}};
+    ct_build_params p = {APP_ID, CERT, NOW, 3, 600, 2, two};
+    char token[CT_BUILD_MAX_CHARS];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    assert_int_equal(renew(&backend, "007garbage", 0, &reply, &status), SRV_INVALID_ARGUMENT);
+    assert_int_equal(renew(&backend, "not a token", 0, &reply, &status), SRV_INVALID_ARGUMENT);
+    assert_int_equal(ct_token_build(&p, token, sizeof(token), NULL, NULL, 0), CT_OK);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_INVALID_ARGUMENT);
+    assert_non_null(strstr(status.message, "exactly one Chat service"));
+}
+
+static void renew_needs_its_permission(void **state)
+{
+    static const srv_caller user_only = {"user-only", CT_METHOD_GET_USER_TOKEN};
+    char token[CT_BUILD_MAX_CHARS];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    build(CERT, "erin", NOW, 600, token);
+    assert_int_equal(renew(&user_only, token, 0, &reply, &status), SRV_PERMISSION_DENIED);
+}
+
+static void code_names_match_grpc(void **state)
+{
+    (void)state;
+    assert_string_equal(srv_code_name(SRV_OK), "OK");
+    assert_string_equal(srv_code_name(SRV_FAILED_PRECONDITION), "FAILED_PRECONDITION");
+    assert_string_equal(srv_code_name(SRV_UNAUTHENTICATED), "UNAUTHENTICATED");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(app_token_uses_default_ttl_and_app_privilege, setup),
+        cmocka_unit_test_setup(app_token_needs_its_permission, setup),
+        cmocka_unit_test_setup(ttl_above_the_maximum_names_the_limit, setup),
+        cmocka_unit_test_setup(user_token_carries_the_normalised_username, setup),
+        cmocka_unit_test_setup(invalid_usernames_are_refused_before_any_work, setup),
+        cmocka_unit_test_setup(user_token_needs_its_permission, setup),
+        cmocka_unit_test_setup(uuid_mode_without_directory_is_unavailable, setup),
+        cmocka_unit_test_setup(renew_keeps_the_identity_and_signs_with_the_current_certificate,
+                               setup),
+        cmocka_unit_test_setup(renew_refuses_other_certificates_and_apps, setup),
+        cmocka_unit_test_setup(renew_of_an_app_token_needs_get_app_token, setup),
+        cmocka_unit_test_setup(renew_honours_the_grace_period, setup),
+        cmocka_unit_test_setup(renew_refuses_malformed_and_foreign_shapes, setup),
+        cmocka_unit_test_setup(renew_needs_its_permission, setup),
+        cmocka_unit_test_setup(code_names_match_grpc, setup),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
