@@ -20,6 +20,10 @@
 #define CT_CONFIG_ID_MAX 512
 #define CT_CONFIG_URL_MAX 512
 #define CT_CONFIG_APP_KEY_MAX 256
+#define CT_CONFIG_MAX_FILE_BYTES (1024 * 1024) /* larger config files are refused */
+#define CT_CONFIG_MAX_DEPTH 8                  /* YAML nesting bound; the schema needs 5 */
+#define CT_CONFIG_MAX_TTL_SECONDS 86400
+#define CT_CONFIG_MAX_WORKERS 64
 
 /* Methods a caller may be allowed, as a bit set. */
 enum ct_method {
@@ -35,8 +39,9 @@ enum ct_log_level { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARN = 2, CT_LOG_E
 
 typedef struct ct_api_key {
     char name[CT_CONFIG_NAME_MAX];
-    uint8_t sha256[32]; /* from `sha256:` hex, or hashed from `key_file:` content */
-    unsigned methods;   /* enum ct_method bits */
+    uint8_t sha256[32];                /* from `sha256:` hex, or hashed from `key_file:` content */
+    unsigned methods;                  /* enum ct_method bits */
+    char key_file[CT_CONFIG_PATH_MAX]; /* where the key was read from; "" = given as sha256 */
 } ct_api_key;
 
 typedef struct ct_mtls_client {
@@ -101,6 +106,11 @@ typedef struct ct_config {
     size_t http_cors_origin_count;
     char http_cors_origins[CT_CONFIG_MAX_CORS_ORIGINS][CT_CONFIG_ADDR_MAX];
     uint32_t http_max_connections; /* default 1024 */
+
+    /* Where app_certificate was read from (app.certificate_file or
+     * CHAT_TOKEN_APP_CERTIFICATE_FILE); "" = given inline or by
+     * CHAT_TOKEN_APP_CERTIFICATE. Printed instead of the masked value. */
+    char app_certificate_file[CT_CONFIG_PATH_MAX];
 } ct_config;
 
 /* Fills cfg with the defaults above (no listeners, no app). */
@@ -110,7 +120,11 @@ void ct_config_defaults(ct_config *cfg);
  * text means read the file at path). Applies the environment overrides
  * CHAT_TOKEN_APP_ID, CHAT_TOKEN_APP_CERTIFICATE and
  * CHAT_TOKEN_APP_CERTIFICATE_FILE. 0 on success; -1 with
- * "FILE:LINE:COLUMN: key: what is wrong" in err. */
+ * "FILE:LINE:COLUMN: key: what is wrong" in err (errors about the
+ * environment start with the variable's name instead). Input over
+ * CT_CONFIG_MAX_FILE_BYTES is refused; a key written without a value (or ~)
+ * keeps its default; trailing '/' of directory.base_url is dropped. On
+ * failure the secrets already read into cfg are wiped. */
 int ct_config_load(ct_config *cfg, const char *path, const char *text, char *err, size_t errlen);
 
 /* Checks cross-field rules (listeners present, allow_unauthenticated only on
@@ -122,9 +136,12 @@ void ct_config_print(const ct_config *cfg, FILE *out);
 
 /* Parses "GetAppToken" etc. into an enum ct_method bit; 0 when unknown. */
 unsigned ct_method_from_name(const char *name);
+/* The name of one enum ct_method bit; NULL for anything else. */
 const char *ct_method_name(unsigned method_bit);
 
-/* 1 for "unix:..." and for loopback hosts (127.0.0.0/8, localhost, [::1]). */
+/* 1 for "unix:..." and for loopback hosts (127.0.0.0/8, localhost, [::1]).
+ * Listen addresses are "host:port", "[v6]:port" or "unix:/absolute/path";
+ * port 0 asks the kernel for a free port. */
 int ct_listen_is_local(const char *addr);
 
 /* Wipes the secrets in cfg (certificates, key hashes). */

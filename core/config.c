@@ -1,0 +1,2000 @@
+/* The config loader: YAML (libyaml events) into struct ct_config, driven by
+ * a table of the keys each section allows; environment overrides for the
+ * app credentials; the cross-field rules (ct_config_validate); and the
+ * masked YAML printer behind `chat-tokend --check-config`.
+ *
+ * The loader walks libyaml's event stream instead of building a document
+ * tree: every key is checked against the schema as it arrives, so an
+ * unknown key or a wrong type stops the parse at once and nothing
+ * unbounded is ever held in memory. Where each value came from (file mark
+ * or environment variable) is remembered by key path, so that rules checked
+ * after parsing still point at the right line. */
+#include "config.h"
+
+#include "secret.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <yaml.h>
+
+#define KEY_PATH_MAX 160     /* "auth.api_keys[63].methods" and the like */
+#define MESSAGE_MAX 512      /* one error message before the location prefix */
+#define SECRET_READ_MAX 4096 /* a key or certificate file, with room for newlines */
+#define UNIX_PATH_MAX 108    /* sizeof(sockaddr_un.sun_path) on Linux */
+#define DIRECTORY_MAX_RETRIES 10
+#define UNIX_PREFIX "unix:"
+
+/* ------------------------------------------------------------------ */
+/* Methods and listen addresses                                         */
+
+static const struct {
+    unsigned bit;
+    const char *name;
+} method_names[] = {
+    {CT_METHOD_GET_APP_TOKEN, "GetAppToken"},
+    {CT_METHOD_GET_USER_TOKEN, "GetUserToken"},
+    {CT_METHOD_RENEW_TOKEN, "RenewToken"},
+};
+#define METHOD_COUNT (sizeof(method_names) / sizeof(method_names[0]))
+
+unsigned ct_method_from_name(const char *name)
+{
+    if (name == NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < METHOD_COUNT; i++) {
+        if (strcmp(name, method_names[i].name) == 0) {
+            return method_names[i].bit;
+        }
+    }
+    return 0;
+}
+
+const char *ct_method_name(unsigned method_bit)
+{
+    for (size_t i = 0; i < METHOD_COUNT; i++) {
+        if (method_bit == method_names[i].bit) {
+            return method_names[i].name;
+        }
+    }
+    return NULL;
+}
+
+/* Splits "host:port" or "[v6]:port" into host (brackets dropped) and port.
+ * 0 on success; -1 with the reason in why. */
+static int split_host_port(const char *addr, char *host, size_t hostlen, unsigned *port,
+                           const char **why)
+{
+    const char *host_start = addr;
+    const char *host_end;
+    const char *colon;
+    unsigned value = 0;
+    size_t digits;
+
+    if (addr[0] == '[') {
+        host_start = addr + 1;
+        host_end = strchr(host_start, ']');
+        if (host_end == NULL || host_end[1] != ':') {
+            *why = "an IPv6 address must be written [address]:port";
+            return -1;
+        }
+        colon = host_end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (colon == NULL) {
+            *why = "must be host:port, [v6]:port or unix:/absolute/path";
+            return -1;
+        }
+        host_end = colon;
+        if (memchr(addr, ':', (size_t)(colon - addr)) != NULL) {
+            *why = "an IPv6 address must be written [address]:port";
+            return -1;
+        }
+    }
+    if (host_end == host_start) {
+        *why = "the host is empty";
+        return -1;
+    }
+    if ((size_t)(host_end - host_start) >= hostlen) {
+        *why = "the host is too long";
+        return -1;
+    }
+    digits = strlen(colon + 1);
+    if (digits == 0 || digits > 5 || strspn(colon + 1, "0123456789") != digits) {
+        *why = "the port must be a decimal number 0..65535";
+        return -1;
+    }
+    for (size_t i = 0; i < digits; i++) {
+        value = value * 10 + (unsigned)(colon[1 + i] - '0');
+    }
+    if (value > 65535) {
+        *why = "the port must be a decimal number 0..65535";
+        return -1;
+    }
+    memcpy(host, host_start, (size_t)(host_end - host_start));
+    host[host_end - host_start] = '\0';
+    if (port != NULL) {
+        *port = value;
+    }
+    return 0;
+}
+
+int ct_listen_is_local(const char *addr)
+{
+    char host[CT_CONFIG_ADDR_MAX];
+    const char *why;
+    struct in_addr v4;
+    struct in6_addr v6;
+
+    if (addr == NULL) {
+        return 0;
+    }
+    if (strncmp(addr, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0) {
+        return 1;
+    }
+    if (split_host_port(addr, host, sizeof(host), NULL, &why) != 0) {
+        return 0;
+    }
+    if (strcasecmp(host, "localhost") == 0) {
+        return 1;
+    }
+    if (inet_pton(AF_INET, host, &v4) == 1) {
+        return ((const unsigned char *)&v4)[0] == 127;
+    }
+    if (addr[0] == '[' && inet_pton(AF_INET6, host, &v6) == 1) {
+        return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+    }
+    return 0;
+}
+
+/* Checks one listen address; -1 with the reason in why. */
+static int check_listen(const char *addr, const char **why)
+{
+    char host[CT_CONFIG_ADDR_MAX];
+    struct in6_addr v6;
+    size_t len = strlen(UNIX_PREFIX);
+
+    if (strncmp(addr, UNIX_PREFIX, len) == 0) {
+        if (addr[len] != '/') {
+            *why = "a unix socket path must be absolute (unix:/path)";
+            return -1;
+        }
+        if (strlen(addr + len) >= UNIX_PATH_MAX) {
+            *why = "a unix socket path must be shorter than 108 bytes";
+            return -1;
+        }
+        return 0;
+    }
+    if (split_host_port(addr, host, sizeof(host), NULL, why) != 0) {
+        return -1;
+    }
+    if (addr[0] == '[') {
+        if (inet_pton(AF_INET6, host, &v6) != 1) {
+            *why = "the address in [brackets] is not an IPv6 address";
+            return -1;
+        }
+        return 0;
+    }
+    if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
+        strlen(host)) {
+        *why = "the host may hold only letters, digits, '.' and '-'";
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Defaults, wiping                                                     */
+
+void ct_config_defaults(ct_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->default_ttl_seconds = 3600;
+    cfg->max_ttl_seconds = 86400;
+    cfg->renew_grace_seconds = 3600;
+    cfg->identity = CT_IDENTITY_USERNAME;
+    cfg->log_level = CT_LOG_INFO;
+    cfg->drain_seconds = 5;
+    cfg->grace_seconds = 20;
+    snprintf(cfg->directory_base_url, sizeof(cfg->directory_base_url), "%s",
+             "https://a41.chat.agora.io");
+    cfg->directory_auto_register = 1;
+    cfg->directory_connect_timeout_ms = 1000;
+    cfg->directory_request_timeout_ms = 3000;
+    cfg->directory_retries = 2;
+    cfg->directory_rate_limit_per_second = 100;
+    cfg->directory_cache_capacity = 100000;
+    cfg->directory_cache_ttl_seconds = 86400;
+    cfg->directory_cache_negative_ttl_seconds = 30;
+    cfg->http_compat_routes = 1;
+    cfg->http_max_connections = 1024;
+}
+
+void ct_config_wipe(ct_config *cfg)
+{
+    OPENSSL_cleanse(cfg->app_certificate, sizeof(cfg->app_certificate));
+    OPENSSL_cleanse(cfg->previous_certificates, sizeof(cfg->previous_certificates));
+    for (size_t i = 0; i < CT_CONFIG_MAX_API_KEYS; i++) {
+        OPENSSL_cleanse(cfg->api_keys[i].sha256, sizeof(cfg->api_keys[i].sha256));
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Validation: the rules that span fields. Each failure names a key path;
+ * ct_config_load turns the path into the file position of that key. */
+
+struct problem {
+    char path[KEY_PATH_MAX];
+    char message[MESSAGE_MAX];
+};
+
+__attribute__((format(printf, 2, 3))) static void set_path(struct problem *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->path, sizeof(p->path), fmt, ap);
+    va_end(ap);
+}
+
+/* Records the message for the path set before; always -1. */
+__attribute__((format(printf, 2, 3))) static int report(struct problem *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->message, sizeof(p->message), fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int is_hex(const char *s, size_t len)
+{
+    return strlen(s) == len && strspn(s, "0123456789abcdefABCDEF") == len;
+}
+
+static int check_one_listen(struct problem *p, const char *addr)
+{
+    const char *why = NULL;
+    if (addr[0] == '\0') {
+        return report(p, "must not be empty");
+    }
+    if (check_listen(addr, &why) != 0) {
+        return report(p, "\"%s\": %s", addr, why);
+    }
+    return 0;
+}
+
+/* Two listeners on the same fixed address would fail at bind time with a
+ * less helpful message; port 0 (a free port each time) may repeat. */
+static int is_fixed_duplicate(const char *a, const char *b)
+{
+    size_t len = strlen(a);
+    if (a[0] == '\0' || strcmp(a, b) != 0) {
+        return 0;
+    }
+    return !(len >= 2 && a[len - 2] == ':' && a[len - 1] == '0');
+}
+
+static int validate_listeners(const ct_config *cfg, struct problem *p)
+{
+    set_path(p, "listen");
+    if (cfg->listen_count == 0) {
+        return report(p, "at least one address is required");
+    }
+    for (size_t i = 0; i < cfg->listen_count; i++) {
+        set_path(p, "listen[%zu]", i);
+        if (check_one_listen(p, cfg->listen[i]) != 0) {
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (is_fixed_duplicate(cfg->listen[i], cfg->listen[j])) {
+                return report(p, "\"%s\" is already listen[%zu]", cfg->listen[i], j);
+            }
+        }
+    }
+    set_path(p, "health_listen");
+    if (cfg->health_listen[0] != '\0' && check_one_listen(p, cfg->health_listen) != 0) {
+        return -1;
+    }
+    set_path(p, "http.listen");
+    if (cfg->http_listen[0] != '\0' && check_one_listen(p, cfg->http_listen) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->listen_count; i++) {
+        set_path(p, "health_listen");
+        if (is_fixed_duplicate(cfg->health_listen, cfg->listen[i])) {
+            return report(p, "\"%s\" is already listen[%zu]", cfg->health_listen, i);
+        }
+        set_path(p, "http.listen");
+        if (is_fixed_duplicate(cfg->http_listen, cfg->listen[i])) {
+            return report(p, "\"%s\" is already listen[%zu]", cfg->http_listen, i);
+        }
+    }
+    set_path(p, "http.listen");
+    if (is_fixed_duplicate(cfg->http_listen, cfg->health_listen)) {
+        return report(p, "\"%s\" is already health_listen", cfg->http_listen);
+    }
+    return 0;
+}
+
+/* "org#app": both parts non-empty, [A-Za-z0-9_-]. */
+static int check_app_key(struct problem *p, const char *key)
+{
+    static const char allowed[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-";
+    size_t org = strspn(key, allowed);
+    size_t app;
+
+    if (key[org] != '#') {
+        return report(p, "must be \"org#app\" (letters, digits, '_' and '-' around one '#')");
+    }
+    app = strspn(key + org + 1, allowed);
+    if (org == 0 || app == 0 || key[org + 1 + app] != '\0') {
+        return report(p, "must be \"org#app\" (letters, digits, '_' and '-' around one '#')");
+    }
+    return 0;
+}
+
+/* Messages about the id and certificates give lengths, never the value:
+ * a certificate pasted into the wrong key must not end up in a log. */
+static int validate_app(const ct_config *cfg, struct problem *p)
+{
+    set_path(p, "app.id");
+    if (!is_hex(cfg->app_id, 32)) {
+        return report(p, "must be 32 hex characters (got %zu characters%s)", strlen(cfg->app_id),
+                      strlen(cfg->app_id) == 32 ? ", not all hex" : "");
+    }
+    set_path(p, "app.certificate");
+    if (cfg->app_certificate[0] == '\0') {
+        return report(p, "required: give app.certificate, app.certificate_file, "
+                         "CHAT_TOKEN_APP_CERTIFICATE or CHAT_TOKEN_APP_CERTIFICATE_FILE");
+    }
+    if (!is_hex(cfg->app_certificate, 32)) {
+        return report(p, "must be 32 hex characters (got %zu characters%s)",
+                      strlen(cfg->app_certificate),
+                      strlen(cfg->app_certificate) == 32 ? ", not all hex" : "");
+    }
+    for (size_t i = 0; i < cfg->previous_certificate_count; i++) {
+        set_path(p, "app.previous_certificates[%zu]", i);
+        if (!is_hex(cfg->previous_certificates[i], 32)) {
+            return report(p, "must be 32 hex characters (got %zu characters)",
+                          strlen(cfg->previous_certificates[i]));
+        }
+    }
+    set_path(p, "app.key");
+    if (cfg->app_key[0] == '\0' && cfg->identity == CT_IDENTITY_UUID) {
+        return report(p, "required when user_tokens.identity is uuid (the Chat REST API needs it)");
+    }
+    if (cfg->app_key[0] != '\0') {
+        return check_app_key(p, cfg->app_key);
+    }
+    return 0;
+}
+
+static int validate_tokens(const ct_config *cfg, struct problem *p)
+{
+    set_path(p, "tokens.max_ttl_seconds");
+    if (cfg->max_ttl_seconds < 1 || cfg->max_ttl_seconds > CT_CONFIG_MAX_TTL_SECONDS) {
+        return report(p, "must be 1..%u, got %u", CT_CONFIG_MAX_TTL_SECONDS,
+                      (unsigned)cfg->max_ttl_seconds);
+    }
+    set_path(p, "tokens.default_ttl_seconds");
+    if (cfg->default_ttl_seconds < 1 || cfg->default_ttl_seconds > cfg->max_ttl_seconds) {
+        return report(p, "must be 1..%u (tokens.max_ttl_seconds), got %u",
+                      (unsigned)cfg->max_ttl_seconds, (unsigned)cfg->default_ttl_seconds);
+    }
+    set_path(p, "tokens.renew_grace_seconds");
+    if (cfg->renew_grace_seconds > CT_CONFIG_MAX_TTL_SECONDS) {
+        return report(p, "must be 0..%u, got %u", CT_CONFIG_MAX_TTL_SECONDS,
+                      (unsigned)cfg->renew_grace_seconds);
+    }
+    return 0;
+}
+
+static int validate_tls(const ct_config *cfg, struct problem *p)
+{
+    int has_cert = cfg->tls_cert_file[0] != '\0';
+    int has_key = cfg->tls_key_file[0] != '\0';
+
+    set_path(p, has_cert ? "tls.key_file" : "tls.cert_file");
+    if (has_cert != has_key) {
+        return report(p, "tls.cert_file and tls.key_file go together");
+    }
+    set_path(p, "tls.client_ca_file");
+    if (cfg->tls_client_ca_file[0] != '\0' && !has_cert) {
+        return report(p, "client certificates need TLS: set tls.cert_file and tls.key_file");
+    }
+    return 0;
+}
+
+static int check_methods(struct problem *p, unsigned methods)
+{
+    if (methods == 0) {
+        return report(p, "name at least one method (GetAppToken, GetUserToken, RenewToken)");
+    }
+    if ((methods & ~(unsigned)CT_METHOD_ALL) != 0) {
+        return report(p, "unknown method bits 0x%x", methods & ~(unsigned)CT_METHOD_ALL);
+    }
+    return 0;
+}
+
+static int validate_api_keys(const ct_config *cfg, struct problem *p)
+{
+    for (size_t i = 0; i < cfg->api_key_count; i++) {
+        const ct_api_key *key = &cfg->api_keys[i];
+        set_path(p, "auth.api_keys[%zu].name", i);
+        if (key->name[0] == '\0') {
+            return report(p, "required (it names the caller in logs)");
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(key->name, cfg->api_keys[j].name) == 0) {
+                return report(p, "\"%s\" is already the name of auth.api_keys[%zu]", key->name, j);
+            }
+        }
+        set_path(p, "auth.api_keys[%zu].methods", i);
+        if (check_methods(p, key->methods) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int validate_mtls_clients(const ct_config *cfg, struct problem *p)
+{
+    for (size_t i = 0; i < cfg->mtls_client_count; i++) {
+        const ct_mtls_client *client = &cfg->mtls_clients[i];
+        set_path(p, "auth.mtls_clients[%zu].id", i);
+        if (client->id[0] == '\0') {
+            return report(p, "required (the SAN or SPIFFE ID of the client certificate)");
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(client->id, cfg->mtls_clients[j].id) == 0) {
+                return report(p, "\"%s\" is already auth.mtls_clients[%zu]", client->id, j);
+            }
+        }
+        set_path(p, "auth.mtls_clients[%zu].methods", i);
+        if (check_methods(p, client->methods) != 0) {
+            return -1;
+        }
+    }
+    set_path(p, "auth.mtls_clients");
+    if (cfg->mtls_client_count > 0 && cfg->tls_client_ca_file[0] == '\0') {
+        return report(p, "need tls.client_ca_file to verify client certificates");
+    }
+    return 0;
+}
+
+/* Without authentication anyone who can reach a listener can mint tokens,
+ * so it is only allowed where the reach is this host (or its pod). */
+static int check_unauthenticated_reach(const ct_config *cfg, struct problem *p)
+{
+    for (size_t i = 0; i < cfg->listen_count; i++) {
+        if (!ct_listen_is_local(cfg->listen[i])) {
+            return report(p, "refused: listen[%zu] \"%s\" is not loopback or unix", i,
+                          cfg->listen[i]);
+        }
+    }
+    if (cfg->health_listen[0] != '\0' && !ct_listen_is_local(cfg->health_listen)) {
+        return report(p, "refused: health_listen \"%s\" is not loopback or unix",
+                      cfg->health_listen);
+    }
+    if (cfg->http_listen[0] != '\0' && !ct_listen_is_local(cfg->http_listen)) {
+        return report(p, "refused: http.listen \"%s\" is not loopback or unix", cfg->http_listen);
+    }
+    return 0;
+}
+
+static int validate_auth(const ct_config *cfg, struct problem *p)
+{
+    if (validate_api_keys(cfg, p) != 0 || validate_mtls_clients(cfg, p) != 0) {
+        return -1;
+    }
+    set_path(p, "auth.allow_unauthenticated");
+    if (cfg->allow_unauthenticated) {
+        return check_unauthenticated_reach(cfg, p);
+    }
+    set_path(p, "auth");
+    if (cfg->api_key_count == 0 && cfg->mtls_client_count == 0) {
+        return report(p, "no api_keys and no mtls_clients: nobody could call the service "
+                         "(allow_unauthenticated is only for loopback and unix listeners)");
+    }
+    return 0;
+}
+
+static int validate_runtime(const ct_config *cfg, struct problem *p)
+{
+    set_path(p, "workers");
+    if (cfg->workers > CT_CONFIG_MAX_WORKERS) {
+        return report(p, "must be 0..%d (0 = one per core), got %u", CT_CONFIG_MAX_WORKERS,
+                      cfg->workers);
+    }
+    set_path(p, "log.level");
+    if ((unsigned)cfg->log_level > CT_LOG_ERROR) {
+        return report(p, "must be debug, info, warn or error");
+    }
+    set_path(p, "user_tokens.identity");
+    if (cfg->identity != CT_IDENTITY_USERNAME && cfg->identity != CT_IDENTITY_UUID) {
+        return report(p, "must be username or uuid");
+    }
+    set_path(p, "shutdown.grace_seconds");
+    if (cfg->grace_seconds < 1) {
+        return report(p, "must be at least 1, got 0");
+    }
+    return 0;
+}
+
+static int require_positive(struct problem *p, const char *path, uint32_t value)
+{
+    set_path(p, "%s", path);
+    if (value < 1) {
+        return report(p, "must be at least 1, got 0");
+    }
+    return 0;
+}
+
+static int validate_directory(const ct_config *cfg, struct problem *p)
+{
+    const char *url = cfg->directory_base_url;
+
+    set_path(p, "directory.base_url");
+    if (strncmp(url, "https://", 8) != 0 && strncmp(url, "http://", 7) != 0) {
+        return report(p, "must start with https:// (or http:// for tests)");
+    }
+    if (url[strcspn(url, ":") + 3] == '\0') {
+        return report(p, "names no host");
+    }
+    set_path(p, "directory.retries");
+    if (cfg->directory_retries > DIRECTORY_MAX_RETRIES) {
+        return report(p, "must be 0..%d, got %u", DIRECTORY_MAX_RETRIES,
+                      (unsigned)cfg->directory_retries);
+    }
+    if (require_positive(p, "directory.connect_timeout_ms", cfg->directory_connect_timeout_ms) ||
+        require_positive(p, "directory.request_timeout_ms", cfg->directory_request_timeout_ms) ||
+        require_positive(p, "directory.rate_limit_per_second",
+                         cfg->directory_rate_limit_per_second) ||
+        require_positive(p, "directory.cache.capacity", cfg->directory_cache_capacity) ||
+        require_positive(p, "directory.cache.ttl_seconds", cfg->directory_cache_ttl_seconds)) {
+        return -1;
+    }
+    return 0;
+}
+
+/* A browser sends Origin as scheme://host[:port], never with a path; an
+ * entry with a trailing slash would silently never match. */
+static int check_origin(struct problem *p, const char *origin)
+{
+    const char *rest;
+
+    if (strcmp(origin, "*") == 0) {
+        return 0;
+    }
+    if (strncmp(origin, "https://", 8) == 0) {
+        rest = origin + 8;
+    } else if (strncmp(origin, "http://", 7) == 0) {
+        rest = origin + 7;
+    } else {
+        return report(p, "\"%s\" must be \"*\" or scheme://host[:port]", origin);
+    }
+    if (rest[0] == '\0' || strchr(rest, '/') != NULL) {
+        return report(p, "\"%s\" must be scheme://host[:port], without a path or trailing '/'",
+                      origin);
+    }
+    return 0;
+}
+
+static int validate_http(const ct_config *cfg, struct problem *p)
+{
+    for (size_t i = 0; i < cfg->http_cors_origin_count; i++) {
+        set_path(p, "http.cors.allowed_origins[%zu]", i);
+        if (check_origin(p, cfg->http_cors_origins[i]) != 0) {
+            return -1;
+        }
+        if (strcmp(cfg->http_cors_origins[i], "*") == 0 && !cfg->allow_unauthenticated) {
+            return report(p, "\"*\" is refused while authentication is on: "
+                             "list the origins of your web app");
+        }
+    }
+    return require_positive(p, "http.max_connections", cfg->http_max_connections);
+}
+
+static int validate_into(const ct_config *cfg, struct problem *p)
+{
+    if (validate_listeners(cfg, p) != 0 || validate_app(cfg, p) != 0 ||
+        validate_tokens(cfg, p) != 0 || validate_tls(cfg, p) != 0 || validate_auth(cfg, p) != 0 ||
+        validate_runtime(cfg, p) != 0 || validate_directory(cfg, p) != 0 ||
+        validate_http(cfg, p) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int ct_config_validate(const ct_config *cfg, char *err, size_t errlen)
+{
+    struct problem p;
+
+    memset(&p, 0, sizeof(p));
+    if (validate_into(cfg, &p) != 0) {
+        snprintf(err, errlen, "%s: %s", p.path, p.message);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The loader: state, positions, errors                                 */
+
+/* Where the value at a key path came from. */
+struct origin {
+    char path[KEY_PATH_MAX];
+    size_t line, column; /* 1-based, in the file */
+    const char *env;     /* the environment variable, when it came from there */
+};
+
+struct loader {
+    yaml_parser_t parser;
+    yaml_event_t event; /* the current event */
+    int has_event;
+    int depth;
+    const char *file;
+    const char *text;
+    size_t text_len;
+    ct_config *cfg;
+    char path[KEY_PATH_MAX]; /* of the value being parsed: "auth.api_keys[2].methods" */
+    size_t path_len;
+    struct origin *origins;
+    size_t origin_count;
+    size_t origin_cap;
+    char *err;
+    size_t errlen;
+};
+
+/* Writes "FILE:LINE:COLUMN: KEY.PATH: message" (no path at the top). */
+static int put_error(struct loader *ld, size_t line, size_t column, const char *path,
+                     const char *message)
+{
+    if (path[0] != '\0') {
+        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s: %s", ld->file, line, column, path, message);
+    } else {
+        snprintf(ld->err, ld->errlen, "%s:%zu:%zu: %s", ld->file, line, column, message);
+    }
+    return -1;
+}
+
+__attribute__((format(printf, 5, 0))) static int vfail_at(struct loader *ld, size_t line,
+                                                          size_t column, const char *path,
+                                                          const char *fmt, va_list ap)
+{
+    char message[MESSAGE_MAX];
+
+    vsnprintf(message, sizeof(message), fmt, ap);
+    return put_error(ld, line, column, path, message);
+}
+
+/* An error at a libyaml mark (0-based) about the current key path. */
+__attribute__((format(printf, 3, 4))) static int fail_at(struct loader *ld, yaml_mark_t mark,
+                                                         const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_at(ld, mark.line + 1, mark.column + 1, ld->path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* An error about the current event's value. */
+__attribute__((format(printf, 2, 3))) static int fail(struct loader *ld, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_at(ld, ld->event.start_mark.line + 1, ld->event.start_mark.column + 1, ld->path, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const struct origin *find_origin(const struct loader *ld, const char *path, size_t len)
+{
+    for (size_t i = ld->origin_count; i > 0; i--) {
+        const struct origin *o = &ld->origins[i - 1];
+        if (strlen(o->path) == len && strncmp(o->path, path, len) == 0) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* An error about a key path found after parsing: located at that key, or at
+ * the nearest enclosing key present in the file (a required key that is
+ * missing is reported where its section starts). */
+__attribute__((format(printf, 3, 4))) static int fail_at_path(struct loader *ld, const char *path,
+                                                              const char *fmt, ...)
+{
+    const struct origin *o = NULL;
+    size_t len = strlen(path);
+    char message[MESSAGE_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    for (;;) {
+        o = find_origin(ld, path, len);
+        if (o != NULL || len == 0) {
+            break;
+        }
+        while (len > 0 && path[len - 1] != '.' && path[len - 1] != '[') {
+            len--;
+        }
+        if (len > 0) {
+            len--;
+        }
+    }
+    if (o != NULL && o->env != NULL) {
+        snprintf(ld->err, ld->errlen, "%s: %s: %s", o->env, path, message);
+        return -1;
+    }
+    if (o != NULL) {
+        return put_error(ld, o->line, o->column, path, message);
+    }
+    return put_error(ld, 1, 1, path, message);
+}
+
+static int remember_at(struct loader *ld, const char *path, size_t line, size_t column,
+                       const char *env)
+{
+    struct origin *o;
+
+    if (ld->origin_count == ld->origin_cap) {
+        size_t cap = ld->origin_cap == 0 ? 64 : ld->origin_cap * 2;
+        struct origin *grown = realloc(ld->origins, cap * sizeof(*grown));
+        if (grown == NULL) {
+            snprintf(ld->err, ld->errlen, "%s: out of memory", ld->file);
+            return -1;
+        }
+        ld->origins = grown;
+        ld->origin_cap = cap;
+    }
+    o = &ld->origins[ld->origin_count++];
+    snprintf(o->path, sizeof(o->path), "%s", path);
+    o->line = line;
+    o->column = column;
+    o->env = env;
+    return 0;
+}
+
+/* Remembers that the value at the current path starts at the current event. */
+static int remember(struct loader *ld)
+{
+    return remember_at(ld, ld->path, ld->event.start_mark.line + 1, ld->event.start_mark.column + 1,
+                       NULL);
+}
+
+/* Keys are echoed into messages, so an absurdly long one is cut short. */
+static void push_key(struct loader *ld, const char *key, size_t *saved)
+{
+    *saved = ld->path_len;
+    snprintf(ld->path + ld->path_len, sizeof(ld->path) - ld->path_len, "%s%.64s",
+             ld->path_len > 0 ? "." : "", key);
+    ld->path_len = strlen(ld->path);
+}
+
+static void push_index(struct loader *ld, size_t index, size_t *saved)
+{
+    *saved = ld->path_len;
+    snprintf(ld->path + ld->path_len, sizeof(ld->path) - ld->path_len, "[%zu]", index);
+    ld->path_len = strlen(ld->path);
+}
+
+static void pop_path(struct loader *ld, size_t saved)
+{
+    ld->path_len = saved;
+    ld->path[saved] = '\0';
+}
+
+/* ------------------------------------------------------------------ */
+/* The event stream                                                     */
+
+/* Scalars may be secrets: wipe each one before libyaml frees it. */
+static void release_event(struct loader *ld)
+{
+    if (!ld->has_event) {
+        return;
+    }
+    if (ld->event.type == YAML_SCALAR_EVENT && ld->event.data.scalar.value != NULL) {
+        OPENSSL_cleanse(ld->event.data.scalar.value, ld->event.data.scalar.length);
+    }
+    yaml_event_delete(&ld->event);
+    ld->has_event = 0;
+}
+
+/* libyaml's reader reports a byte offset, not a mark: count it out. */
+static yaml_mark_t mark_of_offset(const struct loader *ld, size_t offset)
+{
+    yaml_mark_t mark = {0, 0, 0};
+
+    for (size_t i = 0; i < offset && i < ld->text_len; i++) {
+        if (ld->text[i] == '\n') {
+            mark.line++;
+            mark.column = 0;
+        } else {
+            mark.column++;
+        }
+    }
+    mark.index = offset;
+    return mark;
+}
+
+static int fail_syntax(struct loader *ld)
+{
+    const yaml_parser_t *p = &ld->parser;
+    const char *problem = p->problem != NULL ? p->problem : "cannot parse";
+
+    if (p->error == YAML_MEMORY_ERROR) {
+        snprintf(ld->err, ld->errlen, "%s: out of memory", ld->file);
+        return -1;
+    }
+    if (p->error == YAML_READER_ERROR) {
+        return fail_at(ld, mark_of_offset(ld, p->problem_offset), "YAML: %s", problem);
+    }
+    if (p->context != NULL) {
+        return fail_at(ld, p->problem_mark, "YAML syntax error: %s (%s at line %zu, column %zu)",
+                       problem, p->context, p->context_mark.line + 1, p->context_mark.column + 1);
+    }
+    return fail_at(ld, p->problem_mark, "YAML syntax error: %s", problem);
+}
+
+/* The config is small and flat: anchors, aliases and tags only add ways
+ * to blow up or obscure it (alias bombs), so they are refused. */
+static int check_event(struct loader *ld)
+{
+    const yaml_event_t *e = &ld->event;
+    const yaml_char_t *anchor = NULL;
+    const yaml_char_t *tag = NULL;
+
+    switch (e->type) {
+    case YAML_ALIAS_EVENT:
+        return fail(ld, "aliases (*%.40s) are not allowed: write the value out",
+                    (const char *)e->data.alias.anchor);
+    case YAML_SCALAR_EVENT:
+        anchor = e->data.scalar.anchor;
+        tag = e->data.scalar.tag;
+        break;
+    case YAML_SEQUENCE_START_EVENT:
+        anchor = e->data.sequence_start.anchor;
+        tag = e->data.sequence_start.tag;
+        ld->depth++;
+        break;
+    case YAML_MAPPING_START_EVENT:
+        anchor = e->data.mapping_start.anchor;
+        tag = e->data.mapping_start.tag;
+        ld->depth++;
+        break;
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+        ld->depth--;
+        break;
+    default:
+        break;
+    }
+    if (anchor != NULL) {
+        return fail(ld, "anchors (&%.40s) are not allowed: write each value out",
+                    (const char *)anchor);
+    }
+    if (tag != NULL) {
+        return fail(ld, "tags (%.40s) are not allowed", (const char *)tag);
+    }
+    if (ld->depth > CT_CONFIG_MAX_DEPTH) {
+        return fail(ld, "nested deeper than %d levels", CT_CONFIG_MAX_DEPTH);
+    }
+    return 0;
+}
+
+static int next_event(struct loader *ld)
+{
+    release_event(ld);
+    if (!yaml_parser_parse(&ld->parser, &ld->event)) {
+        return fail_syntax(ld);
+    }
+    ld->has_event = 1;
+    return check_event(ld);
+}
+
+/* ------------------------------------------------------------------ */
+/* Scalars                                                              */
+
+static const char *describe(const yaml_event_t *e)
+{
+    switch (e->type) {
+    case YAML_SEQUENCE_START_EVENT:
+        return "a list";
+    case YAML_MAPPING_START_EVENT:
+        return "a mapping";
+    case YAML_SCALAR_EVENT:
+        return "a single value";
+    default:
+        return "nothing";
+    }
+}
+
+static const char *scalar_text(const struct loader *ld)
+{
+    return (const char *)ld->event.data.scalar.value;
+}
+
+static int is_plain(const yaml_event_t *e)
+{
+    return e->type == YAML_SCALAR_EVENT && e->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+}
+
+/* A key written with no value (or ~, null) keeps its default. */
+static int is_null(const yaml_event_t *e)
+{
+    const char *s = (const char *)e->data.scalar.value;
+    return is_plain(e) && (s[0] == '\0' || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 ||
+                           strcmp(s, "Null") == 0 || strcmp(s, "NULL") == 0);
+}
+
+/* 1 when the current scalar holds no NUL byte before its end. */
+static int has_no_nul(const struct loader *ld)
+{
+    return strlen(scalar_text(ld)) == ld->event.data.scalar.length;
+}
+
+/* Lengths only in the messages: the string may be a secret. */
+static int parse_string(struct loader *ld, char *out, size_t size)
+{
+    size_t len;
+
+    if (ld->event.type != YAML_SCALAR_EVENT) {
+        return fail(ld, "expected a string, got %s", describe(&ld->event));
+    }
+    if (is_null(&ld->event)) {
+        return fail(ld, "expected a string, got nothing");
+    }
+    len = ld->event.data.scalar.length;
+    if (!has_no_nul(ld)) {
+        return fail(ld, "must not contain a NUL character");
+    }
+    if (len >= size) {
+        return fail(ld, "must be at most %zu characters, got %zu", size - 1, len);
+    }
+    memcpy(out, scalar_text(ld), len + 1);
+    return 0;
+}
+
+/* Decimal only, as written: no sign, no leading zeros (YAML 1.1 would read
+ * 010 as octal), no 0x, no 1_000, no quotes. */
+static int parse_u32(struct loader *ld, uint32_t *out)
+{
+    const char *s;
+    size_t len;
+    uint64_t value = 0;
+
+    if (ld->event.type != YAML_SCALAR_EVENT) {
+        return fail(ld, "expected an integer, got %s", describe(&ld->event));
+    }
+    s = scalar_text(ld);
+    if (!is_plain(&ld->event)) {
+        return fail(ld, "expected an integer, got a quoted string");
+    }
+    len = ld->event.data.scalar.length;
+    if (s[0] == '-') {
+        return fail(ld, "must not be negative, got %.40s", s);
+    }
+    if (len == 0 || strspn(s, "0123456789") != len || (len > 1 && s[0] == '0')) {
+        return fail(ld, "expected a decimal integer, got \"%.40s\"", s);
+    }
+    for (size_t i = 0; i < len; i++) {
+        value = value * 10 + (uint64_t)(s[i] - '0');
+        if (value > UINT32_MAX) {
+            return fail(ld, "must be at most %u, got %.40s", (unsigned)UINT32_MAX, s);
+        }
+    }
+    *out = (uint32_t)value;
+    return 0;
+}
+
+static int parse_bool(struct loader *ld, int *out)
+{
+    if (ld->event.type != YAML_SCALAR_EVENT) {
+        return fail(ld, "expected true or false, got %s", describe(&ld->event));
+    }
+    if (is_plain(&ld->event) && strcmp(scalar_text(ld), "true") == 0) {
+        *out = 1;
+        return 0;
+    }
+    if (is_plain(&ld->event) && strcmp(scalar_text(ld), "false") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return fail(ld, "expected true or false, got \"%.40s\"", scalar_text(ld));
+}
+
+/* Picks one of names[] (plain scalar); its index goes to out. */
+static int parse_choice(struct loader *ld, const char *const *names, size_t count,
+                        const char *valid, size_t *out)
+{
+    if (ld->event.type != YAML_SCALAR_EVENT) {
+        return fail(ld, "expected one of %s, got %s", valid, describe(&ld->event));
+    }
+    for (size_t i = 0; i < count && has_no_nul(ld); i++) {
+        if (strcmp(scalar_text(ld), names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+    }
+    return fail(ld, "expected one of %s, got \"%.40s\"", valid, scalar_text(ld));
+}
+
+static int parse_methods(struct loader *ld, unsigned *out)
+{
+    unsigned methods = 0;
+    size_t index = 0;
+    size_t saved;
+
+    if (ld->event.type != YAML_SEQUENCE_START_EVENT) {
+        return fail(ld, "expected a list of methods, got %s", describe(&ld->event));
+    }
+    for (;;) {
+        unsigned bit;
+        if (next_event(ld) != 0) {
+            return -1;
+        }
+        if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
+            break;
+        }
+        push_index(ld, index++, &saved);
+        if (ld->event.type != YAML_SCALAR_EVENT) {
+            return fail(ld, "expected a method name, got %s", describe(&ld->event));
+        }
+        bit = has_no_nul(ld) ? ct_method_from_name(scalar_text(ld)) : 0;
+        if (bit == 0) {
+            return fail(ld,
+                        "unknown method \"%.40s\" (valid: GetAppToken, GetUserToken, RenewToken)",
+                        scalar_text(ld));
+        }
+        if ((methods & bit) != 0) {
+            return fail(ld, "%s is listed twice", ct_method_name(bit));
+        }
+        methods |= bit;
+        pop_path(ld, saved);
+    }
+    *out = methods;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The schema: one table of keys per section                            */
+
+enum field_kind {
+    FIELD_STRING,
+    FIELD_U32,
+    FIELD_UNSIGNED,
+    FIELD_BOOL,
+    FIELD_METHODS,
+    FIELD_SECTION,
+    FIELD_CUSTOM,
+};
+
+struct section;
+
+struct field {
+    const char *key;
+    enum field_kind kind;
+    size_t offset; /* in the struct the section fills */
+    size_t size;   /* FIELD_STRING: the buffer */
+    const struct section *section;
+    int (*parse)(struct loader *ld, void *base); /* FIELD_CUSTOM */
+};
+
+struct section {
+    const struct field *fields;
+    size_t count;
+};
+
+#define STRING_FIELD(k, type, member)                                                              \
+    {                                                                                              \
+        k, FIELD_STRING, offsetof(type, member), sizeof(((type *)0)->member), NULL, NULL           \
+    }
+#define U32_FIELD(k, type, member)                                                                 \
+    {                                                                                              \
+        k, FIELD_U32, offsetof(type, member), 0, NULL, NULL                                        \
+    }
+#define UNSIGNED_FIELD(k, type, member)                                                            \
+    {                                                                                              \
+        k, FIELD_UNSIGNED, offsetof(type, member), 0, NULL, NULL                                   \
+    }
+#define BOOL_FIELD(k, type, member)                                                                \
+    {                                                                                              \
+        k, FIELD_BOOL, offsetof(type, member), 0, NULL, NULL                                       \
+    }
+#define METHODS_FIELD(k, type, member)                                                             \
+    {                                                                                              \
+        k, FIELD_METHODS, offsetof(type, member), 0, NULL, NULL                                    \
+    }
+#define SECTION_FIELD(k, sec)                                                                      \
+    {                                                                                              \
+        k, FIELD_SECTION, 0, 0, &sec, NULL                                                         \
+    }
+#define CUSTOM_FIELD(k, fn)                                                                        \
+    {                                                                                              \
+        k, FIELD_CUSTOM, 0, 0, NULL, fn                                                            \
+    }
+#define SECTION_OF(fields)                                                                         \
+    {                                                                                              \
+        fields, sizeof(fields) / sizeof(fields[0])                                                 \
+    }
+
+static int parse_mapping(struct loader *ld, const struct section *sec, void *base, unsigned *given);
+
+static size_t find_field(const struct section *sec, const struct loader *ld)
+{
+    for (size_t i = 0; i < sec->count; i++) {
+        if (has_no_nul(ld) && strcmp(scalar_text(ld), sec->fields[i].key) == 0) {
+            return i;
+        }
+    }
+    return sec->count;
+}
+
+static unsigned field_bit(const struct section *sec, const char *key)
+{
+    for (size_t i = 0; i < sec->count; i++) {
+        if (strcmp(sec->fields[i].key, key) == 0) {
+            return 1u << i;
+        }
+    }
+    return 0;
+}
+
+static int fail_unknown_key(struct loader *ld, const struct section *sec)
+{
+    char valid[MESSAGE_MAX / 2] = "";
+    size_t used = 0;
+
+    for (size_t i = 0; i < sec->count && used < sizeof(valid); i++) {
+        int n = snprintf(valid + used, sizeof(valid) - used, "%s%s", i > 0 ? ", " : "",
+                         sec->fields[i].key);
+        used += n > 0 ? (size_t)n : 0;
+    }
+    return fail(ld, "unknown key (valid here: %s)", valid);
+}
+
+static int parse_value(struct loader *ld, const struct field *field, void *base)
+{
+    char *target = (char *)base + field->offset;
+    uint32_t value;
+
+    switch (field->kind) {
+    case FIELD_STRING:
+        return parse_string(ld, target, field->size);
+    case FIELD_U32:
+        return parse_u32(ld, (uint32_t *)(void *)target);
+    case FIELD_UNSIGNED:
+        if (parse_u32(ld, &value) != 0) {
+            return -1;
+        }
+        *(unsigned *)(void *)target = value;
+        return 0;
+    case FIELD_BOOL:
+        return parse_bool(ld, (int *)(void *)target);
+    case FIELD_METHODS:
+        return parse_methods(ld, (unsigned *)(void *)target);
+    case FIELD_SECTION:
+        return parse_mapping(ld, field->section, base, NULL);
+    case FIELD_CUSTOM:
+        return field->parse(ld, base);
+    }
+    return fail(ld, "internal error: unknown field kind");
+}
+
+/* One "key: value" of a mapping; the current event is the key. seen and
+ * set collect field bits: seen for duplicates, set for keys given a value
+ * (a key with a null value keeps its default). */
+static int parse_entry(struct loader *ld, const struct section *sec, void *base, unsigned *seen,
+                       unsigned *set, size_t *first_line)
+{
+    size_t index;
+    size_t saved;
+
+    if (ld->event.type != YAML_SCALAR_EVENT) {
+        return fail(ld, "keys must be plain names, got %s", describe(&ld->event));
+    }
+    index = find_field(sec, ld);
+    push_key(ld, scalar_text(ld), &saved);
+    if (index == sec->count) {
+        return fail_unknown_key(ld, sec);
+    }
+    if ((*seen & (1u << index)) != 0) {
+        return fail(ld, "duplicate key (first given at line %zu)", first_line[index]);
+    }
+    *seen |= 1u << index;
+    first_line[index] = ld->event.start_mark.line + 1;
+    if (next_event(ld) != 0 || remember(ld) != 0) {
+        return -1;
+    }
+    if (ld->event.type != YAML_SCALAR_EVENT || !is_null(&ld->event)) {
+        if (parse_value(ld, &sec->fields[index], base) != 0) {
+            return -1;
+        }
+        *set |= 1u << index;
+    }
+    pop_path(ld, saved);
+    return 0;
+}
+
+static int parse_mapping(struct loader *ld, const struct section *sec, void *base, unsigned *given)
+{
+    size_t first_line[32] = {0};
+    unsigned seen = 0;
+    unsigned set = 0;
+
+    if (ld->event.type != YAML_MAPPING_START_EVENT) {
+        return fail(ld, "expected a mapping of keys, got %s", describe(&ld->event));
+    }
+    for (;;) {
+        if (next_event(ld) != 0) {
+            return -1;
+        }
+        if (ld->event.type == YAML_MAPPING_END_EVENT) {
+            break;
+        }
+        if (parse_entry(ld, sec, base, &seen, &set, first_line) != 0) {
+            return -1;
+        }
+    }
+    if (given != NULL) {
+        *given = set;
+    }
+    return 0;
+}
+
+/* A list of strings into fixed slots; listen also takes a single string.
+ * Too many entries is an error, never a silent cut. */
+static int parse_string_list(struct loader *ld, char *first, size_t slot, size_t max, size_t *count,
+                             int single_ok)
+{
+    size_t index = 0;
+    size_t saved;
+
+    if (single_ok && ld->event.type == YAML_SCALAR_EVENT) {
+        *count = 1;
+        return parse_string(ld, first, slot);
+    }
+    if (ld->event.type != YAML_SEQUENCE_START_EVENT) {
+        return fail(ld, "expected a list%s, got %s", single_ok ? " or a string" : "",
+                    describe(&ld->event));
+    }
+    for (;;) {
+        if (next_event(ld) != 0) {
+            return -1;
+        }
+        if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
+            break;
+        }
+        if (index == max) {
+            return fail(ld, "at most %zu entries are allowed", max);
+        }
+        push_index(ld, index, &saved);
+        if (remember(ld) != 0 || parse_string(ld, first + index * slot, slot) != 0) {
+            return -1;
+        }
+        pop_path(ld, saved);
+        index++;
+    }
+    *count = index;
+    return 0;
+}
+
+/* A list of mappings into fixed slots; check (may be NULL) sees each item
+ * with the bits of the keys it set, the path pointing at the item. */
+typedef int (*item_check)(struct loader *ld, void *item, unsigned set, yaml_mark_t mark);
+
+static int parse_item_list(struct loader *ld, const struct section *sec, char *first, size_t slot,
+                           size_t max, size_t *count, item_check check)
+{
+    size_t index = 0;
+    size_t saved;
+
+    if (ld->event.type != YAML_SEQUENCE_START_EVENT) {
+        return fail(ld, "expected a list, got %s", describe(&ld->event));
+    }
+    for (;;) {
+        unsigned set = 0;
+        yaml_mark_t mark;
+        if (next_event(ld) != 0) {
+            return -1;
+        }
+        if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
+            break;
+        }
+        if (index == max) {
+            return fail(ld, "at most %zu entries are allowed", max);
+        }
+        push_index(ld, index, &saved);
+        mark = ld->event.start_mark;
+        memset(first + index * slot, 0, slot);
+        if (remember(ld) != 0 || parse_mapping(ld, sec, first + index * slot, &set) != 0) {
+            return -1;
+        }
+        if (check != NULL && check(ld, first + index * slot, set, mark) != 0) {
+            return -1;
+        }
+        pop_path(ld, saved);
+        index++;
+    }
+    *count = index;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Custom keys                                                          */
+
+static int parse_listen(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    return parse_string_list(ld, cfg->listen[0], sizeof(cfg->listen[0]), CT_CONFIG_MAX_LISTEN,
+                             &cfg->listen_count, 1);
+}
+
+static int parse_previous_certificates(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    return parse_string_list(ld, cfg->previous_certificates[0],
+                             sizeof(cfg->previous_certificates[0]), CT_CONFIG_MAX_PREVIOUS_CERTS,
+                             &cfg->previous_certificate_count, 0);
+}
+
+static int parse_cors_origins(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    return parse_string_list(ld, cfg->http_cors_origins[0], sizeof(cfg->http_cors_origins[0]),
+                             CT_CONFIG_MAX_CORS_ORIGINS, &cfg->http_cors_origin_count, 0);
+}
+
+static const char *const identity_names[] = {"username", "uuid"};
+static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+
+static int parse_identity(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    size_t index;
+    if (parse_choice(ld, identity_names, 2, "username, uuid", &index) != 0) {
+        return -1;
+    }
+    cfg->identity = index == 0 ? CT_IDENTITY_USERNAME : CT_IDENTITY_UUID;
+    return 0;
+}
+
+static int parse_log_level(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    size_t index;
+    if (parse_choice(ld, log_level_names, 4, "debug, info, warn, error", &index) != 0) {
+        return -1;
+    }
+    cfg->log_level = (enum ct_log_level)index;
+    return 0;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+static int parse_sha256(struct loader *ld, void *base)
+{
+    ct_api_key *key = base;
+    const char *s;
+
+    if (ld->event.type != YAML_SCALAR_EVENT) {
+        return fail(ld, "expected a string, got %s", describe(&ld->event));
+    }
+    s = scalar_text(ld);
+    if (ld->event.data.scalar.length != 64 || !is_hex(s, 64)) {
+        return fail(ld, "must be 64 hex characters (the SHA-256 of the key), got %zu characters%s",
+                    ld->event.data.scalar.length,
+                    ld->event.data.scalar.length == 64 ? ", not all hex" : "");
+    }
+    for (size_t i = 0; i < 32; i++) {
+        key->sha256[i] = (uint8_t)(hex_value(s[2 * i]) << 4 | hex_value(s[2 * i + 1]));
+    }
+    return 0;
+}
+
+/* The key itself never stays in memory: it is hashed and wiped at once. */
+static int parse_key_file(struct loader *ld, void *base)
+{
+    ct_api_key *key = base;
+    char secret[SECRET_READ_MAX];
+    char why[MESSAGE_MAX];
+    int ok;
+
+    if (parse_string(ld, key->key_file, sizeof(key->key_file)) != 0) {
+        return -1;
+    }
+    if (ct_secret_read_file(key->key_file, secret, sizeof(secret), why, sizeof(why)) != 0) {
+        return fail(ld, "%s", why);
+    }
+    ok = EVP_Digest(secret, strlen(secret), key->sha256, NULL, EVP_sha256(), NULL);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    if (ok != 1) {
+        return fail(ld, "cannot hash the key (OpenSSL SHA-256 failed)");
+    }
+    return 0;
+}
+
+static const struct field api_key_fields[] = {
+    STRING_FIELD("name", ct_api_key, name),
+    CUSTOM_FIELD("sha256", parse_sha256),
+    CUSTOM_FIELD("key_file", parse_key_file),
+    METHODS_FIELD("methods", ct_api_key, methods),
+};
+static const struct section api_key_section = SECTION_OF(api_key_fields);
+
+static int check_api_key(struct loader *ld, void *item, unsigned set, yaml_mark_t mark)
+{
+    unsigned sha256 = field_bit(&api_key_section, "sha256");
+    unsigned key_file = field_bit(&api_key_section, "key_file");
+
+    (void)item;
+    if ((set & sha256) != 0 && (set & key_file) != 0) {
+        return fail_at(ld, mark, "give sha256 or key_file, not both");
+    }
+    if ((set & (sha256 | key_file)) == 0) {
+        return fail_at(ld, mark, "give sha256 (hex SHA-256 of the key) or key_file");
+    }
+    return 0;
+}
+
+static int parse_api_keys(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    return parse_item_list(ld, &api_key_section, (char *)cfg->api_keys, sizeof(cfg->api_keys[0]),
+                           CT_CONFIG_MAX_API_KEYS, &cfg->api_key_count, check_api_key);
+}
+
+static const struct field mtls_client_fields[] = {
+    STRING_FIELD("id", ct_mtls_client, id),
+    METHODS_FIELD("methods", ct_mtls_client, methods),
+};
+static const struct section mtls_client_section = SECTION_OF(mtls_client_fields);
+
+static int parse_mtls_clients(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    return parse_item_list(ld, &mtls_client_section, (char *)cfg->mtls_clients,
+                           sizeof(cfg->mtls_clients[0]), CT_CONFIG_MAX_MTLS_CLIENTS,
+                           &cfg->mtls_client_count, NULL);
+}
+
+static const struct field app_fields[] = {
+    STRING_FIELD("id", ct_config, app_id),
+    STRING_FIELD("certificate", ct_config, app_certificate),
+    STRING_FIELD("certificate_file", ct_config, app_certificate_file),
+    CUSTOM_FIELD("previous_certificates", parse_previous_certificates),
+    STRING_FIELD("key", ct_config, app_key),
+};
+static const struct section app_section = SECTION_OF(app_fields);
+
+static int parse_app(struct loader *ld, void *base)
+{
+    unsigned set = 0;
+    unsigned both =
+        field_bit(&app_section, "certificate") | field_bit(&app_section, "certificate_file");
+
+    if (parse_mapping(ld, &app_section, base, &set) != 0) {
+        return -1;
+    }
+    if ((set & both) == both) {
+        return fail_at_path(ld, "app.certificate_file",
+                            "give app.certificate or app.certificate_file, not both");
+    }
+    return 0;
+}
+
+static const struct field tokens_fields[] = {
+    U32_FIELD("default_ttl_seconds", ct_config, default_ttl_seconds),
+    U32_FIELD("max_ttl_seconds", ct_config, max_ttl_seconds),
+    U32_FIELD("renew_grace_seconds", ct_config, renew_grace_seconds),
+};
+static const struct section tokens_section = SECTION_OF(tokens_fields);
+
+static const struct field user_tokens_fields[] = {
+    CUSTOM_FIELD("identity", parse_identity),
+};
+static const struct section user_tokens_section = SECTION_OF(user_tokens_fields);
+
+static const struct field auth_fields[] = {
+    BOOL_FIELD("allow_unauthenticated", ct_config, allow_unauthenticated),
+    CUSTOM_FIELD("api_keys", parse_api_keys),
+    CUSTOM_FIELD("mtls_clients", parse_mtls_clients),
+};
+static const struct section auth_section = SECTION_OF(auth_fields);
+
+static const struct field tls_fields[] = {
+    STRING_FIELD("cert_file", ct_config, tls_cert_file),
+    STRING_FIELD("key_file", ct_config, tls_key_file),
+    STRING_FIELD("client_ca_file", ct_config, tls_client_ca_file),
+};
+static const struct section tls_section = SECTION_OF(tls_fields);
+
+static const struct field log_fields[] = {
+    CUSTOM_FIELD("level", parse_log_level),
+};
+static const struct section log_section = SECTION_OF(log_fields);
+
+static const struct field shutdown_fields[] = {
+    U32_FIELD("drain_seconds", ct_config, drain_seconds),
+    U32_FIELD("grace_seconds", ct_config, grace_seconds),
+};
+static const struct section shutdown_section = SECTION_OF(shutdown_fields);
+
+static const struct field cache_fields[] = {
+    U32_FIELD("capacity", ct_config, directory_cache_capacity),
+    U32_FIELD("ttl_seconds", ct_config, directory_cache_ttl_seconds),
+    U32_FIELD("negative_ttl_seconds", ct_config, directory_cache_negative_ttl_seconds),
+};
+static const struct section cache_section = SECTION_OF(cache_fields);
+
+static const struct field directory_fields[] = {
+    STRING_FIELD("base_url", ct_config, directory_base_url),
+    BOOL_FIELD("auto_register", ct_config, directory_auto_register),
+    U32_FIELD("connect_timeout_ms", ct_config, directory_connect_timeout_ms),
+    U32_FIELD("request_timeout_ms", ct_config, directory_request_timeout_ms),
+    U32_FIELD("retries", ct_config, directory_retries),
+    U32_FIELD("rate_limit_per_second", ct_config, directory_rate_limit_per_second),
+    SECTION_FIELD("cache", cache_section),
+};
+static const struct section directory_section = SECTION_OF(directory_fields);
+
+static const struct field cors_fields[] = {
+    CUSTOM_FIELD("allowed_origins", parse_cors_origins),
+};
+static const struct section cors_section = SECTION_OF(cors_fields);
+
+static const struct field http_fields[] = {
+    STRING_FIELD("listen", ct_config, http_listen),
+    BOOL_FIELD("compat_routes", ct_config, http_compat_routes),
+    SECTION_FIELD("cors", cors_section),
+    U32_FIELD("max_connections", ct_config, http_max_connections),
+};
+static const struct section http_section = SECTION_OF(http_fields);
+
+static const struct field root_fields[] = {
+    CUSTOM_FIELD("listen", parse_listen),
+    STRING_FIELD("health_listen", ct_config, health_listen),
+    CUSTOM_FIELD("app", parse_app),
+    SECTION_FIELD("tokens", tokens_section),
+    SECTION_FIELD("user_tokens", user_tokens_section),
+    SECTION_FIELD("auth", auth_section),
+    SECTION_FIELD("tls", tls_section),
+    UNSIGNED_FIELD("workers", ct_config, workers),
+    SECTION_FIELD("log", log_section),
+    SECTION_FIELD("shutdown", shutdown_section),
+    SECTION_FIELD("directory", directory_section),
+    SECTION_FIELD("http", http_section),
+};
+static const struct section root_section = SECTION_OF(root_fields);
+
+static int parse_document(struct loader *ld)
+{
+    if (next_event(ld) != 0 || next_event(ld) != 0) { /* stream start, document start */
+        return -1;
+    }
+    if (ld->event.type == YAML_STREAM_END_EVENT) {
+        return fail(ld, "the document is empty");
+    }
+    if (next_event(ld) != 0) {
+        return -1;
+    }
+    if (ld->event.type == YAML_SCALAR_EVENT && is_null(&ld->event)) {
+        return fail(ld, "the document is empty");
+    }
+    if (ld->event.type != YAML_MAPPING_START_EVENT) {
+        return fail(ld, "the document must be a mapping of keys (listen, app, auth, ...), got %s",
+                    describe(&ld->event));
+    }
+    if (remember(ld) != 0 || parse_mapping(ld, &root_section, ld->cfg, NULL) != 0) {
+        return -1;
+    }
+    if (next_event(ld) != 0 || next_event(ld) != 0) { /* document end, stream end */
+        return -1;
+    }
+    if (ld->event.type != YAML_STREAM_END_EVENT) {
+        return fail(ld, "only one YAML document is allowed");
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Environment overrides and certificate files                          */
+
+/* Copies an environment value into a config field; errors name the
+ * variable and give lengths only. */
+static int take_env(struct loader *ld, const char *name, const char *path, const char *value,
+                    char *out, size_t size)
+{
+    size_t len = strlen(value);
+
+    if (remember_at(ld, path, 0, 0, name) != 0) {
+        return -1;
+    }
+    if (len == 0) {
+        return fail_at_path(ld, path, "%s is set but empty", name);
+    }
+    if (len >= size) {
+        return fail_at_path(ld, path, "must be at most %zu characters, got %zu", size - 1, len);
+    }
+    memcpy(out, value, len + 1);
+    return 0;
+}
+
+/* Reads cfg->app_certificate_file; errors are reported at path. */
+static int read_certificate(struct loader *ld, const char *path)
+{
+    ct_config *cfg = ld->cfg;
+    char secret[SECRET_READ_MAX];
+    char why[MESSAGE_MAX];
+    size_t len;
+
+    if (ct_secret_read_file(cfg->app_certificate_file, secret, sizeof(secret), why, sizeof(why)) !=
+        0) {
+        return fail_at_path(ld, path, "%s", why);
+    }
+    len = strlen(secret);
+    if (len >= sizeof(cfg->app_certificate)) {
+        OPENSSL_cleanse(secret, sizeof(secret));
+        return fail_at_path(ld, path, "%s holds %zu characters; a certificate is 32 hex characters",
+                            cfg->app_certificate_file, len);
+    }
+    memcpy(cfg->app_certificate, secret, len + 1);
+    OPENSSL_cleanse(secret, sizeof(secret));
+    return 0;
+}
+
+/* The certificate's file position, for later rules about app.certificate. */
+static int point_certificate_at_file(struct loader *ld)
+{
+    const char *path = "app.certificate_file";
+    const struct origin *o = find_origin(ld, path, strlen(path));
+    size_t line = o != NULL ? o->line : 1;
+    size_t column = o != NULL ? o->column : 1;
+    return remember_at(ld, "app.certificate", line, column, NULL);
+}
+
+static int apply_env(struct loader *ld)
+{
+    ct_config *cfg = ld->cfg;
+    const char *id = getenv("CHAT_TOKEN_APP_ID");
+    const char *cert = getenv("CHAT_TOKEN_APP_CERTIFICATE");
+    const char *cert_file = getenv("CHAT_TOKEN_APP_CERTIFICATE_FILE");
+
+    if (id != NULL &&
+        take_env(ld, "CHAT_TOKEN_APP_ID", "app.id", id, cfg->app_id, sizeof(cfg->app_id)) != 0) {
+        return -1;
+    }
+    if (cert != NULL && cert_file != NULL) {
+        snprintf(ld->err, ld->errlen,
+                 "CHAT_TOKEN_APP_CERTIFICATE, CHAT_TOKEN_APP_CERTIFICATE_FILE: app.certificate: "
+                 "set only one of them");
+        return -1;
+    }
+    if (cert != NULL) {
+        cfg->app_certificate_file[0] = '\0';
+        return take_env(ld, "CHAT_TOKEN_APP_CERTIFICATE", "app.certificate", cert,
+                        cfg->app_certificate, sizeof(cfg->app_certificate));
+    }
+    if (cert_file != NULL) {
+        if (take_env(ld, "CHAT_TOKEN_APP_CERTIFICATE_FILE", "app.certificate", cert_file,
+                     cfg->app_certificate_file, sizeof(cfg->app_certificate_file)) != 0) {
+            return -1;
+        }
+        return read_certificate(ld, "app.certificate");
+    }
+    if (cfg->app_certificate_file[0] != '\0') {
+        if (read_certificate(ld, "app.certificate_file") != 0) {
+            return -1;
+        }
+        return point_certificate_at_file(ld);
+    }
+    return 0;
+}
+
+/* "https://host/" and "https://host" mean the same; paths are appended. */
+static void trim_base_url(ct_config *cfg)
+{
+    char *url = cfg->directory_base_url;
+    size_t len = strlen(url);
+
+    while (len > 1 && url[len - 1] == '/' && url[len - 2] != '/') {
+        url[--len] = '\0';
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Loading                                                              */
+
+static int read_config_file(struct loader *ld, char **out, size_t *len)
+{
+    FILE *f = fopen(ld->file, "rb");
+    char *buf;
+    size_t n;
+    int failed;
+
+    if (f == NULL) {
+        snprintf(ld->err, ld->errlen, "%s: cannot open: %s", ld->file, strerror(errno));
+        return -1;
+    }
+    buf = malloc(CT_CONFIG_MAX_FILE_BYTES + 1);
+    if (buf == NULL) {
+        fclose(f);
+        snprintf(ld->err, ld->errlen, "%s: out of memory", ld->file);
+        return -1;
+    }
+    n = fread(buf, 1, CT_CONFIG_MAX_FILE_BYTES + 1, f);
+    failed = ferror(f);
+    fclose(f);
+    if (failed || n > CT_CONFIG_MAX_FILE_BYTES) {
+        OPENSSL_cleanse(buf, n);
+        free(buf);
+        if (failed) {
+            snprintf(ld->err, ld->errlen, "%s: cannot read", ld->file);
+        } else {
+            snprintf(ld->err, ld->errlen, "%s:1:1: larger than %d bytes (1 MiB): refused", ld->file,
+                     CT_CONFIG_MAX_FILE_BYTES);
+        }
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int load_text(struct loader *ld)
+{
+    struct problem p;
+
+    yaml_parser_set_input_string(&ld->parser, (const unsigned char *)ld->text, ld->text_len);
+    if (parse_document(ld) != 0) {
+        return -1;
+    }
+    release_event(ld);
+    trim_base_url(ld->cfg);
+    if (apply_env(ld) != 0) {
+        return -1;
+    }
+    memset(&p, 0, sizeof(p));
+    if (validate_into(ld->cfg, &p) != 0) {
+        return fail_at_path(ld, p.path, "%s", p.message);
+    }
+    return 0;
+}
+
+/* libyaml keeps the decoded input in its own buffers: wipe them too. */
+static void wipe_parser(yaml_parser_t *parser)
+{
+    if (parser->raw_buffer.start != NULL) {
+        OPENSSL_cleanse(parser->raw_buffer.start,
+                        (size_t)(parser->raw_buffer.end - parser->raw_buffer.start));
+    }
+    if (parser->buffer.start != NULL) {
+        OPENSSL_cleanse(parser->buffer.start, (size_t)(parser->buffer.end - parser->buffer.start));
+    }
+    yaml_parser_delete(parser);
+}
+
+int ct_config_load(ct_config *cfg, const char *path, const char *text, char *err, size_t errlen)
+{
+    struct loader ld;
+    char *owned = NULL;
+    int rc;
+
+    ct_config_defaults(cfg);
+    memset(&ld, 0, sizeof(ld));
+    ld.file = path != NULL ? path : "<config>";
+    ld.cfg = cfg;
+    ld.err = err;
+    ld.errlen = errlen;
+    if (text == NULL) {
+        if (path == NULL || read_config_file(&ld, &owned, &ld.text_len) != 0) {
+            if (path == NULL) {
+                snprintf(err, errlen, "no config file or text given");
+            }
+            return -1;
+        }
+        text = owned;
+    } else {
+        ld.text_len = strnlen(text, CT_CONFIG_MAX_FILE_BYTES + 1);
+        if (ld.text_len > CT_CONFIG_MAX_FILE_BYTES) {
+            snprintf(err, errlen, "%s:1:1: larger than %d bytes (1 MiB): refused", ld.file,
+                     CT_CONFIG_MAX_FILE_BYTES);
+            return -1;
+        }
+    }
+    ld.text = text;
+    if (!yaml_parser_initialize(&ld.parser)) {
+        snprintf(err, errlen, "%s: out of memory", ld.file);
+        rc = -1;
+    } else {
+        rc = load_text(&ld);
+        release_event(&ld);
+        wipe_parser(&ld.parser);
+    }
+    free(ld.origins);
+    if (owned != NULL) {
+        OPENSSL_cleanse(owned, ld.text_len);
+        free(owned);
+    }
+    if (rc != 0) {
+        ct_config_wipe(cfg);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* Printing                                                             */
+
+static void print_quoted(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            fprintf(out, "\\%c", c);
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(out, "\\x%02x", c);
+        } else {
+            fputc(c, out);
+        }
+    }
+    fputc('"', out);
+}
+
+static void print_string_key(FILE *out, const char *indent, const char *key, const char *value)
+{
+    fprintf(out, "%s%s: ", indent, key);
+    print_quoted(out, value);
+    fputc('\n', out);
+}
+
+static void print_string_list(FILE *out, const char *first, size_t slot, size_t count, int mask)
+{
+    fputc('[', out);
+    for (size_t i = 0; i < count; i++) {
+        if (i > 0) {
+            fputs(", ", out);
+        }
+        print_quoted(out, mask ? "***" : first + i * slot);
+    }
+    fputc(']', out);
+}
+
+static void print_methods(FILE *out, unsigned methods)
+{
+    int first = 1;
+    fputs("methods: [", out);
+    for (size_t i = 0; i < METHOD_COUNT; i++) {
+        if ((methods & method_names[i].bit) != 0) {
+            fprintf(out, "%s%s", first ? "" : ", ", method_names[i].name);
+            first = 0;
+        }
+    }
+    fputc(']', out);
+}
+
+static const char *yaml_bool(int value)
+{
+    return value ? "true" : "false";
+}
+
+static void print_app(const ct_config *cfg, FILE *out)
+{
+    fputs("app:\n", out);
+    print_string_key(out, "  ", "id", cfg->app_id);
+    if (cfg->app_certificate_file[0] != '\0') {
+        print_string_key(out, "  ", "certificate_file", cfg->app_certificate_file);
+    } else if (cfg->app_certificate[0] != '\0') {
+        print_string_key(out, "  ", "certificate", "***");
+    }
+    fputs("  previous_certificates: ", out);
+    print_string_list(out, cfg->previous_certificates[0], sizeof(cfg->previous_certificates[0]),
+                      cfg->previous_certificate_count, 1);
+    fputc('\n', out);
+    print_string_key(out, "  ", "key", cfg->app_key);
+}
+
+static void print_auth(const ct_config *cfg, FILE *out)
+{
+    fprintf(out, "auth:\n  allow_unauthenticated: %s\n", yaml_bool(cfg->allow_unauthenticated));
+    fprintf(out, "  api_keys:%s\n", cfg->api_key_count == 0 ? " []" : "");
+    for (size_t i = 0; i < cfg->api_key_count; i++) {
+        const ct_api_key *key = &cfg->api_keys[i];
+        fputs("    - {name: ", out);
+        print_quoted(out, key->name);
+        if (key->key_file[0] != '\0') {
+            fputs(", key_file: ", out);
+            print_quoted(out, key->key_file);
+        } else {
+            fputs(", sha256: \"***\"", out);
+        }
+        fputs(", ", out);
+        print_methods(out, key->methods);
+        fputs("}\n", out);
+    }
+    fprintf(out, "  mtls_clients:%s\n", cfg->mtls_client_count == 0 ? " []" : "");
+    for (size_t i = 0; i < cfg->mtls_client_count; i++) {
+        fputs("    - {id: ", out);
+        print_quoted(out, cfg->mtls_clients[i].id);
+        fputs(", ", out);
+        print_methods(out, cfg->mtls_clients[i].methods);
+        fputs("}\n", out);
+    }
+}
+
+static void print_directory(const ct_config *cfg, FILE *out)
+{
+    fputs("directory:\n", out);
+    print_string_key(out, "  ", "base_url", cfg->directory_base_url);
+    fprintf(out, "  auto_register: %s\n", yaml_bool(cfg->directory_auto_register));
+    fprintf(out, "  connect_timeout_ms: %u\n", (unsigned)cfg->directory_connect_timeout_ms);
+    fprintf(out, "  request_timeout_ms: %u\n", (unsigned)cfg->directory_request_timeout_ms);
+    fprintf(out, "  retries: %u\n", (unsigned)cfg->directory_retries);
+    fprintf(out, "  rate_limit_per_second: %u\n", (unsigned)cfg->directory_rate_limit_per_second);
+    fprintf(out, "  cache:\n    capacity: %u\n", (unsigned)cfg->directory_cache_capacity);
+    fprintf(out, "    ttl_seconds: %u\n", (unsigned)cfg->directory_cache_ttl_seconds);
+    fprintf(out, "    negative_ttl_seconds: %u\n",
+            (unsigned)cfg->directory_cache_negative_ttl_seconds);
+}
+
+static void print_http(const ct_config *cfg, FILE *out)
+{
+    fputs("http:\n", out);
+    print_string_key(out, "  ", "listen", cfg->http_listen);
+    fprintf(out, "  compat_routes: %s\n", yaml_bool(cfg->http_compat_routes));
+    fputs("  cors:\n    allowed_origins: ", out);
+    print_string_list(out, cfg->http_cors_origins[0], sizeof(cfg->http_cors_origins[0]),
+                      cfg->http_cors_origin_count, 0);
+    fprintf(out, "\n  max_connections: %u\n", (unsigned)cfg->http_max_connections);
+}
+
+void ct_config_print(const ct_config *cfg, FILE *out)
+{
+    fputs("# chat-tokend effective configuration; secrets are shown as \"***\"\n", out);
+    fputs("listen: ", out);
+    print_string_list(out, cfg->listen[0], sizeof(cfg->listen[0]), cfg->listen_count, 0);
+    fputc('\n', out);
+    print_string_key(out, "", "health_listen", cfg->health_listen);
+    print_app(cfg, out);
+    fprintf(out, "tokens:\n  default_ttl_seconds: %u\n", (unsigned)cfg->default_ttl_seconds);
+    fprintf(out, "  max_ttl_seconds: %u\n", (unsigned)cfg->max_ttl_seconds);
+    fprintf(out, "  renew_grace_seconds: %u\n", (unsigned)cfg->renew_grace_seconds);
+    fprintf(out, "user_tokens:\n  identity: %s\n",
+            cfg->identity == CT_IDENTITY_UUID ? "uuid" : "username");
+    print_auth(cfg, out);
+    fputs("tls:\n", out);
+    print_string_key(out, "  ", "cert_file", cfg->tls_cert_file);
+    print_string_key(out, "  ", "key_file", cfg->tls_key_file);
+    print_string_key(out, "  ", "client_ca_file", cfg->tls_client_ca_file);
+    fprintf(out, "workers: %u\n", cfg->workers);
+    fprintf(out, "log:\n  level: %s\n",
+            (unsigned)cfg->log_level <= CT_LOG_ERROR ? log_level_names[cfg->log_level] : "info");
+    fprintf(out, "shutdown:\n  drain_seconds: %u\n", (unsigned)cfg->drain_seconds);
+    fprintf(out, "  grace_seconds: %u\n", (unsigned)cfg->grace_seconds);
+    print_directory(cfg, out);
+    print_http(cfg, out);
+}
