@@ -1,0 +1,591 @@
+"""Integration-test harness: runs the real chat-tokend binary on ephemeral
+ports and talks to it with real gRPC clients (Debian's python3-grpcio).
+
+- Server: writes a config, starts the binary, learns its ports from the
+  "listening" log lines, stops it with SIGTERM and checks the exit code and
+  that stderr never held a secret (certificates, API keys, tokens).
+- Protos: message classes built at test time from the .proto files by
+  protoc (no generated code is committed).
+- Client: generic unary/stream calls that return (response, status).
+- Certificates: a test CA, server and client certificates made by openssl.
+- Tokens: checked by the npm agora-token package (verify_token.js).
+
+Environment (set by tests/integration/CMakeLists.txt):
+  CT_BIN_DIR     where chat-tokend and chat-token are
+  CT_SOURCE_DIR  the repository (proto/, node_modules/)
+"""
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.environ.get("CT_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
+BIN_DIR = os.environ.get("CT_BIN_DIR", os.path.join(SOURCE_DIR, "build-it", "bin"))
+TOKEND = os.path.join(BIN_DIR, "chat-tokend")
+CLI = os.path.join(BIN_DIR, "chat-token")
+NODE = shutil.which("node")
+NODE_PATH = os.path.join(SOURCE_DIR, "node_modules")
+GRPC_PROTO_DIR = "/usr/share/grpc-proto"
+WKT_PROTO_DIR = "/usr/include"
+
+APP_ID = "970CA35de60c44645bbae8a215061b33"
+CERTIFICATE = "5CFd2fd1755d40ecb72977518be15d3b"
+PREVIOUS_CERTIFICATE = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+OTHER_CERTIFICATE = "ffeeddccbbaa99887766554433221100"
+OTHER_APP_ID = "11112222333344445555666677778888"
+APP_KEY = "org#app"
+BACKEND_KEY = "backend-key-6f1d2c9e8a7b"
+ADMIN_KEY = "admin-key-3c4e5f6a7b8c"
+SPIFFE_BACKEND = "spiffe://cluster.local/ns/chat/sa/backend"
+SPIFFE_UNKNOWN = "spiffe://cluster.local/ns/other/sa/stranger"
+SERVICE = "chattoken.v1.TokenService"
+
+START_TIMEOUT = 15.0
+CALL_TIMEOUT = 10.0
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ---- protos ----
+
+_PROTO_FILES = [
+    "chattoken/v1/token_service.proto",
+    "grpc/health/v1/health.proto",
+    "grpc/reflection/v1/reflection.proto",
+    "grpc/reflection/v1alpha/reflection.proto",
+]
+
+
+class Protos:
+    """Message classes by full name, built from a protoc descriptor set."""
+
+    def __init__(self):
+        with tempfile.TemporaryDirectory(prefix="ct-it-proto-") as tmp:
+            out = os.path.join(tmp, "set.desc")
+            subprocess.run(
+                ["protoc", "-I" + os.path.join(SOURCE_DIR, "proto"), "-I" + GRPC_PROTO_DIR,
+                 "-I" + WKT_PROTO_DIR, "--include_imports", "--descriptor_set_out=" + out]
+                + _PROTO_FILES, check=True)
+            with open(out, "rb") as f:
+                fds = descriptor_pb2.FileDescriptorSet.FromString(f.read())
+        self.pool = descriptor_pool.DescriptorPool()
+        for fd in fds.file:
+            self.pool.Add(fd)
+        self._factory = message_factory.MessageFactory(self.pool)
+        self._classes = {}
+
+    def __getattr__(self, short):
+        # protos.GetUserTokenRequest -> chattoken.v1.GetUserTokenRequest
+        if short.startswith("_"):
+            raise AttributeError(short)
+        return self.cls("chattoken.v1." + short)
+
+    def cls(self, full_name):
+        if full_name not in self._classes:
+            desc = self.pool.FindMessageTypeByName(full_name)
+            if hasattr(message_factory, "GetMessageClass"):
+                self._classes[full_name] = message_factory.GetMessageClass(desc)
+            else:
+                self._classes[full_name] = self._factory.GetPrototype(desc)
+        return self._classes[full_name]
+
+
+_protos = None
+
+
+def protos():
+    global _protos
+    if _protos is None:
+        _protos = Protos()
+    return _protos
+
+
+# ---- certificates ----
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+class Certificates:
+    """A test CA; a server certificate for 127.0.0.1/localhost; client
+    certificates with the known and an unknown SPIFFE ID; and a client
+    certificate from a CA the server does not trust."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self._ca("ca")
+        self._ca("rogue-ca")
+        self.server = self._leaf("server", "ca", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+                                 "serverAuth")
+        self.backend = self._leaf("backend", "ca", "subjectAltName=URI:" + SPIFFE_BACKEND,
+                                  "clientAuth")
+        self.stranger = self._leaf("stranger", "ca", "subjectAltName=URI:" + SPIFFE_UNKNOWN,
+                                   "clientAuth")
+        self.rogue = self._leaf("rogue", "rogue-ca", "subjectAltName=URI:" + SPIFFE_BACKEND,
+                                "clientAuth")
+        self.ca_file = self.path("ca.crt")
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def read(self, name):
+        with open(self.path(name), "rb") as f:
+            return f.read()
+
+    def _ca(self, name):
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-nodes", "-days", "2", "-subj", "/CN=chat-tokend test " + name,
+                 "-keyout", name + ".key", "-out", name + ".crt", cwd=self.dir)
+
+    def _leaf(self, name, ca, san, usage):
+        ext = name + ".ext"
+        with open(self.path(ext), "w") as f:
+            f.write(san + "\nextendedKeyUsage=" + usage + "\nbasicConstraints=CA:FALSE\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-subj", "/CN=" + name, "-keyout", name + ".key", "-out", name + ".csr",
+                 cwd=self.dir)
+        _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
+                 "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", name + ".crt",
+                 cwd=self.dir)
+        return (self.path(name + ".crt"), self.path(name + ".key"))
+
+    def channel_credentials(self, client=None):
+        """TLS credentials trusting the test CA; client = "backend",
+        "stranger", "rogue" or None (no client certificate)."""
+        if client is None:
+            return grpc.ssl_channel_credentials(root_certificates=self.read("ca.crt"))
+        return grpc.ssl_channel_credentials(root_certificates=self.read("ca.crt"),
+                                            private_key=self.read(client + ".key"),
+                                            certificate_chain=self.read(client + ".crt"))
+
+
+# ---- the server ----
+
+def base_config(**overrides):
+    """A plaintext, loopback, API-key-authenticated config; overrides
+    replace top-level keys."""
+    cfg = {
+        "listen": ["127.0.0.1:0"],
+        "app": {"id": APP_ID, "certificate": CERTIFICATE,
+                "previous_certificates": [PREVIOUS_CERTIFICATE], "key": APP_KEY},
+        "tokens": {"default_ttl_seconds": 3600, "max_ttl_seconds": 7200,
+                   "renew_grace_seconds": 60},
+        "user_tokens": {"identity": "username"},
+        "auth": {
+            "allow_unauthenticated": False,
+            "api_keys": [
+                {"name": "backend", "sha256": sha256_hex(BACKEND_KEY),
+                 "methods": ["GetUserToken", "RenewToken"]},
+                {"name": "admin", "sha256": sha256_hex(ADMIN_KEY),
+                 "methods": ["GetAppToken", "GetUserToken", "RenewToken"]},
+            ],
+        },
+        "workers": 2,
+        "shutdown": {"drain_seconds": 0, "grace_seconds": 5},
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+class ServerError(Exception):
+    pass
+
+
+class Server:
+    """One chat-tokend process. JSON is YAML, so the config is written as
+    JSON; `text` writes a raw config instead."""
+
+    def __init__(self, config=None, text=None, env=None, workdir=None):
+        self._own_dir = workdir is None
+        self.dir = workdir or tempfile.mkdtemp(prefix="ct-it-")
+        self.config = config
+        self.config_path = os.path.join(self.dir, "chat-tokend.yaml")
+        with open(self.config_path, "w") as f:
+            f.write(text if text is not None else json.dumps(config, indent=1) + "\n")
+        # the app section comes from the config (and env given here) only
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_TOKEN_")}
+        self.env.update(env or {})
+        self.secrets = {BACKEND_KEY, ADMIN_KEY}
+        if config is not None:
+            app = config.get("app", {})
+            for s in [app.get("certificate")] + list(app.get("previous_certificates", [])):
+                if s:
+                    self.secrets.add(s)
+        self.proc = None
+        self.lines = []  # raw stderr lines
+        self.events = []  # parsed JSON log lines
+        self._cond = threading.Condition()
+        self._reader = None
+        self.listening = []
+        self.returncode = None
+
+    def add_secret(self, value):
+        if value:
+            self.secrets.add(value)
+
+    # -- start --
+
+    def start(self):
+        self.proc = subprocess.Popen([TOKEND, "--config", self.config_path], env=self.env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._reader.start()
+        started = self.wait_event("started", START_TIMEOUT)
+        if started is None:
+            self.kill()
+            raise ServerError("chat-tokend did not start:\n" + self.stderr_text())
+        self.listening = [e["message"] for e in self.events if e.get("event") == "listening"]
+        return self
+
+    def _read_stderr(self):
+        for raw in self.proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip("\n")
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            with self._cond:
+                self.lines.append(line)
+                if isinstance(event, dict):
+                    self.events.append(event)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_event(self, name, timeout, predicate=None):
+        """The first log event called name (and matching predicate), or
+        None when it does not come within timeout or the process ended."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.events:
+                    if e.get("event") == name and (predicate is None or predicate(e)):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return None
+                self._cond.wait(min(left, 0.2))
+
+    def rpc_events(self, method=None):
+        with self._cond:
+            return [e for e in self.events
+                    if e.get("event") == "rpc" and (method is None or e.get("method") == method)]
+
+    def stderr_text(self):
+        with self._cond:
+            return "\n".join(self.lines)
+
+    # -- addresses --
+
+    def _main_count(self):
+        return len(self.config["listen"]) if self.config else len(self.listening)
+
+    @property
+    def address(self):
+        """The first main listener, as a gRPC target."""
+        return self.listening[0]
+
+    @property
+    def main_addresses(self):
+        return self.listening[:self._main_count()]
+
+    @property
+    def health_address(self):
+        return self.listening[self._main_count()]
+
+    # -- stop --
+
+    def terminate(self):
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout):
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise ServerError("chat-tokend did not exit within %.1f s:\n%s"
+                              % (timeout, self.stderr_text()))
+        self._reader.join(5)
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+            if self._reader is not None:
+                self._reader.join(5)
+
+    def leaked_secrets(self):
+        text = self.stderr_text().lower()
+        return sorted(s for s in self.secrets if s and s.lower() in text)
+
+    def stop(self, timeout=15.0):
+        """SIGTERM; returns the exit code. Raises when it does not exit in
+        time, exits non-zero or logged a secret."""
+        try:
+            if self.proc is not None and self.proc.poll() is None:
+                self.terminate()
+            rc = self.wait_exit(timeout)
+            if rc != 0:
+                raise ServerError("chat-tokend exited %d:\n%s" % (rc, self.stderr_text()))
+            leaked = self.leaked_secrets()
+            if leaked:
+                raise ServerError("chat-tokend logged secrets (%d of them, e.g. %.12s...)"
+                                  % (len(leaked), leaked[0]))
+            return rc
+        finally:
+            self.cleanup()
+
+    def cleanup(self):
+        self.kill()
+        if self.proc is not None and self.proc.stderr is not None:
+            if self._reader is not None:
+                self._reader.join(5)
+            self.proc.stderr.close()
+        if self._own_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- the client ----
+
+def _identity(b):
+    return b
+
+
+class Result:
+    """A call's outcome: code (grpc.StatusCode), details, response (the
+    decoded message when OK), elapsed seconds."""
+
+    def __init__(self, code, details, response, elapsed):
+        self.code = code
+        self.details = details or ""
+        self.response = response
+        self.elapsed = elapsed
+
+    @property
+    def ok(self):
+        return self.code == grpc.StatusCode.OK
+
+    def __repr__(self):
+        return "Result(%s, %r)" % (self.code, self.details)
+
+
+def metadata_for(key=None, header="authorization"):
+    if key is None:
+        return None
+    if header == "authorization":
+        return [("authorization", "Bearer " + key)]
+    return [(header, key)]
+
+
+class Client:
+    """A channel to one server address; tokens it receives are recorded as
+    secrets of the server, so that stop() checks the logs never held them."""
+
+    def __init__(self, server, target=None, credentials=None, key=None, options=None):
+        self.server = server
+        self.target = target or server.address
+        self.key = key
+        opts = list(options or [])
+        if credentials is None:
+            self.channel = grpc.insecure_channel(self.target, options=opts)
+        else:
+            self.channel = grpc.secure_channel(self.target, credentials, options=opts)
+        if server is not None and key:
+            server.add_secret(key)
+
+    def close(self):
+        self.channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def raw(self, path, payload, key=None, metadata=None, timeout=CALL_TIMEOUT,
+            response_class=None):
+        """Unary call with request bytes as they are."""
+        key = key or self.key
+        md = metadata if metadata is not None else metadata_for(key)
+        if key and self.server is not None:
+            self.server.add_secret(key)
+        deserialize = response_class.FromString if response_class is not None else _identity
+        stub = self.channel.unary_unary(path, request_serializer=_identity,
+                                        response_deserializer=deserialize)
+        start = time.monotonic()
+        try:
+            response = stub(payload, metadata=md, timeout=timeout)
+            result = Result(grpc.StatusCode.OK, "", response, time.monotonic() - start)
+        except grpc.RpcError as e:
+            result = Result(e.code(), e.details(), None, time.monotonic() - start)
+        self._remember(result.response)
+        return result
+
+    def _remember(self, response):
+        token = getattr(response, "token", None) if response is not None else None
+        if token and self.server is not None:
+            self.server.add_secret(token)
+
+    def token_call(self, method, request, key=None, metadata=None, timeout=CALL_TIMEOUT):
+        p = protos()
+        return self.raw("/%s/%s" % (SERVICE, method), request.SerializeToString(), key=key,
+                        metadata=metadata, timeout=timeout,
+                        response_class=getattr(p, method + "Response"))
+
+    def get_app_token(self, ttl=0, **kw):
+        return self.token_call("GetAppToken", protos().GetAppTokenRequest(ttl_seconds=ttl), **kw)
+
+    def get_user_token(self, username, ttl=0, **kw):
+        req = protos().GetUserTokenRequest(username=username, ttl_seconds=ttl)
+        return self.token_call("GetUserToken", req, **kw)
+
+    def renew_token(self, token, ttl=0, **kw):
+        return self.token_call("RenewToken", protos().RenewTokenRequest(token=token, ttl_seconds=ttl),
+                               **kw)
+
+    def health_check(self, service="", timeout=CALL_TIMEOUT):
+        p = protos()
+        req = p.cls("grpc.health.v1.HealthCheckRequest")(service=service)
+        return self.raw("/grpc.health.v1.Health/Check", req.SerializeToString(), metadata=[],
+                        timeout=timeout, response_class=p.cls("grpc.health.v1.HealthCheckResponse"))
+
+    def health_watch(self, service="", timeout=CALL_TIMEOUT):
+        """The Watch stream: an iterator of HealthCheckResponse (cancel()
+        ends it)."""
+        p = protos()
+        req = p.cls("grpc.health.v1.HealthCheckRequest")(service=service)
+        stub = self.channel.unary_stream(
+            "/grpc.health.v1.Health/Watch", request_serializer=_identity,
+            response_deserializer=p.cls("grpc.health.v1.HealthCheckResponse").FromString)
+        return stub(req.SerializeToString(), timeout=timeout)
+
+    def reflect(self, requests, version="v1", timeout=CALL_TIMEOUT):
+        """Sends ServerReflectionRequests on one stream; returns
+        (responses, Result)."""
+        p = protos()
+        pkg = "grpc.reflection.%s" % version
+        req_cls = p.cls(pkg + ".ServerReflectionRequest")
+        resp_cls = p.cls(pkg + ".ServerReflectionResponse")
+        stub = self.channel.stream_stream("/%s.ServerReflection/ServerReflectionInfo" % pkg,
+                                          request_serializer=_identity,
+                                          response_deserializer=resp_cls.FromString)
+        msgs = [req_cls(**r).SerializeToString() for r in requests]
+        start = time.monotonic()
+        try:
+            responses = list(stub(iter(msgs), timeout=timeout))
+            return responses, Result(grpc.StatusCode.OK, "", None, time.monotonic() - start)
+        except grpc.RpcError as e:
+            return [], Result(e.code(), e.details(), None, time.monotonic() - start)
+
+
+def health_status_name(response):
+    enum = response.DESCRIPTOR.fields_by_name["status"].enum_type
+    return enum.values_by_number[response.status].name
+
+
+# ---- tokens ----
+
+def cli_build(kind, app_id=APP_ID, certificate=CERTIFICATE, user=None, ttl=3600, issue_ts=None,
+              salt=None):
+    """A token from our CLI (chat-token build), for renewal tests."""
+    with tempfile.TemporaryDirectory(prefix="ct-it-cli-") as tmp:
+        cert_file = os.path.join(tmp, "cert")
+        with open(cert_file, "w") as f:
+            f.write(certificate + "\n")
+        args = [CLI, "build", kind, "--app-id", app_id, "--app-cert-file", cert_file,
+                "--ttl", str(ttl)]
+        if user is not None:
+            args += ["--user", user]
+        if issue_ts is not None:
+            args += ["--salt", str(salt or 4242), "--issue-ts", str(int(issue_ts))]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_TOKEN_")}
+        out = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+        return out.stdout.strip()
+
+
+def _node(script, payload):
+    require_node()
+    env = dict(os.environ, NODE_PATH=NODE_PATH)
+    proc = subprocess.run([NODE, os.path.join(HERE, script)], input=json.dumps(payload),
+                          capture_output=True, text=True, env=env, timeout=60)
+    if proc.returncode != 0:
+        raise AssertionError("%s failed:\n%s%s" % (script, proc.stdout, proc.stderr))
+    return json.loads(proc.stdout)
+
+
+def verify_tokens(checks):
+    """Checks tokens with npm agora-token (parse, verifySignature, app id,
+    one Chat service with the expected privilege, user id, expire). Each
+    check: {token, kind: "app"|"user", user_id?, ttl?, certificate?,
+    app_id?, not_certificates?}. Returns agora-token's view of each token
+    ({issue_ts, expire, salt, user_id, privileges})."""
+    full = []
+    for c in checks:
+        d = {"app_id": APP_ID, "certificate": CERTIFICATE}
+        d.update(c)
+        full.append(d)
+    return _node("verify_token.js", {"checks": full})
+
+
+def foreign_token(shape, app_id=APP_ID, certificate=CERTIFICATE):
+    """A token built by agora-token with another service shape (rtc,
+    chat_and_rtm, chat_two_privileges), signed by this app."""
+    return _node("foreign_token.js", {"shape": shape, "app_id": app_id,
+                                      "certificate": certificate})["token"]
+
+
+# ---- misc ----
+
+def free_closed_port():
+    """A local TCP port nobody listens on (bound then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def temp_dir(prefix="ct-it-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def require_node():
+    if NODE is None or not os.path.isdir(os.path.join(NODE_PATH, "agora-token")):
+        raise unittest.SkipTest("node or npm agora-token missing (scripts/install-node-deps)")
+
+
+def poll(predicate, timeout, interval=0.02):
+    """Calls predicate until it returns something truthy; returns it, or
+    the last falsy value after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(interval)
+
+
+def main():
+    unittest.main(verbosity=2)

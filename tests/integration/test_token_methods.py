@@ -1,0 +1,218 @@
+"""TokenService over a real connection: GetAppToken, GetUserToken and
+RenewToken, their TTL rules, username rules, renewal rules, and the
+request-level errors (undecodable, oversized, unknown method)."""
+import time
+import unittest
+
+import grpc
+
+import harness as h
+
+Code = grpc.StatusCode
+
+
+class TokenMethodsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.server = h.Server(h.base_config()).start()
+        cls.admin = h.Client(cls.server, key=h.ADMIN_KEY)
+        cls.backend = h.Client(cls.server, key=h.BACKEND_KEY)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.admin.close()
+        cls.backend.close()
+        cls.server.stop()
+
+    def assertCode(self, result, code):
+        self.assertEqual(result.code, code, result.details)
+
+    def assertExpireTime(self, response, view, ttl):
+        self.assertEqual(view["expire"], ttl)
+        self.assertEqual(response.expire_time.seconds, view["issue_ts"] + ttl)
+        self.assertLessEqual(abs(view["issue_ts"] - time.time()), 5)
+
+    # ---- GetAppToken ----
+
+    def test_app_token_default_ttl_verifies_with_agora_token(self):
+        r = self.admin.get_app_token()
+        self.assertCode(r, Code.OK)
+        self.assertTrue(r.response.token.startswith("007"))
+        [view] = h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 3600}])
+        self.assertExpireTime(r.response, view, 3600)
+
+    def test_app_token_explicit_ttl(self):
+        r = self.admin.get_app_token(ttl=600)
+        self.assertCode(r, Code.OK)
+        [view] = h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 600}])
+        self.assertExpireTime(r.response, view, 600)
+
+    def test_app_token_ttl_at_max_is_honoured(self):
+        r = self.admin.get_app_token(ttl=7200)
+        self.assertCode(r, Code.OK)
+        h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 7200}])
+
+    def test_app_token_ttl_over_max_is_invalid_argument_naming_the_limit(self):
+        r = self.admin.get_app_token(ttl=7201)
+        self.assertCode(r, Code.INVALID_ARGUMENT)
+        self.assertIn("7200", r.details)
+
+    # ---- GetUserToken ----
+
+    def test_user_token_default_ttl_verifies_with_agora_token(self):
+        r = self.backend.get_user_token("alice")
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.user_id, "alice")
+        self.assertFalse(r.response.registered)
+        [view] = h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "alice",
+                                   "ttl": 3600}])
+        self.assertExpireTime(r.response, view, 3600)
+
+    def test_user_token_explicit_ttl(self):
+        r = self.backend.get_user_token("bob", ttl=90)
+        self.assertCode(r, Code.OK)
+        [view] = h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "bob",
+                                   "ttl": 90}])
+        self.assertExpireTime(r.response, view, 90)
+
+    def test_user_token_ttl_over_max_is_invalid_argument(self):
+        r = self.backend.get_user_token("bob", ttl=86401)
+        self.assertCode(r, Code.INVALID_ARGUMENT)
+        self.assertIn("7200", r.details)
+
+    def test_username_is_normalised_to_lower_case(self):
+        r = self.backend.get_user_token("Alice.Smith_01-X")
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.user_id, "alice.smith_01-x")
+        h.verify_tokens([{"token": r.response.token, "kind": "user",
+                          "user_id": "alice.smith_01-x"}])
+
+    def test_username_of_64_characters_is_accepted(self):
+        name = "a" * 64
+        r = self.backend.get_user_token(name)
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.user_id, name)
+
+    def test_invalid_usernames_are_invalid_argument(self):
+        for name in ["", "a" * 65, "alice smith", "alice@example", "élodie", "a/b", "a\nb"]:
+            with self.subTest(name=name):
+                self.assertCode(self.backend.get_user_token(name), Code.INVALID_ARGUMENT)
+
+    # ---- RenewToken ----
+
+    def test_renew_user_token_keeps_identity_and_signs_with_current_certificate(self):
+        old = self.backend.get_user_token("Carol", ttl=120).response.token
+        r = self.backend.renew_token(old, ttl=1800)
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.user_id, "carol")
+        self.assertEqual(r.response.kind, 2)  # TOKEN_KIND_USER
+        self.assertNotEqual(r.response.token, old)
+        [view] = h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "carol",
+                                   "ttl": 1800}])
+        self.assertExpireTime(r.response, view, 1800)
+
+    def test_renew_with_default_ttl(self):
+        old = self.backend.get_user_token("dave", ttl=60).response.token
+        r = self.backend.renew_token(old)
+        self.assertCode(r, Code.OK)
+        h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "dave",
+                          "ttl": 3600}])
+
+    def test_renew_ttl_over_max_is_invalid_argument(self):
+        old = self.backend.get_user_token("dave").response.token
+        self.assertCode(self.backend.renew_token(old, ttl=7201), Code.INVALID_ARGUMENT)
+
+    def test_renew_accepts_token_signed_with_previous_certificate(self):
+        old = h.cli_build("user", certificate=h.PREVIOUS_CERTIFICATE, user="erin")
+        self.server.add_secret(old)
+        r = self.backend.renew_token(old)
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.user_id, "erin")
+        h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "erin",
+                          "not_certificates": [h.PREVIOUS_CERTIFICATE]}])
+
+    def test_renew_refuses_token_signed_with_unknown_certificate(self):
+        old = h.cli_build("user", certificate=h.OTHER_CERTIFICATE, user="erin")
+        self.server.add_secret(old)
+        self.assertCode(self.backend.renew_token(old), Code.PERMISSION_DENIED)
+
+    def test_renew_refuses_token_of_another_app(self):
+        old = h.cli_build("user", app_id=h.OTHER_APP_ID, user="erin")
+        self.server.add_secret(old)
+        r = self.backend.renew_token(old)
+        self.assertCode(r, Code.PERMISSION_DENIED)
+
+    def test_renew_within_grace_after_expiry_succeeds(self):
+        # expired 30 s ago; grace is 60 s
+        old = h.cli_build("user", user="frank", ttl=60, issue_ts=time.time() - 90)
+        self.server.add_secret(old)
+        r = self.backend.renew_token(old)
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.user_id, "frank")
+
+    def test_renew_after_grace_is_failed_precondition(self):
+        # expired 120 s ago; grace is 60 s
+        old = h.cli_build("user", user="frank", ttl=60, issue_ts=time.time() - 180)
+        self.server.add_secret(old)
+        self.assertCode(self.backend.renew_token(old), Code.FAILED_PRECONDITION)
+
+    def test_renew_unparsable_token_is_invalid_argument(self):
+        for token in ["", "not a token", "007" + "A" * 40, "006abc"]:
+            with self.subTest(token=token):
+                self.assertCode(self.backend.renew_token(token), Code.INVALID_ARGUMENT)
+
+    def test_renew_token_of_wrong_service_shape_is_invalid_argument(self):
+        for shape in ["rtc", "chat_and_rtm", "chat_two_privileges"]:
+            with self.subTest(shape=shape):
+                token = h.foreign_token(shape)
+                self.server.add_secret(token)
+                self.assertCode(self.admin.renew_token(token), Code.INVALID_ARGUMENT)
+
+    def test_renew_app_token_with_get_app_token_permission(self):
+        old = self.admin.get_app_token(ttl=300).response.token
+        r = self.admin.renew_token(old)
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.kind, 1)  # TOKEN_KIND_APP
+        self.assertEqual(r.response.user_id, "")
+        h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 3600}])
+
+    def test_renew_app_token_without_get_app_token_permission_is_denied(self):
+        old = self.admin.get_app_token().response.token
+        self.assertCode(self.backend.renew_token(old), Code.PERMISSION_DENIED)
+
+    # ---- request-level errors ----
+
+    def test_garbage_request_bytes_are_invalid_argument(self):
+        for method in ["GetAppToken", "GetUserToken", "RenewToken"]:
+            with self.subTest(method=method):
+                r = self.admin.raw("/chattoken.v1.TokenService/" + method, b"\xff\xff\xff\xff\x0f")
+                self.assertCode(r, Code.INVALID_ARGUMENT)
+
+    def test_message_over_64_kib_is_resource_exhausted(self):
+        r = self.backend.get_user_token("a" * (65 * 1024))
+        self.assertCode(r, Code.RESOURCE_EXHAUSTED)
+        r = self.backend.renew_token("007" + "A" * (70 * 1024))
+        self.assertCode(r, Code.RESOURCE_EXHAUSTED)
+
+    def test_unknown_method_is_unimplemented_at_once(self):
+        for path in ["/chattoken.v1.TokenService/DeleteEverything", "/no.such.Service/Call"]:
+            with self.subTest(path=path):
+                r = self.admin.raw(path, b"", timeout=10)
+                self.assertCode(r, Code.UNIMPLEMENTED)
+                self.assertLess(r.elapsed, 2.0, "UNIMPLEMENTED must not wait for the deadline")
+
+    def test_rpc_log_line_names_method_status_caller_and_peer(self):
+        self.backend.get_user_token("loggy")
+        event = self.server.wait_event(
+            "rpc", 5, lambda e: e.get("method") == "GetUserToken" and e.get("caller") == "backend")
+        self.assertIsNotNone(event, self.server.stderr_text())
+        self.assertEqual(event["transport"], "grpc")
+        self.assertIn(event["status"], ["OK", "INVALID_ARGUMENT", "PERMISSION_DENIED",
+                                         "FAILED_PRECONDITION", "RESOURCE_EXHAUSTED"])
+        self.assertTrue(event["peer"].startswith("ipv4:127.0.0.1:"), event)
+        self.assertIsInstance(event["duration_ms"], (int, float))
+        self.assertIn("time", event)
+
+
+if __name__ == "__main__":
+    h.main()
