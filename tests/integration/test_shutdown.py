@@ -135,7 +135,7 @@ class LoadTest(unittest.TestCase):
     GRACE = 5
     # a call sent this shortly before shutdown began may reach the server
     # after it: such a call was never accepted
-    IN_TRANSIT = 0.05
+    IN_TRANSIT = 0.2
 
     def test_sigterm_under_load_answers_every_accepted_call_and_exits_0(self):
         server = h.Server(shutdown_config(self.DRAIN, self.GRACE)).start()

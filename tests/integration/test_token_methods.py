@@ -98,6 +98,10 @@ class TokenMethodsTest(unittest.TestCase):
             with self.subTest(name=name):
                 self.assertCode(self.backend.get_user_token(name), Code.INVALID_ARGUMENT)
 
+    def test_username_with_nul_byte_is_invalid_argument_not_truncated(self):
+        r = self.backend.get_user_token("alice\x00admin")
+        self.assertCode(r, Code.INVALID_ARGUMENT)
+
     # ---- RenewToken ----
 
     def test_renew_user_token_keeps_identity_and_signs_with_current_certificate(self):
@@ -161,6 +165,10 @@ class TokenMethodsTest(unittest.TestCase):
             with self.subTest(token=token):
                 self.assertCode(self.backend.renew_token(token), Code.INVALID_ARGUMENT)
 
+    def test_renew_token_with_nul_byte_and_trailing_junk_is_invalid_argument(self):
+        token = self.backend.get_user_token("gina").response.token
+        self.assertCode(self.backend.renew_token(token + "\x00junk"), Code.INVALID_ARGUMENT)
+
     def test_renew_token_of_wrong_service_shape_is_invalid_argument(self):
         for shape in ["rtc", "chat_and_rtm", "chat_two_privileges"]:
             with self.subTest(shape=shape):
@@ -187,6 +195,20 @@ class TokenMethodsTest(unittest.TestCase):
             with self.subTest(method=method):
                 r = self.admin.raw("/chattoken.v1.TokenService/" + method, b"\xff\xff\xff\xff\x0f")
                 self.assertCode(r, Code.INVALID_ARGUMENT)
+
+    def test_empty_request_means_all_defaults(self):
+        r = self.admin.raw("/chattoken.v1.TokenService/GetAppToken", b"",
+                           response_class=h.protos().GetAppTokenResponse)
+        self.assertCode(r, Code.OK)
+        h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 3600}])
+        r = self.admin.raw("/chattoken.v1.TokenService/GetUserToken", b"")
+        self.assertCode(r, Code.INVALID_ARGUMENT)  # no username
+
+    def test_garbage_health_and_reflection_requests_are_invalid_argument(self):
+        for path in ("/grpc.health.v1.Health/Check",
+                     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"):
+            with self.subTest(path=path):
+                self.assertCode(self.admin.raw(path, b"\xff\xff"), Code.INVALID_ARGUMENT)
 
     def test_message_over_64_kib_is_resource_exhausted(self):
         r = self.backend.get_user_token("a" * (65 * 1024))
