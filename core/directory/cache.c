@@ -1,7 +1,7 @@
 /* The sharded LRU UUID cache. Memory per entry beyond the strings: one node
- * header (40 bytes, with the key and value stored in the same allocation
+ * header (46 bytes, with the key and value stored in the same allocation
  * right after it), the allocator's header and rounding, and one bucket slot
- * (8 bytes, the table never exceeds load factor 1). Counters are atomics
+ * (8 bytes; the table's load factor stays within 2/3..4/3). Counters are atomics
  * written only under their shard's lock, so a writer can use a plain
  * load+store (no locked instruction) and stats readers need no lock. */
 #include "cache.h"
@@ -18,7 +18,8 @@ typedef struct node {
     struct node *prev;  /* LRU list: toward the most recently used */
     struct node *next;  /* LRU list: toward the least recently used */
     int64_t expires_at_ms;
-    uint32_t hash; /* low bits of the full hash: cheap reject before memcmp */
+    int64_t promoted_ms; /* when it last became the most recently used */
+    uint32_t hash;       /* low bits of the full hash: cheap reject before memcmp */
     uint8_t key_len;
     uint8_t value_len; /* 0 for a negative entry */
     char data[];       /* key NUL value NUL */
@@ -42,6 +43,7 @@ typedef struct shard {
 
 struct ud_cache {
     size_t shard_count;
+    int64_t promote_interval_ms;
     uint64_t seed; /* random per cache: chains do not depend on a fixed hash */
     shard *shards;
 };
@@ -100,7 +102,8 @@ static size_t next_pow2(size_t n)
     return p;
 }
 
-ud_cache *ud_cache_create(size_t capacity, size_t shards, char *err, size_t errlen)
+ud_cache *ud_cache_create(size_t capacity, size_t shards, int64_t promote_interval_ms, char *err,
+                          size_t errlen)
 {
     ud_cache *cache;
     size_t i;
@@ -121,6 +124,7 @@ ud_cache *ud_cache_create(size_t capacity, size_t shards, char *err, size_t errl
         return NULL;
     }
     cache->shard_count = shards;
+    cache->promote_interval_ms = promote_interval_ms > 0 ? promote_interval_ms : 0;
     if (RAND_bytes((unsigned char *)&cache->seed, sizeof(cache->seed)) != 1) {
         cache->seed = 0x243f6a8885a308d3ull;
     }
@@ -137,7 +141,9 @@ ud_cache *ud_cache_create(size_t capacity, size_t shards, char *err, size_t errl
 
         /* spread capacity exactly: the first capacity % shards get one more */
         s->capacity = capacity / shards + (i < capacity % shards ? 1 : 0);
-        nbuckets = next_pow2(s->capacity);
+        /* load factor at most 4/3 when full: short chains, and no doubling
+         * of the table for a capacity just past a power of two */
+        nbuckets = next_pow2(s->capacity - s->capacity / 4);
         s->buckets = calloc(nbuckets, sizeof(node *));
         s->mask = nbuckets - 1;
         s->lru.next = &s->lru;
@@ -245,9 +251,10 @@ static enum ud_cache_answer lookup(ud_cache *cache, const char *key, int64_t now
         counter_add(&s->size, -1);
         expired = n;
     } else if (n != NULL) {
-        if (s->lru.next != n) {
+        if (s->lru.next != n && now_ms - n->promoted_ms >= cache->promote_interval_ms) {
             lru_unlink(n);
             lru_push_front(s, n);
+            n->promoted_ms = now_ms;
         }
         if (n->value_len > 0) {
             memcpy(uuid, n->data + n->key_len + 1, (size_t)n->value_len + 1);
@@ -274,7 +281,8 @@ enum ud_cache_answer ud_cache_peek(ud_cache *cache, const char *key, int64_t now
     return lookup(cache, key, now_ms, uuid, 0);
 }
 
-int ud_cache_put(ud_cache *cache, const char *key, const char *uuid, int64_t expires_at_ms)
+int ud_cache_put(ud_cache *cache, const char *key, const char *uuid, int64_t now_ms,
+                 int64_t expires_at_ms)
 {
     size_t klen = strlen(key);
     size_t vlen = uuid != NULL ? strlen(uuid) : 0;
@@ -296,6 +304,7 @@ int ud_cache_put(ud_cache *cache, const char *key, const char *uuid, int64_t exp
     }
     h = hash_key(key, klen, cache->seed);
     n->expires_at_ms = expires_at_ms;
+    n->promoted_ms = now_ms;
     n->hash = (uint32_t)h;
     n->key_len = (uint8_t)klen;
     n->value_len = (uint8_t)vlen;

@@ -438,9 +438,9 @@ static void finish(ud_directory *dir, flight *f, enum ud_status status, const ch
     waiter *w;
 
     if (status == UD_OK) {
-        ud_cache_put(dir->cache, f->username, uuid, now + dir->ttl_ms);
+        ud_cache_put(dir->cache, f->username, uuid, now, now + dir->ttl_ms);
     } else if (status == UD_NOT_FOUND && dir->negative_ttl_ms > 0) {
-        ud_cache_put(dir->cache, f->username, NULL, now + dir->negative_ttl_ms);
+        ud_cache_put(dir->cache, f->username, NULL, now, now + dir->negative_ttl_ms);
     }
     pthread_mutex_lock(&dir->lock);
     table_remove(dir, f);
@@ -1134,7 +1134,8 @@ ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen
         ud_directory_destroy(dir);
         return NULL;
     }
-    dir->cache = ud_cache_create(cfg->directory_cache_capacity, 0, err, errlen);
+    dir->cache = ud_cache_create(cfg->directory_cache_capacity, 0, UD_CACHE_PROMOTE_INTERVAL_MS,
+                                 err, errlen);
     if (dir->cache == NULL) {
         ud_directory_destroy(dir);
         return NULL;

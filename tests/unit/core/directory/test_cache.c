@@ -1,5 +1,6 @@
 /* Unit tests for core/directory/cache.c: the sharded LRU UUID cache. The
- * clock is the now_ms argument, so expiry needs no sleeping. */
+ * clock is the now_ms argument, so expiry needs no sleeping; most tests use
+ * one shard and promotion interval 0, where the cache is an exact LRU. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,12 +14,12 @@
 #include "cache.h"
 
 #define T0 1000000
-#define LONG_AGO_EXPIRY (T0 + 3600000)
+#define FAR_EXPIRY (T0 + 3600000)
 
 static ud_cache *make(size_t capacity, size_t shards)
 {
     char err[128];
-    ud_cache *c = ud_cache_create(capacity, shards, err, sizeof(err));
+    ud_cache *c = ud_cache_create(capacity, shards, 0, err, sizeof(err));
     assert_non_null(c);
     return c;
 }
@@ -28,7 +29,8 @@ static void put_then_get_returns_the_uuid(void **state)
     ud_cache *c = make(16, 1);
     char uuid[UD_CACHE_VALUE_MAX + 1];
     (void)state;
-    assert_int_equal(ud_cache_put(c, "alice", "a2e433a0-ab1a-11e2-a134-85fca932f094", T0 + 10), 0);
+    assert_int_equal(ud_cache_put(c, "alice", "a2e433a0-ab1a-11e2-a134-85fca932f094", T0, T0 + 10),
+                     0);
     assert_int_equal(ud_cache_get(c, "alice", T0, uuid), UD_CACHE_HIT);
     assert_string_equal(uuid, "a2e433a0-ab1a-11e2-a134-85fca932f094");
     assert_int_equal(ud_cache_get(c, "bob", T0, uuid), UD_CACHE_MISS);
@@ -41,8 +43,8 @@ static void put_replaces_an_existing_entry(void **state)
     char uuid[UD_CACHE_VALUE_MAX + 1];
     ud_cache_counters k;
     (void)state;
-    assert_int_equal(ud_cache_put(c, "alice", "one", LONG_AGO_EXPIRY), 0);
-    assert_int_equal(ud_cache_put(c, "alice", "two", LONG_AGO_EXPIRY), 0);
+    assert_int_equal(ud_cache_put(c, "alice", "one", T0, FAR_EXPIRY), 0);
+    assert_int_equal(ud_cache_put(c, "alice", "two", T0, FAR_EXPIRY), 0);
     assert_int_equal(ud_cache_get(c, "alice", T0, uuid), UD_CACHE_HIT);
     assert_string_equal(uuid, "two");
     ud_cache_stats(c, &k);
@@ -57,18 +59,18 @@ static void evicts_the_least_recently_used_at_capacity(void **state)
     char uuid[UD_CACHE_VALUE_MAX + 1];
     ud_cache_counters k;
     (void)state;
-    ud_cache_put(c, "a", "ua", LONG_AGO_EXPIRY);
-    ud_cache_put(c, "b", "ub", LONG_AGO_EXPIRY);
-    ud_cache_put(c, "c", "uc", LONG_AGO_EXPIRY);
+    ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
+    ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
+    ud_cache_put(c, "c", "uc", T0, FAR_EXPIRY);
     /* touching "a" makes "b" the least recently used */
     assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_HIT);
-    ud_cache_put(c, "d", "ud", LONG_AGO_EXPIRY);
+    ud_cache_put(c, "d", "ud", T0, FAR_EXPIRY);
     assert_int_equal(ud_cache_get(c, "b", T0, uuid), UD_CACHE_MISS);
     assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_HIT);
     assert_int_equal(ud_cache_get(c, "c", T0, uuid), UD_CACHE_HIT);
     assert_int_equal(ud_cache_get(c, "d", T0, uuid), UD_CACHE_HIT);
     /* now "a" is the oldest touch */
-    ud_cache_put(c, "e", "ue", LONG_AGO_EXPIRY);
+    ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
     assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_MISS);
     ud_cache_stats(c, &k);
     assert_int_equal(k.evictions, 2);
@@ -81,13 +83,34 @@ static void a_replaced_entry_becomes_most_recent(void **state)
     ud_cache *c = make(2, 1);
     char uuid[UD_CACHE_VALUE_MAX + 1];
     (void)state;
-    ud_cache_put(c, "a", "ua", LONG_AGO_EXPIRY);
-    ud_cache_put(c, "b", "ub", LONG_AGO_EXPIRY);
-    ud_cache_put(c, "a", "ua2", LONG_AGO_EXPIRY);
-    ud_cache_put(c, "c", "uc", LONG_AGO_EXPIRY);
+    ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
+    ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
+    ud_cache_put(c, "a", "ua2", T0, FAR_EXPIRY);
+    ud_cache_put(c, "c", "uc", T0, FAR_EXPIRY);
     assert_int_equal(ud_cache_get(c, "b", T0, uuid), UD_CACHE_MISS);
     assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_HIT);
     assert_string_equal(uuid, "ua2");
+    ud_cache_destroy(c);
+}
+
+static void hits_promote_at_most_once_per_interval(void **state)
+{
+    char err[128];
+    ud_cache *c = ud_cache_create(2, 1, 1000, err, sizeof(err));
+    char uuid[UD_CACHE_VALUE_MAX + 1];
+    (void)state;
+    assert_non_null(c);
+    ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
+    ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
+    /* too soon after its insertion: "a" stays the least recently used */
+    assert_int_equal(ud_cache_get(c, "a", T0 + 999, uuid), UD_CACHE_HIT);
+    ud_cache_put(c, "c", "uc", T0 + 999, FAR_EXPIRY);
+    assert_int_equal(ud_cache_peek(c, "a", T0 + 999, uuid), UD_CACHE_MISS);
+    /* a full interval later a hit promotes "b" past "c" */
+    assert_int_equal(ud_cache_get(c, "b", T0 + 1000, uuid), UD_CACHE_HIT);
+    ud_cache_put(c, "d", "ud", T0 + 1000, FAR_EXPIRY);
+    assert_int_equal(ud_cache_peek(c, "c", T0 + 1000, uuid), UD_CACHE_MISS);
+    assert_int_equal(ud_cache_peek(c, "b", T0 + 1000, uuid), UD_CACHE_HIT);
     ud_cache_destroy(c);
 }
 
@@ -97,8 +120,8 @@ static void entries_expire_at_their_ttl(void **state)
     char uuid[UD_CACHE_VALUE_MAX + 1];
     ud_cache_counters k;
     (void)state;
-    ud_cache_put(c, "short", "u1", T0 + 1000);
-    ud_cache_put(c, "long", "u2", T0 + 5000);
+    ud_cache_put(c, "short", "u1", T0, T0 + 1000);
+    ud_cache_put(c, "long", "u2", T0, T0 + 5000);
     assert_int_equal(ud_cache_get(c, "short", T0 + 999, uuid), UD_CACHE_HIT);
     assert_int_equal(ud_cache_get(c, "short", T0 + 1000, uuid), UD_CACHE_MISS);
     assert_int_equal(ud_cache_get(c, "long", T0 + 4999, uuid), UD_CACHE_HIT);
@@ -115,12 +138,12 @@ static void negative_entries_answer_negative_until_they_expire(void **state)
     ud_cache *c = make(8, 1);
     char uuid[UD_CACHE_VALUE_MAX + 1];
     (void)state;
-    assert_int_equal(ud_cache_put(c, "ghost", NULL, T0 + 30000), 0);
+    assert_int_equal(ud_cache_put(c, "ghost", NULL, T0, T0 + 30000), 0);
     assert_int_equal(ud_cache_get(c, "ghost", T0, uuid), UD_CACHE_NEGATIVE);
     assert_int_equal(ud_cache_get(c, "ghost", T0 + 30000, uuid), UD_CACHE_MISS);
     /* a registration later replaces a negative entry */
-    ud_cache_put(c, "ghost", NULL, T0 + 30000);
-    ud_cache_put(c, "ghost", "now-real", T0 + 60000);
+    ud_cache_put(c, "ghost", NULL, T0, T0 + 30000);
+    ud_cache_put(c, "ghost", "now-real", T0, T0 + 60000);
     assert_int_equal(ud_cache_get(c, "ghost", T0, uuid), UD_CACHE_HIT);
     assert_string_equal(uuid, "now-real");
     ud_cache_destroy(c);
@@ -132,8 +155,8 @@ static void counts_hits_misses_and_peek_counts_nothing(void **state)
     char uuid[UD_CACHE_VALUE_MAX + 1];
     ud_cache_counters k;
     (void)state;
-    ud_cache_put(c, "a", "ua", LONG_AGO_EXPIRY);
-    ud_cache_put(c, "n", NULL, LONG_AGO_EXPIRY);
+    ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
+    ud_cache_put(c, "n", NULL, T0, FAR_EXPIRY);
     ud_cache_get(c, "a", T0, uuid);
     ud_cache_get(c, "a", T0, uuid);
     ud_cache_get(c, "n", T0, uuid);
@@ -162,12 +185,12 @@ static void refuses_empty_and_oversized_strings(void **state)
     long_key[sizeof(long_key) - 1] = '\0';
     memset(long_value, 'v', sizeof(long_value) - 1);
     long_value[sizeof(long_value) - 1] = '\0';
-    assert_int_equal(ud_cache_put(c, "", "u", LONG_AGO_EXPIRY), -1);
-    assert_int_equal(ud_cache_put(c, "a", "", LONG_AGO_EXPIRY), -1);
-    assert_int_equal(ud_cache_put(c, long_key, "u", LONG_AGO_EXPIRY), -1);
-    assert_int_equal(ud_cache_put(c, "a", long_value, LONG_AGO_EXPIRY), -1);
+    assert_int_equal(ud_cache_put(c, "", "u", T0, FAR_EXPIRY), -1);
+    assert_int_equal(ud_cache_put(c, "a", "", T0, FAR_EXPIRY), -1);
+    assert_int_equal(ud_cache_put(c, long_key, "u", T0, FAR_EXPIRY), -1);
+    assert_int_equal(ud_cache_put(c, "a", long_value, T0, FAR_EXPIRY), -1);
     long_value[UD_CACHE_VALUE_MAX] = '\0'; /* exactly the maximum fits */
-    assert_int_equal(ud_cache_put(c, "a", long_value, LONG_AGO_EXPIRY), 0);
+    assert_int_equal(ud_cache_put(c, "a", long_value, T0, FAR_EXPIRY), 0);
     assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_HIT);
     assert_int_equal(strlen(uuid), UD_CACHE_VALUE_MAX);
     ud_cache_destroy(c);
@@ -182,7 +205,7 @@ static void sharded_capacity_is_exact_in_total(void **state)
     (void)state;
     for (i = 0; i < 1000; i++) {
         snprintf(key, sizeof(key), "user%d", i);
-        ud_cache_put(c, key, "u", LONG_AGO_EXPIRY);
+        ud_cache_put(c, key, "u", T0, FAR_EXPIRY);
     }
     ud_cache_stats(c, &k);
     assert_true(k.size <= 100);
@@ -191,7 +214,7 @@ static void sharded_capacity_is_exact_in_total(void **state)
     ud_cache_destroy(c);
     /* fewer entries than shards: one entry per shard still works */
     c = make(3, 64);
-    ud_cache_put(c, "a", "u", LONG_AGO_EXPIRY);
+    ud_cache_put(c, "a", "u", T0, FAR_EXPIRY);
     ud_cache_destroy(c);
 }
 
@@ -199,7 +222,7 @@ static void refuses_zero_capacity(void **state)
 {
     char err[128];
     (void)state;
-    assert_null(ud_cache_create(0, 0, err, sizeof(err)));
+    assert_null(ud_cache_create(0, 0, 0, err, sizeof(err)));
     assert_non_null(strstr(err, "capacity"));
 }
 
@@ -231,7 +254,7 @@ static void *worker(void *p)
         snprintf(key, sizeof(key), "user%d", k);
         snprintf(want, sizeof(want), "uuid-%d", k);
         if ((x >> 4) % 4 == 0) {
-            ud_cache_put(a->cache, key, want, LONG_AGO_EXPIRY);
+            ud_cache_put(a->cache, key, want, T0, FAR_EXPIRY);
         } else if ((x >> 4) % 16 == 1) {
             ud_cache_remove(a->cache, key);
         } else if (ud_cache_get(a->cache, key, T0, uuid) == UD_CACHE_HIT &&
@@ -274,6 +297,7 @@ int main(void)
         cmocka_unit_test(put_replaces_an_existing_entry),
         cmocka_unit_test(evicts_the_least_recently_used_at_capacity),
         cmocka_unit_test(a_replaced_entry_becomes_most_recent),
+        cmocka_unit_test(hits_promote_at_most_once_per_interval),
         cmocka_unit_test(entries_expire_at_their_ttl),
         cmocka_unit_test(negative_entries_answer_negative_until_they_expire),
         cmocka_unit_test(counts_hits_misses_and_peek_counts_nothing),
