@@ -1,11 +1,12 @@
 /* AccessToken2 ("007"): the wire format, signing, the strict parser and the
- * Chat builders. The hot path keeps one deflate/inflate stream and one HMAC
- * context per thread, so building a token allocates nothing once warm. */
+ * Chat builders. The hot path keeps a deflater (core/deflate.c), an inflate
+ * stream and a digest context per thread, so building a token allocates
+ * nothing once warm. */
 #include "token.h"
 
 #include "base64.h"
+#include "deflate.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -20,762 +21,25 @@
 #define BUILD_PAYLOAD_MAX 1024
 #define COMPRESSED_MAX (CT_TOKEN_MAX_CHARS / 4 * 3)
 
-/* ---- deflate ----
- *
- * A token payload is at most 34 + BUILD_PAYLOAD_MAX bytes, and stock zlib
- * spends far more on such an input than the work it needs: deflateReset
- * clears a 64 KiB hash table, and _tr_flush_block walks every tree slot. The
- * encoder below is zlib 1.2.13's level-6 path (deflate_slow, longest_match and
- * trees.c), transcribed for one input that fits the window and one block, so
- * it writes the very bytes deflate(Z_DEFAULT_COMPRESSION, windowBits 15,
- * memLevel 8) writes; tests/unit/core/test_token_deflate.c checks that against
- * the linked zlib for many thousands of payloads. What differs is bookkeeping
- * only, each with the reason it cannot change the output:
- *  - The hash table has zlib's 2^15 buckets and hash function, so every chain
- *    holds the same positions in the same order; only the buckets this input
- *    used are cleared afterwards, instead of the whole table.
- *  - Match lengths are counted up to the end of the input, not up to 258 bytes
- *    of window that may hold bytes of an earlier stream. zlib clamps its
- *    result to the lookahead and stops the chain at nice_match (itself clamped
- *    to the lookahead), so a match that reaches the end wins the same way in
- *    both; the one case where zlib records another match_start (prev_length
- *    already >= lookahead) is discarded by deflate_slow, which then emits the
- *    previous match.
- *  - One block: zlib flushes a block early only when its symbol buffer
- *    (lit_bufsize - 1 = 16383 symbols at memLevel 8) fills up, and an input
- *    shorter than that has fewer symbols; all of it stays in the window (32
- *    KiB), so the stored-block choice always has the input at hand.
- *  - Bits go out through a 64-bit accumulator, LSB first like send_bits: the
- *    byte stream is the same however the bits are buffered. */
-
-#define DZ_MIN_MATCH 3
-#define DZ_MAX_MATCH 258
-#define DZ_HASH_BITS 15 /* memLevel 8 + 7 */
-#define DZ_HASH_SIZE (1u << DZ_HASH_BITS)
-#define DZ_HASH_MASK (DZ_HASH_SIZE - 1)
-#define DZ_HASH_SHIFT 5 /* (hash_bits + MIN_MATCH - 1) / MIN_MATCH */
-#define DZ_INPUT_MAX (2 + CT_SIGNATURE_LEN + BUILD_PAYLOAD_MAX)
-/* level 6 in zlib's configuration_table: good, lazy, nice, chain */
-#define DZ_GOOD_LENGTH 8
-#define DZ_MAX_LAZY 16
-#define DZ_NICE_LENGTH 128
-#define DZ_MAX_CHAIN 128
-#define DZ_TOO_FAR 4096
-#define DZ_LITERALS 256
-#define DZ_END_BLOCK 256
-#define DZ_LENGTH_CODES 29
-#define DZ_L_CODES (DZ_LITERALS + 1 + DZ_LENGTH_CODES)
-#define DZ_D_CODES 30
-#define DZ_BL_CODES 19
-#define DZ_HEAP_SIZE (2 * DZ_L_CODES + 1)
-#define DZ_MAX_BITS 15
-#define DZ_MAX_BL_BITS 7
-#define DZ_REP_3_6 16
-#define DZ_REPZ_3_10 17
-#define DZ_REPZ_11_138 18
-
-static const uint8_t dz_extra_lbits[DZ_LENGTH_CODES] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
-                                                        2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-static const uint8_t dz_extra_dbits[DZ_D_CODES] = {0, 0, 0,  0,  1,  1,  2,  2,  3,  3,
-                                                   4, 4, 5,  5,  6,  6,  7,  7,  8,  8,
-                                                   9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
-static const uint8_t dz_extra_blbits[DZ_BL_CODES] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-                                                     0, 0, 0, 0, 0, 0, 2, 3, 7};
-static const uint8_t dz_bl_order[DZ_BL_CODES] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
-                                                 11, 4,  12, 3, 13, 2, 14, 1, 15};
-
-/* trees.c's static tables, filled once by dz_static_init (tr_static_init) */
-static uint8_t dz_length_code[DZ_MAX_MATCH - DZ_MIN_MATCH + 1];
-static uint8_t dz_dist_code[512];
-static uint16_t dz_base_length[DZ_LENGTH_CODES];
-static uint16_t dz_base_dist[DZ_D_CODES];
-static uint16_t dz_static_lcode[DZ_L_CODES + 2];
-static uint8_t dz_static_llen[DZ_L_CODES + 2];
-static uint16_t dz_static_dcode[DZ_D_CODES];
-static uint8_t dz_static_dlen[DZ_D_CODES];
-
-/* One Huffman tree: zlib's ct_data union split into arrays. zlib overlays
- * Freq/Code and Dad/Len, but never reads one after writing the other. */
-typedef struct dz_tree {
-    uint16_t freq[DZ_HEAP_SIZE];
-    uint16_t code[DZ_HEAP_SIZE];
-    uint16_t dad[DZ_HEAP_SIZE];
-    uint16_t len[DZ_HEAP_SIZE];
-    int max_code;
-    int elems;
-    int max_length;
-    int extra_base;
-    const uint8_t *extra;
-    const uint8_t *static_len; /* NULL for the bit length tree */
-} dz_tree;
-
-typedef struct dz_state {
-    uint16_t head[DZ_HASH_SIZE]; /* 0 (NIL) everywhere between calls */
-    uint16_t prev[DZ_INPUT_MAX];
-    uint16_t sym_dist[DZ_INPUT_MAX];
-    uint8_t sym_lc[DZ_INPUT_MAX];
-    unsigned sym_count;
-    dz_tree ltree;
-    dz_tree dtree;
-    dz_tree bltree;
-    int heap[DZ_HEAP_SIZE];
-    int heap_len;
-    int heap_max;
-    uint8_t depth[DZ_HEAP_SIZE];
-    uint32_t key[DZ_HEAP_SIZE]; /* heap order: freq << 8 | depth */
-    uint16_t bl_count[DZ_MAX_BITS + 1];
-    unsigned long opt_len;
-    unsigned long static_len;
-    /* bit writer */
-    uint8_t *out;
-    uint8_t *out_end;
-    uint64_t bit_buf;
-    unsigned bit_count;
-} dz_state;
-
-/* The low len bits of code, reversed: the value bi_reverse loops for. */
-static unsigned dz_bi_reverse(unsigned code, int len)
-{
-    static const uint8_t nibble[16] = {0x0, 0x8, 0x4, 0xc, 0x2, 0xa, 0x6, 0xe,
-                                       0x1, 0x9, 0x5, 0xd, 0x3, 0xb, 0x7, 0xf};
-    unsigned r = (unsigned)nibble[code & 0xf] << 12 | (unsigned)nibble[code >> 4 & 0xf] << 8 |
-                 (unsigned)nibble[code >> 8 & 0xf] << 4 | nibble[code >> 12 & 0xf];
-
-    return r >> (16 - len);
-}
-
-static void dz_gen_codes(uint16_t *code, const uint16_t *len, int max_code,
-                         const uint16_t *bl_count)
-{
-    uint16_t next_code[DZ_MAX_BITS + 1];
-    unsigned c = 0;
-
-    next_code[0] = 0;
-    for (int bits = 1; bits <= DZ_MAX_BITS; bits++) {
-        c = (c + bl_count[bits - 1]) << 1;
-        next_code[bits] = (uint16_t)c;
-    }
-    for (int n = 0; n <= max_code; n++) {
-        int l = len[n];
-        if (l != 0) {
-            code[n] = (uint16_t)dz_bi_reverse(next_code[l]++, l);
-        }
-    }
-}
-
-static void dz_static_init(void)
-{
-    uint16_t bl_count[DZ_MAX_BITS + 1] = {0};
-    uint16_t len[DZ_L_CODES + 2];
-    int length = 0;
-    int dist = 0;
-    int code;
-    int n;
-
-    for (code = 0; code < DZ_LENGTH_CODES - 1; code++) {
-        dz_base_length[code] = (uint16_t)length;
-        for (n = 0; n < (1 << dz_extra_lbits[code]); n++) {
-            dz_length_code[length++] = (uint8_t)code;
-        }
-    }
-    /* length 258 has two encodings; zlib picks code 285 */
-    dz_length_code[length - 1] = (uint8_t)code;
-    for (code = 0; code < 16; code++) {
-        dz_base_dist[code] = (uint16_t)dist;
-        for (n = 0; n < (1 << dz_extra_dbits[code]); n++) {
-            dz_dist_code[dist++] = (uint8_t)code;
-        }
-    }
-    dist >>= 7;
-    for (; code < DZ_D_CODES; code++) {
-        dz_base_dist[code] = (uint16_t)(dist << 7);
-        for (n = 0; n < (1 << (dz_extra_dbits[code] - 7)); n++) {
-            dz_dist_code[256 + dist++] = (uint8_t)code;
-        }
-    }
-    for (n = 0; n <= 287; n++) {
-        len[n] = n <= 143 ? 8 : n <= 255 ? 9 : n <= 279 ? 7 : 8;
-        dz_static_llen[n] = (uint8_t)len[n];
-        bl_count[len[n]]++;
-    }
-    dz_gen_codes(dz_static_lcode, len, DZ_L_CODES + 1, bl_count);
-    for (n = 0; n < DZ_D_CODES; n++) {
-        dz_static_dlen[n] = 5;
-        dz_static_dcode[n] = (uint16_t)dz_bi_reverse((unsigned)n, 5);
-    }
-}
-
-static unsigned dz_d_code(unsigned dist)
-{
-    return dist < 256 ? dz_dist_code[dist] : dz_dist_code[256 + (dist >> 7)];
-}
-
-/* ---- bit writer (send_bits, bi_windup) ---- */
-
-static void dz_send_bits(dz_state *s, unsigned value, unsigned length)
-{
-    s->bit_buf |= (uint64_t)value << s->bit_count;
-    s->bit_count += length;
-    while (s->bit_count >= 8) {
-        if (s->out < s->out_end) {
-            *s->out = (uint8_t)s->bit_buf;
-        }
-        s->out++; /* past out_end only counts; the caller checks */
-        s->bit_buf >>= 8;
-        s->bit_count -= 8;
-    }
-}
-
-static void dz_windup(dz_state *s)
-{
-    if (s->bit_count > 0) {
-        dz_send_bits(s, 0, 8 - s->bit_count);
-    }
-}
-
-/* ---- Huffman trees (trees.c) ---- */
-
-/* zlib's smaller(): by frequency, ties to the shallower subtree. key[] holds
- * freq << 8 | depth (depth < 256), so one comparison decides the same way. */
-static int dz_smaller(const uint32_t *key, int n, int m)
-{
-    return key[n] <= key[m];
-}
-
-static void dz_pqdownheap(dz_state *s, int k)
-{
-    int v = s->heap[k];
-    int j = k << 1;
-
-    while (j <= s->heap_len) {
-        if (j < s->heap_len && dz_smaller(s->key, s->heap[j + 1], s->heap[j])) {
-            j++;
-        }
-        if (dz_smaller(s->key, v, s->heap[j])) {
-            break;
-        }
-        s->heap[k] = s->heap[j];
-        k = j;
-        j <<= 1;
-    }
-    s->heap[k] = v;
-}
-
-static void dz_gen_bitlen(dz_state *s, dz_tree *t)
-{
-    int overflow = 0;
-    int h;
-    int bits;
-
-    memset(s->bl_count, 0, sizeof(s->bl_count));
-    t->len[s->heap[s->heap_max]] = 0; /* root */
-    for (h = s->heap_max + 1; h < DZ_HEAP_SIZE; h++) {
-        int n = s->heap[h];
-        int xbits = 0;
-        bits = t->len[t->dad[n]] + 1;
-        if (bits > t->max_length) {
-            bits = t->max_length;
-            overflow++;
-        }
-        t->len[n] = (uint16_t)bits;
-        if (n > t->max_code) {
-            continue; /* not a leaf */
-        }
-        s->bl_count[bits]++;
-        if (n >= t->extra_base) {
-            xbits = t->extra[n - t->extra_base];
-        }
-        s->opt_len += (unsigned long)t->freq[n] * (unsigned)(bits + xbits);
-        if (t->static_len != NULL) {
-            s->static_len += (unsigned long)t->freq[n] * (unsigned)(t->static_len[n] + xbits);
-        }
-    }
-    if (overflow == 0) {
-        return;
-    }
-    do {
-        bits = t->max_length - 1;
-        while (s->bl_count[bits] == 0) {
-            bits--;
-        }
-        s->bl_count[bits]--;
-        s->bl_count[bits + 1] += 2;
-        s->bl_count[t->max_length]--;
-        overflow -= 2;
-    } while (overflow > 0);
-    for (bits = t->max_length; bits != 0; bits--) {
-        int n = s->bl_count[bits];
-        while (n != 0) {
-            int m = s->heap[--h];
-            if (m > t->max_code) {
-                continue;
-            }
-            if (t->len[m] != (unsigned)bits) {
-                s->opt_len += ((unsigned long)bits - t->len[m]) * t->freq[m];
-                t->len[m] = (uint16_t)bits;
-            }
-            n--;
-        }
-    }
-}
-
-static void dz_build_tree(dz_state *s, dz_tree *t)
-{
-    int max_code = -1;
-    int node;
-    int n;
-
-    s->heap_len = 0;
-    s->heap_max = DZ_HEAP_SIZE;
-    for (n = 0; n < t->elems; n++) {
-        if (t->freq[n] != 0) {
-            s->heap[++s->heap_len] = max_code = n;
-            s->depth[n] = 0;
-        } else {
-            t->len[n] = 0;
-        }
-    }
-    /* at least two codes, as zlib forces them */
-    while (s->heap_len < 2) {
-        node = s->heap[++s->heap_len] = max_code < 2 ? ++max_code : 0;
-        t->freq[node] = 1;
-        s->depth[node] = 0;
-        s->opt_len--;
-        if (t->static_len != NULL) {
-            s->static_len -= t->static_len[node];
-        }
-    }
-    t->max_code = max_code;
-    for (n = 1; n <= s->heap_len; n++) {
-        s->key[s->heap[n]] = (uint32_t)t->freq[s->heap[n]] << 8; /* leaves: depth 0 */
-    }
-    for (n = s->heap_len / 2; n >= 1; n--) {
-        dz_pqdownheap(s, n);
-    }
-    node = t->elems;
-    do {
-        int m;
-        n = s->heap[1];
-        s->heap[1] = s->heap[s->heap_len--];
-        dz_pqdownheap(s, 1);
-        m = s->heap[1];
-        s->heap[--s->heap_max] = n;
-        s->heap[--s->heap_max] = m;
-        t->freq[node] = (uint16_t)(t->freq[n] + t->freq[m]);
-        s->depth[node] = (uint8_t)((s->depth[n] >= s->depth[m] ? s->depth[n] : s->depth[m]) + 1);
-        t->dad[n] = t->dad[m] = (uint16_t)node;
-        s->key[node] = (uint32_t)t->freq[node] << 8 | s->depth[node];
-        s->heap[1] = node++;
-        dz_pqdownheap(s, 1);
-    } while (s->heap_len >= 2);
-    s->heap[--s->heap_max] = s->heap[1];
-    dz_gen_bitlen(s, t);
-    dz_gen_codes(t->code, t->len, max_code, s->bl_count);
-}
-
-static void dz_scan_tree(dz_state *s, dz_tree *t, int max_code)
-{
-    int prevlen = -1;
-    int nextlen = t->len[0];
-    int count = 0;
-    int max_count = 7;
-    int min_count = 4;
-
-    if (nextlen == 0) {
-        max_count = 138;
-        min_count = 3;
-    }
-    t->len[max_code + 1] = 0xffff; /* guard, as zlib sets it */
-    for (int n = 0; n <= max_code; n++) {
-        int curlen = nextlen;
-        nextlen = t->len[n + 1];
-        if (++count < max_count && curlen == nextlen) {
-            continue;
-        } else if (count < min_count) {
-            s->bltree.freq[curlen] = (uint16_t)(s->bltree.freq[curlen] + count);
-        } else if (curlen != 0) {
-            if (curlen != prevlen) {
-                s->bltree.freq[curlen]++;
-            }
-            s->bltree.freq[DZ_REP_3_6]++;
-        } else if (count <= 10) {
-            s->bltree.freq[DZ_REPZ_3_10]++;
-        } else {
-            s->bltree.freq[DZ_REPZ_11_138]++;
-        }
-        count = 0;
-        prevlen = curlen;
-        if (nextlen == 0) {
-            max_count = 138;
-            min_count = 3;
-        } else if (curlen == nextlen) {
-            max_count = 6;
-            min_count = 3;
-        } else {
-            max_count = 7;
-            min_count = 4;
-        }
-    }
-}
-
-static void dz_send_code(dz_state *s, const dz_tree *t, int c)
-{
-    dz_send_bits(s, t->code[c], t->len[c]);
-}
-
-static void dz_send_tree(dz_state *s, const dz_tree *t, int max_code)
-{
-    const dz_tree *bl = &s->bltree;
-    int prevlen = -1;
-    int nextlen = t->len[0];
-    int count = 0;
-    int max_count = 7;
-    int min_count = 4;
-
-    if (nextlen == 0) {
-        max_count = 138;
-        min_count = 3;
-    }
-    for (int n = 0; n <= max_code; n++) {
-        int curlen = nextlen;
-        nextlen = t->len[n + 1];
-        if (++count < max_count && curlen == nextlen) {
-            continue;
-        } else if (count < min_count) {
-            do {
-                dz_send_code(s, bl, curlen);
-            } while (--count != 0);
-        } else if (curlen != 0) {
-            if (curlen != prevlen) {
-                dz_send_code(s, bl, curlen);
-                count--;
-            }
-            dz_send_code(s, bl, DZ_REP_3_6);
-            dz_send_bits(s, (unsigned)count - 3, 2);
-        } else if (count <= 10) {
-            dz_send_code(s, bl, DZ_REPZ_3_10);
-            dz_send_bits(s, (unsigned)count - 3, 3);
-        } else {
-            dz_send_code(s, bl, DZ_REPZ_11_138);
-            dz_send_bits(s, (unsigned)count - 11, 7);
-        }
-        count = 0;
-        prevlen = curlen;
-        if (nextlen == 0) {
-            max_count = 138;
-            min_count = 3;
-        } else if (curlen == nextlen) {
-            max_count = 6;
-            min_count = 3;
-        } else {
-            max_count = 7;
-            min_count = 4;
-        }
-    }
-}
-
-static int dz_build_bl_tree(dz_state *s)
-{
-    int max_blindex;
-
-    dz_scan_tree(s, &s->ltree, s->ltree.max_code);
-    dz_scan_tree(s, &s->dtree, s->dtree.max_code);
-    dz_build_tree(s, &s->bltree);
-    for (max_blindex = DZ_BL_CODES - 1; max_blindex >= 3; max_blindex--) {
-        if (s->bltree.len[dz_bl_order[max_blindex]] != 0) {
-            break;
-        }
-    }
-    s->opt_len += 3 * ((unsigned long)max_blindex + 1) + 5 + 5 + 4;
-    return max_blindex;
-}
-
-/* compress_block with the dynamic trees (dcode NULL) or the static ones */
-static void dz_compress_block(dz_state *s, int fixed)
-{
-    for (unsigned i = 0; i < s->sym_count; i++) {
-        unsigned dist = s->sym_dist[i];
-        unsigned lc = s->sym_lc[i];
-        unsigned code;
-        unsigned extra;
-
-        if (dist == 0) {
-            if (fixed) {
-                dz_send_bits(s, dz_static_lcode[lc], dz_static_llen[lc]);
-            } else {
-                dz_send_code(s, &s->ltree, (int)lc);
-            }
-            continue;
-        }
-        code = dz_length_code[lc];
-        if (fixed) {
-            dz_send_bits(s, dz_static_lcode[code + DZ_LITERALS + 1],
-                         dz_static_llen[code + DZ_LITERALS + 1]);
-        } else {
-            dz_send_code(s, &s->ltree, (int)(code + DZ_LITERALS + 1));
-        }
-        extra = dz_extra_lbits[code];
-        if (extra != 0) {
-            dz_send_bits(s, lc - dz_base_length[code], extra);
-        }
-        dist--;
-        code = dz_d_code(dist);
-        if (fixed) {
-            dz_send_bits(s, dz_static_dcode[code], dz_static_dlen[code]);
-        } else {
-            dz_send_code(s, &s->dtree, (int)code);
-        }
-        extra = dz_extra_dbits[code];
-        if (extra != 0) {
-            dz_send_bits(s, dist - dz_base_dist[code], extra);
-        }
-    }
-    if (fixed) {
-        dz_send_bits(s, dz_static_lcode[DZ_END_BLOCK], dz_static_llen[DZ_END_BLOCK]);
-    } else {
-        dz_send_code(s, &s->ltree, DZ_END_BLOCK);
-    }
-}
-
-/* _tr_flush_block for the last (and only) block of the stream */
-static void dz_flush_block(dz_state *s, const uint8_t *in, size_t len)
-{
-    unsigned long opt_lenb;
-    unsigned long static_lenb;
-    int max_blindex;
-
-    dz_build_tree(s, &s->ltree);
-    dz_build_tree(s, &s->dtree);
-    max_blindex = dz_build_bl_tree(s);
-    opt_lenb = (s->opt_len + 3 + 7) >> 3;
-    static_lenb = (s->static_len + 3 + 7) >> 3;
-    if (static_lenb <= opt_lenb) {
-        opt_lenb = static_lenb;
-    }
-    if (len + 4 <= opt_lenb) {
-        dz_send_bits(s, 0 + 1, 3); /* stored, last */
-        dz_windup(s);
-        dz_send_bits(s, (unsigned)len, 16);
-        dz_send_bits(s, (unsigned)~len & 0xffff, 16);
-        for (size_t i = 0; i < len; i++) {
-            dz_send_bits(s, in[i], 8);
-        }
-    } else if (static_lenb == opt_lenb) {
-        dz_send_bits(s, (1 << 1) + 1, 3);
-        dz_compress_block(s, 1);
-    } else {
-        dz_send_bits(s, (2 << 1) + 1, 3);
-        dz_send_bits(s, (unsigned)(s->ltree.max_code + 1 - 257), 5);
-        dz_send_bits(s, (unsigned)s->dtree.max_code, 5);
-        dz_send_bits(s, (unsigned)(max_blindex + 1 - 4), 4);
-        for (int rank = 0; rank <= max_blindex; rank++) {
-            dz_send_bits(s, s->bltree.len[dz_bl_order[rank]], 3);
-        }
-        dz_send_tree(s, &s->ltree, s->ltree.max_code);
-        dz_send_tree(s, &s->dtree, s->dtree.max_code);
-        dz_compress_block(s, 0);
-    }
-    dz_windup(s);
-}
-
-/* ---- matching (deflate.c) ---- */
-
-static unsigned dz_longest_match(const dz_state *s, const uint8_t *in, unsigned strstart,
-                                 unsigned lookahead, unsigned cur, unsigned prev_length,
-                                 unsigned *match_start)
-{
-    unsigned chain = DZ_MAX_CHAIN;
-    unsigned nice = DZ_NICE_LENGTH;
-    unsigned best = prev_length;
-    unsigned max_len = lookahead < DZ_MAX_MATCH ? lookahead : DZ_MAX_MATCH;
-    const uint8_t *scan = in + strstart;
-
-    if (prev_length >= DZ_GOOD_LENGTH) {
-        chain >>= 2;
-    }
-    if (nice > lookahead) {
-        nice = lookahead;
-    }
-    do {
-        const uint8_t *match = in + cur;
-        unsigned len = 0;
-        /* zlib first rejects candidates whose bytes at best_len or at 0..1
-         * differ: a shortcut for "cannot be longer than best" */
-        if (best < max_len && match[best] == scan[best] && match[0] == scan[0]) {
-            while (len < max_len && match[len] == scan[len]) {
-                len++;
-            }
-        }
-        if (len > best) {
-            *match_start = cur;
-            best = len;
-            if (len >= nice) {
-                break;
-            }
-        }
-        cur = s->prev[cur];
-    } while (cur > 0 && --chain != 0);
-    return best <= lookahead ? best : lookahead;
-}
-
-static unsigned dz_insert(dz_state *s, const uint8_t *in, unsigned pos, unsigned *ins_h)
-{
-    unsigned head;
-
-    *ins_h = ((*ins_h << DZ_HASH_SHIFT) ^ in[pos + DZ_MIN_MATCH - 1]) & DZ_HASH_MASK;
-    head = s->head[*ins_h];
-    s->prev[pos] = (uint16_t)head;
-    s->head[*ins_h] = (uint16_t)pos;
-    return head;
-}
-
-static void dz_tally_lit(dz_state *s, unsigned c)
-{
-    s->sym_dist[s->sym_count] = 0;
-    s->sym_lc[s->sym_count++] = (uint8_t)c;
-    s->ltree.freq[c]++;
-}
-
-static void dz_tally_dist(dz_state *s, unsigned dist, unsigned lc)
-{
-    s->sym_dist[s->sym_count] = (uint16_t)dist;
-    s->sym_lc[s->sym_count++] = (uint8_t)lc;
-    s->ltree.freq[dz_length_code[lc] + DZ_LITERALS + 1]++;
-    s->dtree.freq[dz_d_code(dist - 1)]++;
-}
-
-/* deflate_slow over the whole input at once, then the block. */
-static void dz_deflate_block(dz_state *s, const uint8_t *in, unsigned n)
-{
-    unsigned strstart = 0;
-    unsigned lookahead = n;
-    unsigned prev_length;
-    unsigned match_length = DZ_MIN_MATCH - 1;
-    unsigned match_start = 0;
-    unsigned prev_match;
-    unsigned ins_h = 0;
-    int match_available = 0;
-
-    if (n >= DZ_MIN_MATCH) {
-        ins_h = ((unsigned)in[0] << DZ_HASH_SHIFT ^ in[1]) & DZ_HASH_MASK;
-    }
-    while (lookahead > 0) {
-        unsigned hash_head = 0;
-        if (lookahead >= DZ_MIN_MATCH) {
-            hash_head = dz_insert(s, in, strstart, &ins_h);
-        }
-        prev_length = match_length;
-        prev_match = match_start;
-        match_length = DZ_MIN_MATCH - 1;
-        if (hash_head != 0 && prev_length < DZ_MAX_LAZY) {
-            match_length =
-                dz_longest_match(s, in, strstart, lookahead, hash_head, prev_length, &match_start);
-            if (match_length == DZ_MIN_MATCH && strstart - match_start > DZ_TOO_FAR) {
-                match_length = DZ_MIN_MATCH - 1;
-            }
-        }
-        if (prev_length >= DZ_MIN_MATCH && match_length <= prev_length) {
-            unsigned max_insert = strstart + lookahead - DZ_MIN_MATCH;
-            dz_tally_dist(s, strstart - 1 - prev_match, prev_length - DZ_MIN_MATCH);
-            lookahead -= prev_length - 1;
-            prev_length -= 2;
-            do {
-                if (++strstart <= max_insert) {
-                    dz_insert(s, in, strstart, &ins_h);
-                }
-            } while (--prev_length != 0);
-            match_available = 0;
-            match_length = DZ_MIN_MATCH - 1;
-            strstart++;
-        } else if (match_available) {
-            dz_tally_lit(s, in[strstart - 1]);
-            strstart++;
-            lookahead--;
-        } else {
-            match_available = 1;
-            strstart++;
-            lookahead--;
-        }
-    }
-    if (match_available) {
-        dz_tally_lit(s, in[strstart - 1]);
-    }
-    dz_flush_block(s, in, n);
-}
-
-/* zlib's static_l_desc, static_d_desc and static_bl_desc */
-static void dz_tree_setup(dz_state *s)
-{
-    s->ltree.elems = DZ_L_CODES;
-    s->ltree.max_length = DZ_MAX_BITS;
-    s->ltree.extra_base = DZ_LITERALS + 1;
-    s->ltree.extra = dz_extra_lbits;
-    s->ltree.static_len = dz_static_llen;
-    s->dtree.elems = DZ_D_CODES;
-    s->dtree.max_length = DZ_MAX_BITS;
-    s->dtree.extra_base = 0;
-    s->dtree.extra = dz_extra_dbits;
-    s->dtree.static_len = dz_static_dlen;
-    s->bltree.elems = DZ_BL_CODES;
-    s->bltree.max_length = DZ_MAX_BL_BITS;
-    s->bltree.extra_base = 0;
-    s->bltree.extra = dz_extra_blbits;
-    s->bltree.static_len = NULL;
-}
-
-/* The zlib stream of in[0..n): header 78 9c, one block, Adler-32. */
-static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, size_t outcap,
-                       size_t *outlen)
-{
-    unsigned long adler;
-
-    if (n > DZ_INPUT_MAX || outcap < 6) {
-        return CT_E_INTERNAL;
-    }
-    memset(s->ltree.freq, 0, DZ_L_CODES * sizeof(s->ltree.freq[0]));
-    memset(s->dtree.freq, 0, DZ_D_CODES * sizeof(s->dtree.freq[0]));
-    memset(s->bltree.freq, 0, DZ_BL_CODES * sizeof(s->bltree.freq[0]));
-    s->ltree.freq[DZ_END_BLOCK] = 1;
-    s->sym_count = 0;
-    s->opt_len = 0;
-    s->static_len = 0;
-    s->out = out + 2;
-    s->out_end = out + outcap - 4;
-    s->bit_buf = 0;
-    s->bit_count = 0;
-    out[0] = 0x78; /* deflate, 32 KiB window */
-    out[1] = 0x9c; /* level 6 ("default"), check bits */
-    dz_deflate_block(s, in, (unsigned)n);
-    /* the table is all NIL again for the next call: undo only what we set */
-    for (size_t pos = 0; pos + DZ_MIN_MATCH <= n; pos++) {
-        unsigned h = ((unsigned)in[pos] << 2 * DZ_HASH_SHIFT ^
-                      (unsigned)in[pos + 1] << DZ_HASH_SHIFT ^ in[pos + 2]) &
-                     DZ_HASH_MASK;
-        s->head[h] = 0;
-    }
-    if (s->out > s->out_end) {
-        return CT_E_INTERNAL;
-    }
-    adler = adler32(adler32(0L, Z_NULL, 0), in, (uInt)n);
-    s->out[0] = (uint8_t)(adler >> 24);
-    s->out[1] = (uint8_t)(adler >> 16);
-    s->out[2] = (uint8_t)(adler >> 8);
-    s->out[3] = (uint8_t)adler;
-    *outlen = (size_t)(s->out + 4 - out);
-    return CT_OK;
-}
+#define SHA256_BLOCK 64
 
 typedef struct codec_state {
-    dz_state deflater; /* 74 KiB, mostly the hash heads */
+    ct_deflater *deflater;
     z_stream inflater;
     int inflater_ready;
-    EVP_MAC_CTX *hmac;
+    EVP_MD_CTX *digest;
+    /* k1 = HMAC(LE32(issue_ts), certificate) depends on the second and the
+     * certificate only: tokens built in the same second share it */
+    int k1_valid;
+    uint32_t k1_issue_ts;
+    char k1_certificate[CT_HEX_ID_LEN];
+    uint8_t k1[CT_SIGNATURE_LEN];
     uint8_t compressed[COMPRESSED_MAX];
 } codec_state;
 
 static pthread_once_t state_once = PTHREAD_ONCE_INIT;
 static pthread_key_t state_key;
-static EVP_MAC *hmac_algorithm;
+static EVP_MD *sha256;
 static _Thread_local codec_state *thread_state;
 
 static void set_error(char *err, size_t errlen, const char *fmt, ...)
@@ -800,39 +64,38 @@ static void state_free(void *p)
     if (st->inflater_ready) {
         inflateEnd(&st->inflater);
     }
-    EVP_MAC_CTX_free(st->hmac);
+    ct_deflater_free(st->deflater);
+    EVP_MD_CTX_free(st->digest);
+    OPENSSL_cleanse(st->k1, sizeof(st->k1));
+    OPENSSL_cleanse(st->k1_certificate, sizeof(st->k1_certificate));
     free(st);
 }
 
 static void state_init_once(void)
 {
     pthread_key_create(&state_key, state_free);
-    dz_static_init();
-    hmac_algorithm = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 /* The calling thread's codec state, created on first use. */
 static codec_state *state_get(void)
 {
     codec_state *st = thread_state;
-    OSSL_PARAM params[2];
 
     if (st != NULL) {
         return st;
     }
     pthread_once(&state_once, state_init_once);
-    if (hmac_algorithm == NULL) {
+    if (sha256 == NULL) {
         return NULL;
     }
-    st = calloc(1, sizeof(*st)); /* zeroed: every hash head starts NIL */
+    st = calloc(1, sizeof(*st));
     if (st == NULL) {
         return NULL;
     }
-    dz_tree_setup(&st->deflater);
-    st->hmac = EVP_MAC_CTX_new(hmac_algorithm);
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-    if (st->hmac == NULL || !EVP_MAC_CTX_set_params(st->hmac, params)) {
+    st->deflater = ct_deflater_new();
+    st->digest = EVP_MD_CTX_new();
+    if (st->deflater == NULL || st->digest == NULL) {
         state_free(st);
         return NULL;
     }
@@ -841,16 +104,34 @@ static codec_state *state_get(void)
     return st;
 }
 
+/* HMAC-SHA256 (RFC 2104) on the thread's digest context. EVP_MAC_init
+ * allocates and goes through the provider on every call; our keys are at
+ * most 32 bytes, under the 64-byte block, so the pads are built directly. */
 static int hmac_sha256(codec_state *st, const uint8_t *key, size_t keylen, const uint8_t *msg,
                        size_t msglen, uint8_t out[CT_SIGNATURE_LEN])
 {
-    size_t outlen = 0;
+    uint8_t pad[SHA256_BLOCK];
+    uint8_t inner[CT_SIGNATURE_LEN];
+    unsigned int n = 0;
+    int ok;
 
-    if (!EVP_MAC_init(st->hmac, key, keylen, NULL) || !EVP_MAC_update(st->hmac, msg, msglen) ||
-        !EVP_MAC_final(st->hmac, out, &outlen, CT_SIGNATURE_LEN) || outlen != CT_SIGNATURE_LEN) {
-        return CT_E_INTERNAL;
+    memset(pad, 0x36, sizeof(pad));
+    for (size_t i = 0; i < keylen; i++) {
+        pad[i] ^= key[i];
     }
-    return CT_OK;
+    ok = EVP_DigestInit_ex2(st->digest, sha256, NULL) &&
+         EVP_DigestUpdate(st->digest, pad, sizeof(pad)) &&
+         EVP_DigestUpdate(st->digest, msg, msglen) && EVP_DigestFinal_ex(st->digest, inner, &n);
+    for (size_t i = 0; i < sizeof(pad); i++) {
+        pad[i] ^= 0x36 ^ 0x5c;
+    }
+    ok = ok && EVP_DigestInit_ex2(st->digest, sha256, NULL) &&
+         EVP_DigestUpdate(st->digest, pad, sizeof(pad)) &&
+         EVP_DigestUpdate(st->digest, inner, sizeof(inner)) &&
+         EVP_DigestFinal_ex(st->digest, out, &n);
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(inner, sizeof(inner));
+    return ok && n == CT_SIGNATURE_LEN ? CT_OK : CT_E_INTERNAL;
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -866,20 +147,26 @@ static int sign(codec_state *st, const char *certificate, uint32_t issue_ts, uin
                 const uint8_t *info, size_t infolen, uint8_t out[CT_SIGNATURE_LEN])
 {
     uint8_t le[4];
-    uint8_t k1[CT_SIGNATURE_LEN];
     uint8_t k[CT_SIGNATURE_LEN];
-    int rc;
+    int rc = CT_OK;
 
-    put_le32(le, issue_ts);
-    rc = hmac_sha256(st, le, 4, (const uint8_t *)certificate, CT_HEX_ID_LEN, k1);
-    if (rc == CT_OK) {
-        put_le32(le, salt);
-        rc = hmac_sha256(st, le, 4, k1, sizeof(k1), k);
+    if (!st->k1_valid || st->k1_issue_ts != issue_ts ||
+        CRYPTO_memcmp(st->k1_certificate, certificate, CT_HEX_ID_LEN) != 0) {
+        st->k1_valid = 0;
+        put_le32(le, issue_ts);
+        rc = hmac_sha256(st, le, 4, (const uint8_t *)certificate, CT_HEX_ID_LEN, st->k1);
+        if (rc != CT_OK) {
+            return rc;
+        }
+        st->k1_valid = 1;
+        st->k1_issue_ts = issue_ts;
+        memcpy(st->k1_certificate, certificate, CT_HEX_ID_LEN);
     }
+    put_le32(le, salt);
+    rc = hmac_sha256(st, le, 4, st->k1, sizeof(st->k1), k);
     if (rc == CT_OK) {
         rc = hmac_sha256(st, k, sizeof(k), info, infolen, out);
     }
-    OPENSSL_cleanse(k1, sizeof(k1));
     OPENSSL_cleanse(k, sizeof(k));
     return rc;
 }
@@ -983,7 +270,7 @@ static int pack_service(writer *w, const ct_service_spec *s, char *err, size_t e
 static int deflate_payload(codec_state *st, const uint8_t *in, size_t inlen, uint8_t *out,
                            size_t outcap, size_t *outlen)
 {
-    return dz_compress(&st->deflater, in, inlen, out, outcap, outlen);
+    return ct_deflate(st->deflater, in, inlen, out, outcap, outlen) == 0 ? CT_OK : CT_E_INTERNAL;
 }
 
 int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size_t *written,

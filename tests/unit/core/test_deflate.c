@@ -1,9 +1,9 @@
-/* Differential test of the token builder's deflate (core/token.c): for many
+/* Differential test of the token builder's deflate (core/deflate.c): for many
  * thousands of payloads the builder can produce, the compressed bytes inside
  * the token must equal what the linked zlib writes for the same payload with
  * deflateInit(Z_DEFAULT_COMPRESSION): windowBits 15, memLevel 8, header 78 9c.
  *
- * Why equality holds is argued at the encoder in core/token.c (it is zlib
+ * Why equality holds is argued at the top of core/deflate.c (it is zlib
  * 1.2.13's level-6 path transcribed for one small block). The inputs here aim
  * at each place where a transcription could go wrong: hash chains longer than
  * max_chain (128) and than max_chain / 4 after a good_match (8) — payloads
