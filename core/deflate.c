@@ -1,13 +1,15 @@
 /* Deflate for token payloads, byte-identical to zlib's
  * deflate(Z_DEFAULT_COMPRESSION, windowBits 15, memLevel 8).
  *
- * A token payload is at most 34 + BUILD_PAYLOAD_MAX bytes, and stock zlib
+ * Why: tokens must equal Agora's C++/Java/Python builders byte for byte, and
+ * those use zlib at the default level. A token payload is at most
+ * CT_DEFLATE_INPUT_MAX bytes, and stock zlib
  * spends far more on such an input than the work it needs: deflateReset
  * clears a 64 KiB hash table, and _tr_flush_block walks every tree slot. The
  * encoder below is zlib 1.2.13's level-6 path (deflate_slow, longest_match and
  * trees.c), transcribed for one input that fits the window and one block, so
  * it writes the very bytes deflate(Z_DEFAULT_COMPRESSION, windowBits 15,
- * memLevel 8) writes; tests/unit/core/test_token_deflate.c checks that against
+ * memLevel 8) writes; tests/unit/core/test_deflate.c checks that against
  * the linked zlib for many thousands of payloads. What differs is bookkeeping
  * only, each with the reason it cannot change the output:
  *  - The hash table has zlib's 2^15 buckets and hash function, so every chain
@@ -25,7 +27,13 @@
  *    shorter than that has fewer symbols; all of it stays in the window (32
  *    KiB), so the stored-block choice always has the input at hand.
  *  - Bits go out through a 64-bit accumulator, LSB first like send_bits: the
- *    byte stream is the same however the bits are buffered. */
+ *    byte stream is the same however the bits are buffered.
+ *
+ * Origin: the algorithm (match search, lazy evaluation, Huffman tree
+ * construction and tie-breaking) follows zlib 1.2.13, (C) 1995-2022
+ * Jean-loup Gailly and Mark Adler, under the zlib license; this is an
+ * altered, reduced re-implementation of it, not the original software. Only
+ * the decoder (inflate) and adler32 come from the linked zlib. */
 #include "deflate.h"
 
 #include <pthread.h>
