@@ -2,6 +2,8 @@
  * renewal checks, and which caller may do what. */
 #include "handlers.h"
 
+#include "metrics.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -86,6 +88,7 @@ static int issue(const srv_context *ctx, const char *user_id, uint32_t ttl, srv_
     }
     reply->expire_time = now + ttl;
     snprintf(reply->user_id, sizeof(reply->user_id), "%s", user_id);
+    srv_metrics_token_issued(reply->kind);
     return succeed(status);
 }
 
