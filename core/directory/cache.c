@@ -13,10 +13,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* LRU list links, first in a node so that a node and its links share an
+ * address; the shard's sentinel is links alone (a node ends in a flexible
+ * array and cannot be embedded). */
+typedef struct links {
+    struct links *prev; /* toward the most recently used */
+    struct links *next; /* toward the least recently used */
+} links;
+
 typedef struct node {
+    links lru;
     struct node *chain; /* next in the bucket */
-    struct node *prev;  /* LRU list: toward the most recently used */
-    struct node *next;  /* LRU list: toward the least recently used */
     int64_t expires_at_ms;
     int64_t promoted_ms; /* when it last became the most recently used */
     uint32_t hash;       /* low bits of the full hash: cheap reject before memcmp */
@@ -32,7 +39,7 @@ typedef struct shard {
     _Alignas(64) pthread_mutex_t lock;
     node **buckets;
     size_t mask;
-    node lru; /* sentinel: lru.next is the most recently used */
+    links lru; /* sentinel: lru.next is the most recently used */
     size_t capacity;
     size_t count;
     _Atomic uint64_t hits;
@@ -168,12 +175,12 @@ void ud_cache_destroy(ud_cache *cache)
     }
     for (i = 0; i < cache->shard_count; i++) {
         shard *s = &cache->shards[i];
-        node *n = s->lru.next;
+        links *l = s->lru.next;
 
-        while (n != NULL && n != &s->lru) {
-            node *next = n->next;
-            free(n);
-            n = next;
+        while (l != NULL && l != &s->lru) {
+            links *next = l->next;
+            free(l); /* the links are the node's first member */
+            l = next;
         }
         free(s->buckets);
         pthread_mutex_destroy(&s->lock);
@@ -204,16 +211,16 @@ static node **find_link(shard *s, const char *key, size_t len, uint64_t h)
 
 static void lru_unlink(node *n)
 {
-    n->prev->next = n->next;
-    n->next->prev = n->prev;
+    n->lru.prev->next = n->lru.next;
+    n->lru.next->prev = n->lru.prev;
 }
 
 static void lru_push_front(shard *s, node *n)
 {
-    n->next = s->lru.next;
-    n->prev = &s->lru;
-    s->lru.next->prev = n;
-    s->lru.next = n;
+    n->lru.next = s->lru.next;
+    n->lru.prev = &s->lru;
+    s->lru.next->prev = &n->lru;
+    s->lru.next = &n->lru;
 }
 
 /* Unlinks n from its bucket chain and the LRU list; the caller frees it. */
@@ -251,7 +258,7 @@ static enum ud_cache_answer lookup(ud_cache *cache, const char *key, int64_t now
         counter_add(&s->size, -1);
         expired = n;
     } else if (n != NULL) {
-        if (s->lru.next != n && now_ms - n->promoted_ms >= cache->promote_interval_ms) {
+        if (s->lru.next != &n->lru && now_ms - n->promoted_ms >= cache->promote_interval_ms) {
             lru_unlink(n);
             lru_push_front(s, n);
             n->promoted_ms = now_ms;
@@ -327,7 +334,7 @@ int ud_cache_put(ud_cache *cache, const char *key, const char *uuid, int64_t now
         lru_push_front(s, n);
     } else {
         if (s->count >= s->capacity) {
-            evicted = s->lru.prev;
+            evicted = (node *)s->lru.prev;
             counter_add(&s->evictions, 1);
             drop(s, evicted);
         }
