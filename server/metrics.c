@@ -1,0 +1,262 @@
+/* Prometheus metrics: relaxed atomic counters and fixed-bucket latency
+ * histograms, updated by the gRPC and HTTP sides without locks, and the
+ * text exposition format 0.0.4 rendered from them for GET /metrics. */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef CT_VERSION_STRING
+#define CT_VERSION_STRING "0.0.0"
+#endif
+
+#define TRANSPORT_COUNT 2
+#define CODE_COUNT (SRV_UNAUTHENTICATED + 1)
+
+/* Upper bounds in seconds: token issue takes microseconds, a directory
+ * lookup that reaches upstream takes up to the request timeout (seconds). */
+static const double bucket_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                       0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
+#define BUCKET_COUNT (sizeof(bucket_bounds) / sizeof(bucket_bounds[0]))
+
+/* Buckets hold plain (not cumulative) counts plus one overflow slot, so an
+ * observation is one increment; the render sums them, which also makes
+ * _count equal the +Inf bucket even while observations race the render. */
+typedef struct histogram {
+    atomic_uint_fast64_t buckets[BUCKET_COUNT + 1];
+    atomic_uint_fast64_t sum_ns; /* integer nanoseconds: there is no atomic double add */
+} histogram;
+
+static atomic_uint_fast64_t rpc_counts[TRANSPORT_COUNT][SRV_METRIC_METHOD_COUNT][CODE_COUNT];
+static histogram rpc_latency[TRANSPORT_COUNT][SRV_METRIC_METHOD_COUNT];
+static atomic_uint_fast64_t tokens_issued[3]; /* by enum srv_token_kind */
+
+static const char *const transport_names[TRANSPORT_COUNT] = {"grpc", "http"};
+static const char *const method_names[SRV_METRIC_METHOD_COUNT] = {
+    "GetAppToken",  "GetUserToken",         "RenewToken", "Health/Check",
+    "Health/Watch", "ServerReflectionInfo", "other"};
+static const char *const kind_names[3] = {"unspecified", "app", "user"};
+
+enum srv_metric_method srv_metrics_method(const char *name)
+{
+    if (name != NULL) {
+        for (int i = 0; i < SRV_METRIC_OTHER; i++) {
+            if (strcmp(name, method_names[i]) == 0) {
+                return (enum srv_metric_method)i;
+            }
+        }
+    }
+    return SRV_METRIC_OTHER;
+}
+
+void srv_metrics_rpc(enum srv_transport transport, enum srv_metric_method method,
+                     enum srv_code code, double seconds)
+{
+    unsigned t = (unsigned)transport < TRANSPORT_COUNT ? (unsigned)transport : 0;
+    unsigned m = (unsigned)method < SRV_METRIC_METHOD_COUNT ? (unsigned)method : SRV_METRIC_OTHER;
+    unsigned c = (unsigned)code < CODE_COUNT ? (unsigned)code : SRV_UNKNOWN;
+    histogram *h = &rpc_latency[t][m];
+    size_t b = 0;
+
+    if (!(seconds >= 0)) { /* also catches NaN */
+        seconds = 0;
+    }
+    while (b < BUCKET_COUNT && seconds > bucket_bounds[b]) {
+        b++;
+    }
+    atomic_fetch_add_explicit(&rpc_counts[t][m][c], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&h->sum_ns, (uint_fast64_t)(seconds * 1e9), memory_order_relaxed);
+}
+
+void srv_metrics_token_issued(enum srv_token_kind kind)
+{
+    unsigned k = (unsigned)kind < 3 ? (unsigned)kind : SRV_KIND_UNSPECIFIED;
+
+    atomic_fetch_add_explicit(&tokens_issued[k], 1, memory_order_relaxed);
+}
+
+static uint64_t load(atomic_uint_fast64_t *v)
+{
+    return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* A growing output buffer; the first failed allocation sticks. */
+typedef struct out {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} out;
+
+static void emit(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void emit(out *o, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (o->failed) {
+        return;
+    }
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->failed = 1;
+            return;
+        }
+        if ((size_t)n < o->cap - o->len) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap * 2 + (size_t)n;
+        char *grown = realloc(o->buf, cap);
+        if (grown == NULL) {
+            o->failed = 1;
+            return;
+        }
+        o->buf = grown;
+        o->cap = cap;
+    }
+}
+
+static void family(out *o, const char *name, const char *type, const char *help)
+{
+    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void render_rpcs(out *o)
+{
+    family(o, "chat_tokend_rpcs_total", "counter",
+           "Finished RPCs by transport, method and status code.");
+    for (unsigned t = 0; t < TRANSPORT_COUNT; t++) {
+        for (unsigned m = 0; m < SRV_METRIC_METHOD_COUNT; m++) {
+            for (unsigned c = 0; c < CODE_COUNT; c++) {
+                uint64_t v = load(&rpc_counts[t][m][c]);
+                /* only series that happened: 2*7*17 zero lines help nobody */
+                if (v != 0) {
+                    emit(o,
+                         "chat_tokend_rpcs_total{transport=\"%s\",method=\"%s\",code=\"%s\"} "
+                         "%llu\n",
+                         transport_names[t], method_names[m], srv_code_name((enum srv_code)c),
+                         (unsigned long long)v);
+                }
+            }
+        }
+    }
+}
+
+static void render_histogram(out *o, unsigned t, unsigned m)
+{
+    histogram *h = &rpc_latency[t][m];
+    uint64_t counts[BUCKET_COUNT + 1];
+    uint64_t total = 0, cumulative = 0;
+
+    for (size_t b = 0; b <= BUCKET_COUNT; b++) {
+        counts[b] = load(&h->buckets[b]);
+        total += counts[b];
+    }
+    if (total == 0) {
+        return;
+    }
+    for (size_t b = 0; b < BUCKET_COUNT; b++) {
+        cumulative += counts[b];
+        emit(o,
+             "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\","
+             "le=\"%g\"} %llu\n",
+             transport_names[t], method_names[m], bucket_bounds[b], (unsigned long long)cumulative);
+    }
+    emit(o,
+         "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\",le=\"+Inf\"} "
+         "%llu\n",
+         transport_names[t], method_names[m], (unsigned long long)total);
+    emit(o, "chat_tokend_rpc_duration_seconds_sum{transport=\"%s\",method=\"%s\"} %.9f\n",
+         transport_names[t], method_names[m], (double)load(&h->sum_ns) / 1e9);
+    emit(o, "chat_tokend_rpc_duration_seconds_count{transport=\"%s\",method=\"%s\"} %llu\n",
+         transport_names[t], method_names[m], (unsigned long long)total);
+}
+
+static void render_latency(out *o)
+{
+    family(o, "chat_tokend_rpc_duration_seconds", "histogram",
+           "Time from a call's arrival to its status, by transport and method.");
+    for (unsigned t = 0; t < TRANSPORT_COUNT; t++) {
+        for (unsigned m = 0; m < SRV_METRIC_METHOD_COUNT; m++) {
+            render_histogram(o, t, m);
+        }
+    }
+}
+
+static void render_tokens(out *o)
+{
+    family(o, "chat_tokend_tokens_issued_total", "counter", "Tokens issued, by kind.");
+    for (unsigned k = SRV_KIND_APP; k <= SRV_KIND_USER; k++) {
+        emit(o, "chat_tokend_tokens_issued_total{kind=\"%s\"} %llu\n", kind_names[k],
+             (unsigned long long)load(&tokens_issued[k]));
+    }
+}
+
+static void counter(out *o, const char *name, const char *help, uint64_t value)
+{
+    family(o, name, "counter", help);
+    emit(o, "%s %llu\n", name, (unsigned long long)value);
+}
+
+static void render_directory(out *o, ud_directory *dir)
+{
+    ud_stats s;
+
+    ud_directory_stats(dir, &s);
+    counter(o, "chat_tokend_directory_cache_hits_total", "UUID cache lookups answered.",
+            s.cache_hits);
+    counter(o, "chat_tokend_directory_cache_misses_total", "UUID cache lookups not answered.",
+            s.cache_misses);
+    counter(o, "chat_tokend_directory_cache_evictions_total",
+            "UUID cache entries evicted to make room.", s.cache_evictions);
+    family(o, "chat_tokend_directory_cache_entries", "gauge", "UUID cache entries held now.");
+    emit(o, "chat_tokend_directory_cache_entries %llu\n", (unsigned long long)s.cache_size);
+    family(o, "chat_tokend_directory_upstream_requests_total", "counter",
+           "Agora Chat REST requests by outcome: ok (2xx), error (4xx/5xx), failed (no "
+           "answer).");
+    emit(o, "chat_tokend_directory_upstream_requests_total{outcome=\"ok\"} %llu\n",
+         (unsigned long long)s.upstream_requests_ok);
+    emit(o, "chat_tokend_directory_upstream_requests_total{outcome=\"error\"} %llu\n",
+         (unsigned long long)s.upstream_requests_error);
+    emit(o, "chat_tokend_directory_upstream_requests_total{outcome=\"failed\"} %llu\n",
+         (unsigned long long)s.upstream_requests_failed);
+    counter(o, "chat_tokend_directory_singleflight_waits_total",
+            "Lookups that joined one already under way for the same user.", s.singleflight_waits);
+    counter(o, "chat_tokend_directory_registrations_total",
+            "Users registered with Agora Chat by lookups.", s.registrations);
+}
+
+char *srv_metrics_render(ud_directory *dir, size_t *len)
+{
+    out o = {malloc(8192), 0, 8192, 0};
+
+    if (o.buf == NULL) {
+        return NULL;
+    }
+    o.buf[0] = '\0';
+    family(&o, "chat_tokend_build_info", "gauge", "Always 1; the version is in the labels.");
+    emit(&o, "chat_tokend_build_info{version=\"%s\"} 1\n", CT_VERSION_STRING);
+    render_rpcs(&o);
+    render_latency(&o);
+    render_tokens(&o);
+    if (dir != NULL) {
+        render_directory(&o, dir);
+    }
+    if (o.failed) {
+        free(o.buf);
+        return NULL;
+    }
+    if (len != NULL) {
+        *len = o.len;
+    }
+    return o.buf;
+}
