@@ -13,6 +13,7 @@
 #include "directory/directory.h"
 #include "grpc_server.h"
 #include "handlers.h"
+#include "http.h"
 #include "log.h"
 
 #define EXIT_CONFIG 2
@@ -104,10 +105,17 @@ static void drain_wait(const sigset_t *signals, unsigned seconds)
     }
 }
 
+/* /readyz asks the gRPC side too: ready only while both serve. */
+static int grpc_serving(void *server)
+{
+    return srv_grpc_serving(server);
+}
+
 static int run(const ct_config *cfg)
 {
     srv_context ctx = {cfg, NULL, NULL};
     srv_grpc *server;
+    srv_http *http = NULL;
     sigset_t signals;
     char err[512];
     int sig = 0;
@@ -136,13 +144,34 @@ static int run(const ct_config *cfg)
         grpc_shutdown();
         return 1;
     }
+    if (cfg->http_listen[0] != '\0') {
+        http = srv_http_start(cfg, &ctx, grpc_serving, server, err, sizeof(err));
+        if (http == NULL) {
+            srv_log_event(CT_LOG_ERROR, "start_failed", "%s", err);
+            srv_grpc_drain(server);
+            srv_grpc_shutdown(server, 0);
+            if (ctx.directory != NULL) {
+                ud_directory_destroy(ctx.directory);
+            }
+            srv_grpc_destroy(server);
+            grpc_shutdown();
+            return 1;
+        }
+    }
     sigwait(&signals, &sig);
     srv_log_event(CT_LOG_INFO, "draining", "signal %d: health is NOT_SERVING for %u s", sig,
                   cfg->drain_seconds);
     srv_grpc_drain(server);
+    if (http != NULL) {
+        srv_http_drain(http);
+    }
     drain_wait(&signals, cfg->drain_seconds);
     srv_log_event(CT_LOG_INFO, "stopping", "in-flight calls have %u s", cfg->grace_seconds);
     srv_grpc_shutdown(server, cfg->grace_seconds);
+    if (http != NULL) {
+        /* before the directory goes: it waits for the lookups under way */
+        srv_http_stop(http);
+    }
     if (ctx.directory != NULL) {
         ud_directory_destroy(ctx.directory);
     }

@@ -1,0 +1,1126 @@
+/* The HTTP side port: libmicrohttpd with its own thread pool, the seed's
+ * token routes, RenewToken as JSON, /healthz, /readyz, /metrics, CORS.
+ * Every token rule is the handlers' (handlers.c) and every key check is
+ * auth.c's; this file only turns HTTP into their calls and back. A
+ * GetUserToken that waits for the directory suspends its connection, and
+ * the handler's done callback resumes it. */
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "auth.h"
+#include "log.h"
+#include "metrics.h"
+
+#define LISTEN_BACKLOG 128
+#define STRINGIFY(x) #x
+#define SRV_HTTP_STR(x) STRINGIFY(x)
+
+/* ---- pure parts: routing, parsing, status mapping, CORS ---------------- */
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Percent-decodes segment[0..len) into out (size bytes with the NUL). */
+static int decode_segment(const char *segment, size_t len, char *out, size_t size, size_t *outlen,
+                          srv_status *status)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        char c = segment[i];
+        if (c == '%') {
+            if (len - i < 3) {
+                return srv_fail(status, SRV_INVALID_ARGUMENT,
+                                "username: '%%' must be followed by two hex digits");
+            }
+            int h = hex_value(segment[i + 1]);
+            int l = hex_value(segment[i + 2]);
+            if (h < 0 || l < 0) {
+                return srv_fail(status, SRV_INVALID_ARGUMENT,
+                                "username: '%%' must be followed by two hex digits");
+            }
+            c = (char)(h * 16 + l);
+            if (c == '\0') {
+                return srv_fail(status, SRV_INVALID_ARGUMENT, "username: %%00 is not allowed");
+            }
+            i += 2;
+        }
+        if (n + 1 >= size) {
+            return srv_fail(status, SRV_INVALID_ARGUMENT, "username is longer than %zu characters",
+                            size - 1);
+        }
+        out[n++] = c;
+    }
+    out[n] = '\0';
+    *outlen = n;
+    status->code = SRV_OK;
+    status->message[0] = '\0';
+    return SRV_OK;
+}
+
+int srv_http_match(const char *path, int compat_routes, enum srv_http_route *route, char *username,
+                   size_t size, size_t *username_len, srv_status *status)
+{
+    static const char user_prefix[] = "/chat/user/";
+    static const char user_suffix[] = "/token";
+    static const struct {
+        const char *path;
+        enum srv_http_route route;
+        int compat;
+    } fixed[] = {
+        {"/chat/app/token", SRV_HTTP_ROUTE_APP_TOKEN, 1},
+        {"/chat/token/renew", SRV_HTTP_ROUTE_RENEW, 0},
+        {"/healthz", SRV_HTTP_ROUTE_HEALTHZ, 0},
+        {"/readyz", SRV_HTTP_ROUTE_READYZ, 0},
+        {"/metrics", SRV_HTTP_ROUTE_METRICS, 0},
+    };
+    size_t len = strlen(path);
+
+    *route = SRV_HTTP_ROUTE_NONE;
+    status->code = SRV_OK;
+    status->message[0] = '\0';
+    for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+        if (strcmp(path, fixed[i].path) == 0) {
+            if (!fixed[i].compat || compat_routes) {
+                *route = fixed[i].route;
+            }
+            return SRV_OK;
+        }
+    }
+    /* /chat/user/{username}/token: exactly one segment between the two */
+    size_t pre = sizeof(user_prefix) - 1, suf = sizeof(user_suffix) - 1;
+    if (!compat_routes || len < pre + suf || strncmp(path, user_prefix, pre) != 0 ||
+        strcmp(path + len - suf, user_suffix) != 0) {
+        return SRV_OK;
+    }
+    const char *segment = path + pre;
+    size_t segment_len = len - pre - suf;
+    if (memchr(segment, '/', segment_len) != NULL) {
+        return SRV_OK;
+    }
+    if (decode_segment(segment, segment_len, username, size, username_len, status) != SRV_OK) {
+        return status->code;
+    }
+    *route = SRV_HTTP_ROUTE_USER_TOKEN;
+    return SRV_OK;
+}
+
+const char *srv_http_allow(enum srv_http_route route)
+{
+    switch (route) {
+    case SRV_HTTP_ROUTE_RENEW:
+        return "POST, OPTIONS";
+    case SRV_HTTP_ROUTE_APP_TOKEN:
+    case SRV_HTTP_ROUTE_USER_TOKEN:
+        return "GET, OPTIONS";
+    case SRV_HTTP_ROUTE_NONE:
+        return "";
+    default:
+        return "GET, HEAD, OPTIONS";
+    }
+}
+
+int srv_http_method_allowed(enum srv_http_route route, const char *method)
+{
+    if (route == SRV_HTTP_ROUTE_NONE) {
+        return 0;
+    }
+    if (strcmp(method, "OPTIONS") == 0) {
+        return 1;
+    }
+    if (route == SRV_HTTP_ROUTE_RENEW) {
+        return strcmp(method, "POST") == 0;
+    }
+    /* HEAD only where it costs nothing: a HEAD that issued a token would
+     * count one that nobody receives */
+    if (route == SRV_HTTP_ROUTE_APP_TOKEN || route == SRV_HTTP_ROUTE_USER_TOKEN) {
+        return strcmp(method, "GET") == 0;
+    }
+    return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+}
+
+int srv_http_parse_ttl(const char *value, uint32_t *ttl, srv_status *status)
+{
+    uint64_t v = 0;
+    size_t len;
+
+    *ttl = 0;
+    status->code = SRV_OK;
+    status->message[0] = '\0';
+    if (value == NULL) {
+        return SRV_OK;
+    }
+    len = strlen(value);
+    if (len == 0 || len > 10) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT,
+                        "ttl must be a number of seconds (1 to 10 digits)");
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (value[i] < '0' || value[i] > '9') {
+            return srv_fail(status, SRV_INVALID_ARGUMENT,
+                            "ttl must be a number of seconds (digits only)");
+        }
+        v = v * 10 + (uint64_t)(value[i] - '0');
+    }
+    if (v > UINT32_MAX) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "ttl is out of range");
+    }
+    *ttl = (uint32_t)v;
+    return SRV_OK;
+}
+
+/* ttl_seconds: a JSON integer 0..UINT32_MAX. */
+static int renew_ttl(json_t *value, uint32_t *ttl, srv_status *status)
+{
+    json_int_t v;
+
+    if (!json_is_integer(value)) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "ttl_seconds must be an integer");
+    }
+    v = json_integer_value(value);
+    if (v < 0 || (uint64_t)v > UINT32_MAX) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "ttl_seconds is out of range");
+    }
+    *ttl = (uint32_t)v;
+    return SRV_OK;
+}
+
+int srv_http_parse_renew(const char *body, size_t len, char **token, size_t *token_len,
+                         uint32_t *ttl, srv_status *status)
+{
+    json_error_t jerr;
+    json_t *root, *value;
+    const char *key;
+    const char *text = NULL;
+    size_t text_len = 0;
+    int rc = SRV_OK;
+
+    *token = NULL;
+    *token_len = 0;
+    *ttl = 0;
+    status->code = SRV_OK;
+    status->message[0] = '\0';
+    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        /* jansson's text names a position, never the content */
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "body is not JSON: %s", jerr.text);
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "body must be a JSON object");
+    }
+    json_object_foreach(root, key, value)
+    {
+        if (strcmp(key, "token") == 0) {
+            if (!json_is_string(value)) {
+                rc = srv_fail(status, SRV_INVALID_ARGUMENT, "token must be a string");
+                break;
+            }
+            text = json_string_value(value);
+            text_len = json_string_length(value);
+        } else if (strcmp(key, "ttl_seconds") == 0 || strcmp(key, "ttlSeconds") == 0) {
+            rc = renew_ttl(value, ttl, status);
+            if (rc != SRV_OK) {
+                break;
+            }
+        } else {
+            rc = srv_fail(status, SRV_INVALID_ARGUMENT,
+                          "unknown field in the body (expected token, ttl_seconds)");
+            break;
+        }
+    }
+    if (rc == SRV_OK && (text == NULL || text_len == 0)) {
+        rc = srv_fail(status, SRV_INVALID_ARGUMENT, "token is required");
+    }
+    if (rc == SRV_OK) {
+        *token = malloc(text_len + 1);
+        if (*token == NULL) {
+            rc = srv_fail(status, SRV_INTERNAL, "out of memory");
+        } else {
+            memcpy(*token, text, text_len + 1);
+            *token_len = text_len;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+unsigned srv_http_status_for(enum srv_code code)
+{
+    /* One table, indexed by gRPC code; FAILED_PRECONDITION is 412 (the
+     * token expired too long ago: log in again), not grpc-gateway's 400. */
+    static const unsigned statuses[] = {
+        [SRV_OK] = 200,
+        [SRV_CANCELLED] = 499, /* client closed the request (nginx's code) */
+        [SRV_UNKNOWN] = 500,
+        [SRV_INVALID_ARGUMENT] = 400,
+        [SRV_DEADLINE_EXCEEDED] = 504,
+        [SRV_NOT_FOUND] = 404,
+        [SRV_ALREADY_EXISTS] = 409,
+        [SRV_PERMISSION_DENIED] = 403,
+        [SRV_RESOURCE_EXHAUSTED] = 429,
+        [SRV_FAILED_PRECONDITION] = 412,
+        [SRV_ABORTED] = 409,
+        [SRV_OUT_OF_RANGE] = 400,
+        [SRV_UNIMPLEMENTED] = 501,
+        [SRV_INTERNAL] = 500,
+        [SRV_UNAVAILABLE] = 503,
+        [SRV_DATA_LOSS] = 500,
+        [SRV_UNAUTHENTICATED] = 401,
+    };
+    return (unsigned)code < sizeof(statuses) / sizeof(statuses[0]) ? statuses[code] : 500;
+}
+
+int srv_http_origin_allowed(const ct_config *cfg, const char *origin)
+{
+    if (origin == NULL || origin[0] == '\0') {
+        return 0;
+    }
+    for (size_t i = 0; i < cfg->http_cors_origin_count; i++) {
+        if (strcmp(cfg->http_cors_origins[i], "*") == 0 ||
+            strcmp(cfg->http_cors_origins[i], origin) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int srv_http_format_time(int64_t unix_seconds, char *out, size_t outlen)
+{
+    time_t t = (time_t)unix_seconds;
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL || strftime(out, outlen, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the server ---------------------------------------------------------- */
+
+struct srv_http {
+    struct MHD_Daemon *daemon;
+    const ct_config *cfg;
+    const srv_context *ctx;
+    int (*serving)(void *);
+    void *serving_arg;
+    atomic_int draining;
+    atomic_int lookups; /* GetUserToken calls whose done callback has not run */
+    int listen_fd;
+    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+enum lookup_state { LOOKUP_RUNNING = 0, LOOKUP_SUSPENDED, LOOKUP_DONE };
+
+/* One request's state (MHD's con_cls), freed when MHD completes it. */
+typedef struct request {
+    srv_http *http;
+    struct MHD_Connection *connection;
+    enum srv_http_route route;
+    const char *method_name; /* for logs and metrics; NULL = not an RPC */
+    struct timespec started;
+    int begun;
+    int answered;
+    int origin_allowed;
+    const char *origin; /* MHD's copy, alive as long as the request */
+    srv_caller caller;
+    char username[CT_USERNAME_MAX * 3 + 1]; /* decoded; the handler validates it */
+    size_t username_len;
+    uint32_t ttl;
+    char *body;
+    size_t body_len, body_cap;
+    int lookup_started;
+    atomic_int lookup_state;
+    srv_user_request user;
+} request;
+
+static double elapsed_seconds(const struct timespec *since)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
+}
+
+static void format_peer(struct MHD_Connection *c, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[NI_MAXHOST], port[NI_MAXSERV];
+    const struct sockaddr *sa = info != NULL ? info->client_addr : NULL;
+    socklen_t salen;
+
+    if (sa == NULL || sa->sa_family == AF_UNIX) {
+        snprintf(out, outlen, "unix:");
+        return;
+    }
+    salen = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    if (getnameinfo(sa, salen, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0) {
+        snprintf(out, outlen, "unknown");
+        return;
+    }
+    snprintf(out, outlen, sa->sa_family == AF_INET6 ? "ipv6:[%s]:%s" : "ipv4:%s:%s", host, port);
+}
+
+/* Counts, times and logs one token call (anything the route table calls an
+ * RPC), as the gRPC side does. Issued tokens are counted by the handlers. */
+static void finish_rpc(request *r, const srv_status *status)
+{
+    char peer[NI_MAXHOST + NI_MAXSERV + 16];
+    double seconds = elapsed_seconds(&r->started);
+    srv_rpc_log entry;
+
+    if (r->method_name == NULL) {
+        return;
+    }
+    srv_metrics_rpc(SRV_TRANSPORT_HTTP, srv_metrics_method(r->method_name), status->code, seconds);
+    format_peer(r->connection, peer, sizeof(peer));
+    entry.transport = "http";
+    entry.method = r->method_name;
+    entry.code = srv_code_name(status->code);
+    entry.message = status->message;
+    entry.duration_ms = seconds * 1000.0;
+    entry.caller = r->caller.name;
+    entry.peer = peer;
+    srv_log_rpc(&entry);
+}
+
+/* Headers every answer carries: CORS for allowed origins, and Vary so that
+ * a cache never hands one origin's answer to another. */
+static void common_headers(request *r, struct MHD_Response *resp)
+{
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    if (r->http->cfg->http_cors_origin_count > 0) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+    }
+    if (r->origin_allowed) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, r->origin);
+    }
+    if (atomic_load(&r->http->draining)) {
+        /* keep-alive clients reconnect, and find a pod that is not going */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+}
+
+/* Queues an answer; body is copied (or taken, when owned is set). */
+static enum MHD_Result respond(request *r, unsigned status, const char *content_type, char *body,
+                               size_t len, int owned)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result rc;
+
+    resp = MHD_create_response_from_buffer(len, body,
+                                           owned ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_MUST_COPY);
+    if (resp == NULL) {
+        if (owned) {
+            free(body);
+        }
+        return MHD_NO;
+    }
+    common_headers(r, resp);
+    if (content_type != NULL) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    }
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, srv_http_allow(r->route));
+    }
+    if (status == MHD_HTTP_UNAUTHORIZED) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                "Bearer realm=\"chat-tokend\"");
+    }
+    r->answered = 1;
+    rc = MHD_queue_response(r->connection, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* {"code": "...", "message": "..."} with the status the code maps to, or
+ * with http_status when it is not 0 (404, 405, 413, 414, 415: HTTP-level
+ * errors that have no gRPC call behind them). */
+static enum MHD_Result respond_error(request *r, const srv_status *status, unsigned http_status)
+{
+    json_t *obj =
+        json_pack("{s:s,s:s}", "code", srv_code_name(status->code), "message", status->message);
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+
+    json_decref(obj);
+    if (text == NULL) {
+        return MHD_NO;
+    }
+    return respond(r, http_status != 0 ? http_status : srv_http_status_for(status->code),
+                   "application/json", text, strlen(text), 1);
+}
+
+static enum MHD_Result respond_text(request *r, unsigned status, const char *text)
+{
+    return respond(r, status, "text/plain; charset=utf-8", (char *)text, strlen(text), 0);
+}
+
+/* The answer to a token call: the token as text/plain for the compat
+ * routes (what the seed's web client reads with res.text()), JSON for
+ * RenewToken. */
+static enum MHD_Result answer_token(request *r, const srv_token_reply *reply,
+                                    const srv_status *status)
+{
+    char expire[32];
+    json_t *obj;
+    char *text;
+
+    finish_rpc(r, status);
+    if (status->code != SRV_OK) {
+        return respond_error(r, status, 0);
+    }
+    if (r->route != SRV_HTTP_ROUTE_RENEW) {
+        return respond(r, MHD_HTTP_OK, "text/plain; charset=utf-8", (char *)reply->token,
+                       strlen(reply->token), 0);
+    }
+    if (srv_http_format_time(reply->expire_time, expire, sizeof(expire)) != 0) {
+        expire[0] = '\0';
+    }
+    obj = json_pack("{s:s,s:s,s:s,s:s}", "token", reply->token, "expire_time", expire, "kind",
+                    reply->kind == SRV_KIND_APP ? "TOKEN_KIND_APP" : "TOKEN_KIND_USER", "user_id",
+                    reply->user_id);
+    text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(obj);
+    if (text == NULL) {
+        return MHD_NO;
+    }
+    return respond(r, MHD_HTTP_OK, "application/json", text, strlen(text), 1);
+}
+
+static enum MHD_Result answer_preflight(request *r)
+{
+    srv_status status;
+    struct MHD_Response *resp;
+    enum MHD_Result rc;
+
+    if (r->origin == NULL) {
+        /* a plain OPTIONS, not a browser's preflight: say what is allowed */
+        resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+        if (resp == NULL) {
+            return MHD_NO;
+        }
+        common_headers(r, resp);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, srv_http_allow(r->route));
+        r->answered = 1;
+        rc = MHD_queue_response(r->connection, MHD_HTTP_NO_CONTENT, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    if (!r->origin_allowed) {
+        srv_fail(&status, SRV_PERMISSION_DENIED, "origin is not in http.cors.allowed_origins");
+        return respond_error(r, &status, 0);
+    }
+    resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    common_headers(r, resp);
+    MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, X-Api-Key");
+    MHD_add_response_header(resp, "Access-Control-Max-Age", SRV_HTTP_STR(SRV_HTTP_CORS_MAX_AGE));
+    r->answered = 1;
+    rc = MHD_queue_response(r->connection, MHD_HTTP_NO_CONTENT, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+static enum MHD_Result answer_metrics(request *r)
+{
+    size_t len = 0;
+    char *text = srv_metrics_render(r->http->ctx->directory, &len);
+
+    if (text == NULL) {
+        return respond_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    }
+    return respond(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len, 1);
+}
+
+static enum MHD_Result answer_readyz(request *r)
+{
+    srv_http *h = r->http;
+    int ready = !atomic_load(&h->draining) && (h->serving == NULL || h->serving(h->serving_arg));
+
+    return ready ? respond_text(r, MHD_HTTP_OK, "ready\n")
+                 : respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
+}
+
+/* The key from Authorization: Bearer or X-Api-Key, through auth.c. */
+static int authenticate(request *r, srv_status *status)
+{
+    srv_credentials cred;
+    const char *value = NULL;
+    size_t len = 0;
+
+    memset(&cred, 0, sizeof(cred));
+    if (MHD_lookup_connection_value_n(r->connection, MHD_HEADER_KIND, "Authorization",
+                                      strlen("Authorization"), &value, &len) == MHD_YES) {
+        cred.authorization = value;
+        cred.authorization_len = len;
+    }
+    value = NULL;
+    len = 0;
+    if (MHD_lookup_connection_value_n(r->connection, MHD_HEADER_KIND, "X-Api-Key",
+                                      strlen("X-Api-Key"), &value, &len) == MHD_YES) {
+        cred.api_key = value;
+        cred.api_key_len = len;
+    }
+    return srv_auth_identify(r->http->cfg, &cred, &r->caller, status);
+}
+
+/* Runs once, on this thread or the directory's. Whoever comes second of
+ * this callback and the request thread's suspend resumes the connection;
+ * after the exchange, r may be answered and freed at any moment. */
+static void on_user_done(srv_user_request *user)
+{
+    request *r = user->arg;
+    struct MHD_Connection *connection = r->connection;
+    srv_http *h = r->http;
+
+    if (atomic_exchange(&r->lookup_state, LOOKUP_DONE) == LOOKUP_SUSPENDED) {
+        MHD_resume_connection(connection);
+    }
+    atomic_fetch_sub(&h->lookups, 1);
+}
+
+static enum MHD_Result start_user_token(request *r)
+{
+    srv_http *h = r->http;
+
+    r->lookup_started = 1;
+    atomic_store(&r->lookup_state, LOOKUP_RUNNING);
+    atomic_fetch_add(&h->lookups, 1);
+    srv_get_user_token(h->ctx, &r->caller, r->username, r->username_len, r->ttl,
+                       ud_monotonic_ms() + SRV_HTTP_LOOKUP_TIMEOUT_MS, &r->user, on_user_done, r);
+    if (atomic_load(&r->lookup_state) == LOOKUP_DONE) {
+        return answer_token(r, &r->user.reply, &r->user.status);
+    }
+    MHD_suspend_connection(r->connection);
+    if (atomic_exchange(&r->lookup_state, LOOKUP_SUSPENDED) == LOOKUP_DONE) {
+        /* done came between the check and the suspend: MHD calls us again */
+        MHD_resume_connection(r->connection);
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result answer_renew(request *r)
+{
+    srv_status status;
+    srv_token_reply reply;
+    char *token = NULL;
+    size_t token_len = 0;
+    uint32_t ttl = 0;
+    enum MHD_Result rc;
+
+    if (srv_http_parse_renew(r->body != NULL ? r->body : "", r->body_len, &token, &token_len, &ttl,
+                             &status) != SRV_OK) {
+        finish_rpc(r, &status);
+        return respond_error(r, &status, 0);
+    }
+    srv_renew_token(r->http->ctx, &r->caller, token, token_len, ttl, &reply, &status);
+    free(token);
+    rc = answer_token(r, &reply, &status);
+    memset(&reply, 0, sizeof(reply));
+    return rc;
+}
+
+/* Content-Type: application/json, optionally with parameters. */
+static int is_json(const char *content_type)
+{
+    static const char json_type[] = "application/json";
+    size_t n = sizeof(json_type) - 1;
+
+    return content_type != NULL && strncasecmp(content_type, json_type, n) == 0 &&
+           (content_type[n] == '\0' || content_type[n] == ';' || content_type[n] == ' ');
+}
+
+/* A token call: authenticate, read the inputs, call the handler. */
+static enum MHD_Result begin_rpc(request *r)
+{
+    srv_status status;
+    srv_token_reply reply;
+    const char *value = NULL;
+    size_t len = 0;
+    enum MHD_Result rc;
+
+    if (authenticate(r, &status) != SRV_OK) {
+        snprintf(r->caller.name, sizeof(r->caller.name), "%s", "");
+        finish_rpc(r, &status);
+        return respond_error(r, &status, 0);
+    }
+    if (r->route == SRV_HTTP_ROUTE_RENEW) {
+        if (!is_json(MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE))) {
+            srv_fail(&status, SRV_INVALID_ARGUMENT, "Content-Type must be application/json");
+            finish_rpc(r, &status);
+            return respond_error(r, &status, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE);
+        }
+        value = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND,
+                                            MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (value != NULL && strtoull(value, NULL, 10) > SRV_HTTP_BODY_MAX) {
+            srv_fail(&status, SRV_INVALID_ARGUMENT, "body is larger than %d bytes",
+                     SRV_HTTP_BODY_MAX);
+            finish_rpc(r, &status);
+            return respond_error(r, &status, MHD_HTTP_CONTENT_TOO_LARGE);
+        }
+        return MHD_YES; /* the body comes in the next calls */
+    }
+    /* the query is raw (no unescaping, see on_unescape): ttl is digits only */
+    value = NULL;
+    if (MHD_lookup_connection_value_n(r->connection, MHD_GET_ARGUMENT_KIND, "ttl", 3, &value,
+                                      &len) == MHD_YES &&
+        value == NULL) {
+        value = "";
+    }
+    if (srv_http_parse_ttl(value, &r->ttl, &status) != SRV_OK) {
+        finish_rpc(r, &status);
+        return respond_error(r, &status, 0);
+    }
+    if (r->route == SRV_HTTP_ROUTE_USER_TOKEN) {
+        return start_user_token(r);
+    }
+    srv_get_app_token(r->http->ctx, &r->caller, r->ttl, &reply, &status);
+    rc = answer_token(r, &reply, &status);
+    memset(&reply, 0, sizeof(reply));
+    return rc;
+}
+
+static const char *method_name_of(enum srv_http_route route)
+{
+    switch (route) {
+    case SRV_HTTP_ROUTE_APP_TOKEN:
+        return "GetAppToken";
+    case SRV_HTTP_ROUTE_USER_TOKEN:
+        return "GetUserToken";
+    case SRV_HTTP_ROUTE_RENEW:
+        return "RenewToken";
+    default:
+        return NULL;
+    }
+}
+
+/* The first call for a request: headers are in, the body (if any) is not. */
+static enum MHD_Result begin(request *r, const char *url, const char *method)
+{
+    srv_status status;
+
+    r->origin = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, "Origin");
+    r->origin_allowed = srv_http_origin_allowed(r->http->cfg, r->origin);
+    if (strlen(url) > SRV_HTTP_URL_MAX) {
+        srv_fail(&status, SRV_INVALID_ARGUMENT, "request path is longer than %d bytes",
+                 SRV_HTTP_URL_MAX);
+        return respond_error(r, &status, MHD_HTTP_URI_TOO_LONG);
+    }
+    if (srv_http_match(url, r->http->cfg->http_compat_routes, &r->route, r->username,
+                       sizeof(r->username), &r->username_len, &status) != SRV_OK) {
+        return respond_error(r, &status, 0);
+    }
+    if (r->route == SRV_HTTP_ROUTE_NONE) {
+        srv_fail(&status, SRV_NOT_FOUND, "no route for this path");
+        return respond_error(r, &status, MHD_HTTP_NOT_FOUND);
+    }
+    if (!srv_http_method_allowed(r->route, method)) {
+        srv_fail(&status, SRV_UNIMPLEMENTED, "method %s is not allowed here (allowed: %s)", method,
+                 srv_http_allow(r->route));
+        return respond_error(r, &status, MHD_HTTP_METHOD_NOT_ALLOWED);
+    }
+    if (strcmp(method, "OPTIONS") == 0) {
+        return answer_preflight(r);
+    }
+    switch (r->route) {
+    case SRV_HTTP_ROUTE_HEALTHZ:
+        return respond_text(r, MHD_HTTP_OK, "ok\n");
+    case SRV_HTTP_ROUTE_READYZ:
+        return answer_readyz(r);
+    case SRV_HTTP_ROUTE_METRICS:
+        return answer_metrics(r);
+    default:
+        r->method_name = method_name_of(r->route);
+        return begin_rpc(r);
+    }
+}
+
+/* Appends an upload chunk; 0, or -1 once the body is over the bound. */
+static int append_body(request *r, const char *data, size_t len)
+{
+    if (len > SRV_HTTP_BODY_MAX - r->body_len) {
+        return -1;
+    }
+    if (r->body_len + len > r->body_cap) {
+        size_t cap = r->body_cap == 0 ? 4096 : r->body_cap * 2;
+        while (cap < r->body_len + len) {
+            cap *= 2;
+        }
+        char *grown = realloc(r->body, cap);
+        if (grown == NULL) {
+            return -1;
+        }
+        r->body = grown;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->body_len, data, len);
+    r->body_len += len;
+    return 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
+{
+    request *r = *con_cls;
+    srv_status status;
+
+    (void)version;
+    if (r == NULL) {
+        r = calloc(1, sizeof(*r));
+        if (r == NULL) {
+            return MHD_NO;
+        }
+        r->http = cls;
+        r->connection = connection;
+        clock_gettime(CLOCK_MONOTONIC, &r->started);
+        *con_cls = r;
+        /* MHD closes the connection after an answer queued in this first
+         * call (it cannot know the body is empty): answer GETs in the next
+         * one; a POST is checked now, so a refusal skips its body */
+        if (strcmp(method, "POST") != 0) {
+            return MHD_YES;
+        }
+        r->begun = 1;
+        return begin(r, url, method);
+    }
+    if (!r->begun) {
+        r->begun = 1;
+        return begin(r, url, method);
+    }
+    if (r->answered) {
+        /* a body nobody asked for (or past a refusal): drop it */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (r->lookup_started) {
+        /* resumed: the directory answered */
+        return answer_token(r, &r->user.reply, &r->user.status);
+    }
+    if (*upload_data_size > 0) {
+        if (append_body(r, upload_data, *upload_data_size) != 0) {
+            /* a chunked body past the bound (a Content-Length one was
+             * refused with 413 before): MHD cannot answer in the middle of
+             * a body, and reading the rest is what the bound is against */
+            srv_fail(&status, SRV_INVALID_ARGUMENT, "body is larger than %d bytes",
+                     SRV_HTTP_BODY_MAX);
+            finish_rpc(r, &status);
+            return MHD_NO;
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return answer_renew(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    request *r = *con_cls;
+
+    (void)cls;
+    (void)connection;
+    (void)toe;
+    if (r == NULL) {
+        return;
+    }
+    if (r->body != NULL) {
+        /* a renew body holds a token */
+        memset(r->body, 0, r->body_cap);
+        free(r->body);
+    }
+    memset(&r->user.reply, 0, sizeof(r->user.reply));
+    free(r);
+    *con_cls = NULL;
+}
+
+/* Leaves the path and query exactly as received: the username segment is
+ * decoded by srv_http_match, strictly, and ttl is digits only. MHD's own
+ * unescaping would turn %2F into '/' before routing. */
+static size_t on_unescape(void *cls, struct MHD_Connection *connection, char *s)
+{
+    (void)cls;
+    (void)connection;
+    return strlen(s);
+}
+
+/* libmicrohttpd's messages, as our JSON log lines. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char message[512];
+    size_t n;
+
+    (void)cls;
+    vsnprintf(message, sizeof(message), fmt, ap);
+    n = strlen(message);
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r')) {
+        message[--n] = '\0';
+    }
+    srv_log_event(CT_LOG_WARN, "http_server", "%s", message);
+}
+
+/* Splits "host:port" / "[v6]:port" into host (brackets dropped) and port. */
+static int split_host_port(const char *addr, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon;
+    const char *h = addr;
+    size_t n;
+
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (close == NULL || close[1] != ':') {
+            return -1;
+        }
+        h = addr + 1;
+        n = (size_t)(close - h);
+        colon = close + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (colon == NULL) {
+            return -1;
+        }
+        n = (size_t)(colon - addr);
+    }
+    if (n >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0') {
+        return -1;
+    }
+    memcpy(host, h, n);
+    host[n] = '\0';
+    snprintf(port, portlen, "%s", colon + 1);
+    return 0;
+}
+
+static int listen_unix(srv_http *h, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    struct stat st;
+    int fd;
+
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "http.listen: unix socket path is too long");
+        return -1;
+    }
+    /* a stale socket file from an earlier run would make bind fail */
+    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        unlink(path);
+    }
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path, strlen(path) + 1);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+        listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "cannot listen on unix:%s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    snprintf(h->unix_path, sizeof(h->unix_path), "%s", path);
+    h->listen_fd = fd;
+    return 0;
+}
+
+static int listen_tcp(srv_http *h, const char *addr, char *err, size_t errlen)
+{
+    char host[CT_CONFIG_ADDR_MAX], port[16];
+    struct addrinfo hints, *list = NULL;
+    int one = 1, rc, fd = -1, saved = 0;
+
+    if (split_host_port(addr, host, sizeof(host), port, sizeof(port)) != 0) {
+        snprintf(err, errlen, "http.listen \"%s\" is not host:port, [v6]:port or unix:/path", addr);
+        return -1;
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &list);
+    if (rc != 0) {
+        snprintf(err, errlen, "http.listen \"%s\": %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    for (struct addrinfo *ai = list; ai != NULL; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+        if (fd < 0) {
+            saved = errno;
+            continue;
+        }
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, LISTEN_BACKLOG) == 0) {
+            break;
+        }
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(list);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot listen on %s (http.listen): %s", addr, strerror(saved));
+        return -1;
+    }
+    h->listen_fd = fd;
+    return 0;
+}
+
+/* Logs the address as the gRPC side does; port 0 becomes the one we got. */
+static void log_listening(srv_http *h, const char *addr)
+{
+    const union MHD_DaemonInfo *info;
+    char host[CT_CONFIG_ADDR_MAX], port[16];
+    unsigned bound = 0;
+
+    if (h->unix_path[0] != '\0') {
+        srv_log_event(CT_LOG_INFO, "listening", "http+unix:%s", h->unix_path);
+        return;
+    }
+    info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    if (info != NULL) {
+        bound = info->port;
+    }
+    if (bound == 0) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        if (getsockname(h->listen_fd, (struct sockaddr *)&ss, &len) == 0) {
+            bound = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+        }
+    }
+    if (split_host_port(addr, host, sizeof(host), port, sizeof(port)) != 0) {
+        host[0] = '\0';
+    }
+    srv_log_event(CT_LOG_INFO, "listening",
+                  strchr(host, ':') != NULL ? "http://[%s]:%u" : "http://%s:%u", host, bound);
+}
+
+static unsigned thread_count(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (cores < 1) {
+        return 1;
+    }
+    return cores > SRV_HTTP_MAX_THREADS ? SRV_HTTP_MAX_THREADS : (unsigned)cores;
+}
+
+srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*serving)(void *),
+                         void *serving_arg, char *err, size_t errlen)
+{
+    srv_http *h = calloc(1, sizeof(*h));
+    const char *addr = cfg->http_listen;
+    unsigned threads = thread_count();
+    unsigned limit = cfg->http_max_connections;
+    int rc;
+
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->cfg = cfg;
+    h->ctx = ctx;
+    h->serving = serving;
+    h->serving_arg = serving_arg;
+    h->listen_fd = -1;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        rc = listen_unix(h, addr + 5, err, errlen);
+    } else {
+        rc = listen_tcp(h, addr, err, errlen);
+    }
+    if (rc != 0) {
+        free(h);
+        return NULL;
+    }
+    /* MHD splits the limit between its threads: each needs at least one */
+    if (limit < threads) {
+        threads = limit;
+    }
+    h->daemon =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
+                             MHD_USE_ERROR_LOG,
+                         0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+                         MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
+                         threads, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+                         (unsigned)SRV_HTTP_CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                         (size_t)SRV_HTTP_MEMORY_LIMIT, MHD_OPTION_STRICT_FOR_CLIENT, 1,
+                         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
+        close(h->listen_fd);
+        free(h);
+        return NULL;
+    }
+    log_listening(h, addr);
+    return h;
+}
+
+void srv_http_drain(srv_http *http)
+{
+    atomic_store(&http->draining, 1);
+}
+
+void srv_http_stop(srv_http *http)
+{
+    struct timespec pause = {0, 10 * 1000 * 1000};
+    /* the directory honours each lookup's deadline; give it some slack */
+    long waits = (SRV_HTTP_LOOKUP_TIMEOUT_MS + 5000) / 10;
+    MHD_socket fd = MHD_quiesce_daemon(http->daemon);
+
+    while (atomic_load(&http->lookups) > 0 && waits-- > 0) {
+        nanosleep(&pause, NULL);
+    }
+    if (atomic_load(&http->lookups) > 0) {
+        /* stopping MHD with a suspended connection is undefined: the
+         * process is about to exit, so leave the daemon be */
+        srv_log_event(CT_LOG_ERROR, "http_stop_incomplete", "%d directory lookups did not finish",
+                      atomic_load(&http->lookups));
+        return;
+    }
+    MHD_stop_daemon(http->daemon);
+    if (fd != MHD_INVALID_SOCKET) {
+        /* quiesced: the socket is ours again (else MHD closed it) */
+        close(fd);
+    }
+    if (http->unix_path[0] != '\0') {
+        unlink(http->unix_path);
+    }
+    free(http);
+}
