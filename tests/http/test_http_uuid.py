@@ -1,0 +1,136 @@
+"""The HTTP user route in uuid identity mode, against the fake Agora Chat
+server: a lookup that goes upstream suspends the HTTP connection and the
+directory thread resumes it; a cached one answers at once; concurrent
+requests all finish; upstream failures map to 503; the directory's
+counters show in /metrics; SIGTERM with a lookup under way exits cleanly."""
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+FAKE = os.path.join(h.BIN_DIR, "fake-chat-server")
+BEARER_WEB = "Authorization: Bearer " + h.WEB_KEY
+
+
+class FakeChat:
+    def __init__(self):
+        self.cert = tempfile.NamedTemporaryFile("w", prefix="ct-http-fake-")
+        self.cert.write(h.CERTIFICATE + "\n")
+        self.cert.flush()
+        self.proc = subprocess.Popen([FAKE, "--port", "0", "--app-id", h.APP_ID,
+                                      "--app-cert-file", self.cert.name, "--app-key", h.APP_KEY],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("port="), "fake-chat-server did not start: %r" % line
+        self.base = "http://127.0.0.1:%d" % int(line.strip()[5:])
+
+    def admin(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data,
+                                     method="POST" if data is not None else "GET")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.proc.stdout.close()
+        self.cert.close()
+
+
+@unittest.skipUnless(os.path.exists(FAKE), "fake-chat-server is not built")
+class HttpUuidMode(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.fake = FakeChat()
+        cfg = h.base_config(user_tokens={"identity": "uuid"},
+                            directory={"base_url": cls.fake.base, "retries": 0,
+                                       "request_timeout_ms": 3000})
+        cls.server = h.Server(cfg)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            assert cls.server.stop() == 0
+        finally:
+            cls.fake.stop()
+
+    def user_token(self, name):
+        return h.curl(self.server.base + "/chat/user/%s/token" % name, headers=[BEARER_WEB])
+
+    def test_upstream_lookup_then_cache_hit(self):
+        self.fake.admin("/_admin/fault", {"delay_ms": 300})  # the first lookup waits upstream
+        first = self.user_token("Uma")
+        self.assertEqual(first.status, 200, first)
+        uuid = self.fake.admin("/_admin/users/uma")["uuid"]
+        second = self.user_token("uma")
+        self.assertEqual(second.status, 200, second)
+        h.verify_tokens([{"token": t.body, "app_id": h.APP_ID, "certificate": h.CERTIFICATE,
+                          "kind": "user", "user_id": uuid} for t in (first, second)])
+
+    def test_concurrent_lookups_all_finish(self):
+        self.fake.admin("/_admin/fault", {"delay_ms": 200, "count": 8})
+        names = ["c%02d" % i for i in range(16)]
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(self.user_token, names))
+        self.assertEqual([a.status for a in answers], [200] * 16, answers)
+        uuids = [self.fake.admin("/_admin/users/" + n)["uuid"] for n in names]
+        h.verify_tokens([{"token": a.body, "app_id": h.APP_ID, "certificate": h.CERTIFICATE,
+                          "kind": "user", "user_id": u} for a, u in zip(answers, uuids)])
+
+    def test_upstream_failure_is_503_json(self):
+        self.fake.admin("/_admin/fault", {"status": 503, "count": 1})  # retries: 0
+        resp = self.user_token("failing")
+        self.assertEqual(resp.status, 503, resp)
+        self.assertEqual(resp.json()["code"], "UNAVAILABLE")
+
+    def test_directory_counters_in_metrics(self):
+        self.user_token("counted")
+        self.user_token("counted")
+        text = h.curl(self.server.base + "/metrics").body
+        for name in ("chat_tokend_directory_cache_hits_total",
+                     "chat_tokend_directory_cache_misses_total",
+                     "chat_tokend_directory_cache_entries",
+                     'chat_tokend_directory_upstream_requests_total{outcome="ok"}',
+                     "chat_tokend_directory_registrations_total"):
+            self.assertIn("\n" + name + " ", text)
+        hits = [line for line in text.split("\n")
+                if line.startswith("chat_tokend_directory_cache_hits_total ")]
+        self.assertGreaterEqual(float(hits[0].split()[1]), 1)
+
+
+@unittest.skipUnless(os.path.exists(FAKE), "fake-chat-server is not built")
+class HttpUuidShutdown(unittest.TestCase):
+    def test_sigterm_with_a_lookup_under_way(self):
+        fake = FakeChat()
+        try:
+            cfg = h.base_config(user_tokens={"identity": "uuid"},
+                                directory={"base_url": fake.base, "retries": 0,
+                                           "request_timeout_ms": 3000},
+                                shutdown={"drain_seconds": 0, "grace_seconds": 1})
+            server = h.Server(cfg)
+            fake.admin("/_admin/fault", {"delay_ms": 1500})
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(h.curl, server.base + "/chat/user/slow/token",
+                                      headers=[BEARER_WEB])
+                time.sleep(0.4)  # the request is suspended, waiting for upstream
+                started = time.monotonic()
+                self.assertEqual(server.stop(), 0)
+                self.assertLess(time.monotonic() - started, 15)
+                answer = pending.result(timeout=20)
+            # answered before the server went, or cut off: never a hang
+            self.assertIn(answer.status, (0, 200, 503), answer)
+        finally:
+            fake.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
