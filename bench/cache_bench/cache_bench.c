@@ -229,6 +229,7 @@ int main(int argc, char **argv)
     rate one;
     rate many;
     rate hot;
+    size_t root;
     size_t i;
     int a;
 
@@ -255,8 +256,11 @@ int main(int argc, char **argv)
     before = mallinfo2();
     rss_before = rss_kib();
     /* Capacity is split evenly over the shards but keys hash unevenly, so a
-     * cache holds all N entries only with some headroom (10% is ample at 1M). */
-    cache = ud_cache_create(entries + entries / 10 + 1024, 0, UD_CACHE_PROMOTE_INTERVAL_MS, err,
+     * cache holds all N entries only with headroom: 5 standard deviations of
+     * a shard's share, 40 sqrt(N) in all (4% at 1M). */
+    for (root = 1; root * root < entries; root++) {
+    }
+    cache = ud_cache_create(entries + 40 * root + 64, 0, UD_CACHE_PROMOTE_INTERVAL_MS, err,
                             sizeof(err));
     if (cache == NULL) {
         fprintf(stderr, "cache_bench: %s\n", err);
