@@ -128,6 +128,7 @@ struct ud_directory {
     int64_t negative_ttl_ms;
 
     /* directory thread only */
+    int64_t next_backoff_ms; /* earliest end of a backoff, for the poll timeout */
     flight *active;
     flight *queue_head;
     flight *queue_tail;
@@ -695,6 +696,9 @@ static void retry_or_fail(ud_directory *dir, flight *f, int64_t now, const char 
     }
     f->phase = PHASE_BACKOFF;
     f->backoff_until_ms = now + delay;
+    if (f->backoff_until_ms < dir->next_backoff_ms) {
+        dir->next_backoff_ms = f->backoff_until_ms;
+    }
 }
 
 /* Copies the upstream's "error" code, keeping only [A-Za-z0-9_.-]: it ends
@@ -1054,13 +1058,13 @@ static void *directory_thread(void *arg)
         int running;
 
         sync_with_callers(dir, now);
-        t = wake_backoffs(dir, now);
-        wake = t < wake ? t : wake;
+        dir->next_backoff_ms = wake_backoffs(dir, now);
         dispatch(dir, now);
         curl_multi_perform(dir->multi, &running);
-        drain_done(dir);
+        drain_done(dir); /* may start backoffs: they lower next_backoff_ms */
 
         now = ud_monotonic_ms();
+        wake = dir->next_backoff_ms < wake ? dir->next_backoff_ms : wake;
         if (dir->queue_head != NULL) {
             refill_bucket(dir, now);
             if (dir->rate_per_second == 0 || dir->bucket_tokens >= 1.0) {

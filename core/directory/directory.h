@@ -24,6 +24,8 @@ enum ud_status {
     UD_INTERNAL,          /* a bug or out of memory: INTERNAL */
 };
 
+/* registered: of lookups that shared one upstream flight, only the one that
+ * started it sees 1 (see directory.c), and none if it left before the end. */
 typedef struct ud_result {
     enum ud_status status;
     char uuid[UD_UUID_MAX + 1];   /* on UD_OK */

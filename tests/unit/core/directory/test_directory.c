@@ -486,6 +486,10 @@ static void recovers_when_503_stops_within_the_retries(void **state)
     ud_directory *dir = create(config());
     call c;
     ud_result r;
+    json_t *log;
+    json_t *reqs;
+    long long t[3];
+    size_t i;
     (void)state;
 
     fault("{\"status\":503,\"count\":2}");
@@ -493,6 +497,17 @@ static void recovers_when_503_stops_within_the_retries(void **state)
     assert_int_equal(r.status, UD_OK);
     assert_int_equal(fake_stat("gets"), 3);
     assert_int_equal(fake_stat("posts"), 1);
+    /* exponential backoff with equal jitter: 50..100 ms, then 100..200 ms,
+     * and no more (a retry waits for its backoff, not for some other event) */
+    log = admin("GET", "/_admin/requests", NULL);
+    reqs = json_object_get(log, "requests");
+    for (i = 0; i < 3; i++) {
+        t[i] = json_integer_value(json_object_get(json_array_get(reqs, i), "t_ms"));
+    }
+    json_decref(log);
+    assert_true(t[1] - t[0] >= 45);
+    assert_true(t[2] - t[1] >= 95);
+    assert_true(t[2] - t[0] < 800);
     ud_directory_destroy(dir);
 }
 
