@@ -998,14 +998,14 @@ static int add_listener(grpc_server *gs, const char *addr, grpc_server_credentia
         return -1;
     }
     if (strncmp(addr, "unix:", 5) == 0) {
-        srv_log_event(CT_LOG_INFO, "listening", "%s", addr);
+        srv_log_lifecycle("listening", "%s", addr);
     } else {
         /* port 0 picks a free port: log the one we got (tests read it) */
         char host[CT_CONFIG_ADDR_MAX];
         const char *colon = strrchr(addr, ':');
         size_t hostlen = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
         snprintf(host, sizeof(host), "%.*s", (int)hostlen, addr);
-        srv_log_event(CT_LOG_INFO, "listening", "%s:%d", host, port);
+        srv_log_lifecycle("listening", "%s:%d", host, port);
     }
     return 0;
 }
@@ -1134,7 +1134,7 @@ srv_grpc *srv_grpc_start(const ct_config *cfg, const srv_context *ctx, char *err
     for (size_t i = 0; i < s->worker_count; i++) {
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
     }
-    srv_log_event(CT_LOG_INFO, "started", "%zu workers", s->worker_count);
+    srv_log_lifecycle("started", "%zu workers", s->worker_count);
     return s;
 }
 

@@ -1009,7 +1009,7 @@ static void log_listening(srv_http *h, const char *addr)
     unsigned bound = 0;
 
     if (h->unix_path[0] != '\0') {
-        srv_log_event(CT_LOG_INFO, "listening", "http+unix:%s", h->unix_path);
+        srv_log_lifecycle("listening", "http+unix:%s", h->unix_path);
         return;
     }
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -1027,8 +1027,8 @@ static void log_listening(srv_http *h, const char *addr)
     if (split_host_port(addr, host, sizeof(host), port, sizeof(port)) != 0) {
         host[0] = '\0';
     }
-    srv_log_event(CT_LOG_INFO, "listening",
-                  strchr(host, ':') != NULL ? "http://[%s]:%u" : "http://%s:%u", host, bound);
+    srv_log_lifecycle("listening", strchr(host, ':') != NULL ? "http://[%s]:%u" : "http://%s:%u",
+                      host, bound);
 }
 
 static unsigned thread_count(void)

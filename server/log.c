@@ -57,24 +57,38 @@ static json_t *header(enum ct_log_level level)
     return json_pack("{s:s,s:s}", "time", now, "level", level_names[level]);
 }
 
-void srv_log_event(enum ct_log_level level, const char *event, const char *fmt, ...)
+static void log_event(enum ct_log_level level, const char *event, const char *fmt, va_list ap)
 {
     char message[1024];
-    json_t *obj;
+    json_t *obj = header(level);
+
+    json_object_set_new(obj, "event", json_string(event));
+    if (fmt != NULL) {
+        vsnprintf(message, sizeof(message), fmt, ap);
+        json_object_set_new(obj, "message", json_string(message));
+    }
+    emit(obj);
+}
+
+void srv_log_event(enum ct_log_level level, const char *event, const char *fmt, ...)
+{
     va_list ap;
 
     if ((int)level < atomic_load(&log_level)) {
         return;
     }
-    obj = header(level);
-    json_object_set_new(obj, "event", json_string(event));
-    if (fmt != NULL) {
-        va_start(ap, fmt);
-        vsnprintf(message, sizeof(message), fmt, ap);
-        va_end(ap);
-        json_object_set_new(obj, "message", json_string(message));
-    }
-    emit(obj);
+    va_start(ap, fmt);
+    log_event(level, event, fmt, ap);
+    va_end(ap);
+}
+
+void srv_log_lifecycle(const char *event, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_event(CT_LOG_INFO, event, fmt, ap);
+    va_end(ap);
 }
 
 void srv_log_rpc(const srv_rpc_log *e)

@@ -13,6 +13,12 @@ void srv_log_set_level(enum ct_log_level level);
 void srv_log_event(enum ct_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Lifecycle events (listening, started, draining, stopping, stopped) at
+ * info level but printed whatever log.level says: operators and scripts
+ * need the bound addresses and the shutdown steps even with RPC logs off. */
+void srv_log_lifecycle(const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* One line per RPC (info level). */
 typedef struct srv_rpc_log {
     const char *transport; /* "grpc" or "http" */

@@ -159,14 +159,14 @@ static int run(const ct_config *cfg)
         }
     }
     sigwait(&signals, &sig);
-    srv_log_event(CT_LOG_INFO, "draining", "signal %d: health is NOT_SERVING for %u s", sig,
-                  cfg->drain_seconds);
+    srv_log_lifecycle("draining", "signal %d: health is NOT_SERVING for %u s", sig,
+                      cfg->drain_seconds);
     srv_grpc_drain(server);
     if (http != NULL) {
         srv_http_drain(http);
     }
     drain_wait(&signals, cfg->drain_seconds);
-    srv_log_event(CT_LOG_INFO, "stopping", "in-flight calls have %u s", cfg->grace_seconds);
+    srv_log_lifecycle("stopping", "in-flight calls have %u s", cfg->grace_seconds);
     srv_grpc_shutdown(server, cfg->grace_seconds);
     if (http != NULL) {
         /* before the directory goes: it waits for the lookups under way */
@@ -177,7 +177,7 @@ static int run(const ct_config *cfg)
     }
     srv_grpc_destroy(server);
     grpc_shutdown();
-    srv_log_event(CT_LOG_INFO, "stopped", NULL);
+    srv_log_lifecycle("stopped", NULL);
     return 0;
 }
 
