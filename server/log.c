@@ -1,73 +1,115 @@
 /* JSON-lines logging to stderr, one write(2) per line so that lines from
- * different threads never interleave. */
+ * different threads never interleave. Lines are formatted into a stack
+ * buffer without allocation: the RPC line is written for every call. */
 #include "log.h"
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#define LINE_MAX_BYTES 2048
+
 static atomic_int log_level = CT_LOG_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+typedef struct line {
+    char buf[LINE_MAX_BYTES];
+    size_t len;
+} line;
 
 void srv_log_set_level(enum ct_log_level level)
 {
     atomic_store(&log_level, (int)level);
 }
 
-static void iso_now(char *out, size_t outlen)
+static void put_raw(line *l, const char *s, size_t n)
+{
+    /* keep room for the closing "}\n" */
+    if (n > sizeof(l->buf) - 2 - l->len) {
+        n = sizeof(l->buf) - 2 - l->len;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+/* Appends s as a JSON string body. Bytes outside printable ASCII are
+ * escaped (\u00XX), so a line stays valid JSON whatever a client sent. */
+static void put_escaped(line *l, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+        if (*p == '"' || *p == '\\') {
+            char pair[2] = {'\\', (char)*p};
+            put_raw(l, pair, 2);
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            put_raw(l, esc, sizeof(esc));
+        } else {
+            put_raw(l, (const char *)p, 1);
+        }
+    }
+}
+
+static void put_string(line *l, const char *key, const char *value)
+{
+    put_raw(l, ",\"", 2);
+    put_raw(l, key, strlen(key));
+    put_raw(l, "\":\"", 3);
+    put_escaped(l, value != NULL ? value : "");
+    put_raw(l, "\"", 1);
+}
+
+static void put_number(line *l, const char *key, double value)
+{
+    char num[64];
+    int n = snprintf(num, sizeof(num), ",\"%s\":%.3f", key, value);
+
+    put_raw(l, num, (size_t)n < sizeof(num) ? (size_t)n : sizeof(num) - 1);
+}
+
+/* {"time":"...","level":"..." */
+static void begin(line *l, enum ct_log_level level)
 {
     struct timespec ts;
     struct tm tm;
-    char base[32];
+    int n;
 
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outlen, "%s.%03dZ", base, (int)(ts.tv_nsec / 1000000) % 1000);
+    n = snprintf(l->buf, sizeof(l->buf),
+                 "{\"time\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\",\"level\":\"%s\"",
+                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(ts.tv_nsec / 1000000) % 1000, level_names[level]);
+    l->len = (size_t)n;
 }
 
-static void emit(json_t *obj)
+static void finish(line *l)
 {
-    char *line = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    size_t len;
     ssize_t n;
 
-    json_decref(obj);
-    if (line == NULL) {
-        return;
-    }
-    len = strlen(line);
-    line[len] = '\n'; /* json_dumps leaves the NUL: overwrite it, write len + 1 */
-    n = write(STDERR_FILENO, line, len + 1);
+    l->buf[l->len++] = '}';
+    l->buf[l->len++] = '\n';
+    n = write(STDERR_FILENO, l->buf, l->len);
     (void)n;
-    free(line);
-}
-
-static json_t *header(enum ct_log_level level)
-{
-    char now[40];
-
-    iso_now(now, sizeof(now));
-    return json_pack("{s:s,s:s}", "time", now, "level", level_names[level]);
 }
 
 static void log_event(enum ct_log_level level, const char *event, const char *fmt, va_list ap)
 {
     char message[1024];
-    json_t *obj = header(level);
+    line l;
 
-    json_object_set_new(obj, "event", json_string(event));
+    begin(&l, level);
+    put_string(&l, "event", event);
     if (fmt != NULL) {
         vsnprintf(message, sizeof(message), fmt, ap);
-        json_object_set_new(obj, "message", json_string(message));
+        put_string(&l, "message", message);
     }
-    emit(obj);
+    finish(&l);
 }
 
 void srv_log_event(enum ct_log_level level, const char *event, const char *fmt, ...)
@@ -93,21 +135,21 @@ void srv_log_lifecycle(const char *event, const char *fmt, ...)
 
 void srv_log_rpc(const srv_rpc_log *e)
 {
-    json_t *obj;
+    line l;
 
     if (CT_LOG_INFO < atomic_load(&log_level)) {
         return;
     }
-    obj = header(CT_LOG_INFO);
-    json_object_set_new(obj, "event", json_string("rpc"));
-    json_object_set_new(obj, "transport", json_string(e->transport));
-    json_object_set_new(obj, "method", json_string(e->method));
-    json_object_set_new(obj, "status", json_string(e->code));
+    begin(&l, CT_LOG_INFO);
+    put_string(&l, "event", "rpc");
+    put_string(&l, "transport", e->transport);
+    put_string(&l, "method", e->method);
+    put_string(&l, "status", e->code);
     if (e->message != NULL && e->message[0] != '\0') {
-        json_object_set_new(obj, "message", json_string(e->message));
+        put_string(&l, "message", e->message);
     }
-    json_object_set_new(obj, "duration_ms", json_real(e->duration_ms));
-    json_object_set_new(obj, "caller", json_string(e->caller != NULL ? e->caller : ""));
-    json_object_set_new(obj, "peer", json_string(e->peer != NULL ? e->peer : ""));
-    emit(obj);
+    put_number(&l, "duration_ms", e->duration_ms);
+    put_string(&l, "caller", e->caller);
+    put_string(&l, "peer", e->peer);
+    finish(&l);
 }
