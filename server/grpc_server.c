@@ -187,6 +187,11 @@ static void set_response(call *c, const ProtobufCMessage *msg)
         return;
     }
     protobuf_c_message_pack(msg, buf);
+    /* a Watch stream sends one message per status change: the previous one
+     * has completed its send by now (sends are never posted concurrently) */
+    if (c->response != NULL) {
+        grpc_byte_buffer_destroy(c->response);
+    }
     c->response = bytes_to_buffer(buf, len);
     if (buf != stack) {
         free(buf);
