@@ -207,6 +207,26 @@ static void counter(out *o, const char *name, const char *help, uint64_t value)
     emit(o, "%s %llu\n", name, (unsigned long long)value);
 }
 
+static void render_upstream_latency(out *o, const ud_stats *s)
+{
+    uint64_t cumulative = 0;
+
+    family(o, "chat_tokend_directory_upstream_duration_seconds", "histogram",
+           "Agora Chat REST request latency, every attempt (answered or not).");
+    for (size_t b = 0; b < UD_LATENCY_BUCKETS; b++) {
+        cumulative += s->upstream_latency_buckets[b];
+        emit(o, "chat_tokend_directory_upstream_duration_seconds_bucket{le=\"%g\"} %llu\n",
+             ud_latency_bounds[b], (unsigned long long)cumulative);
+    }
+    cumulative += s->upstream_latency_buckets[UD_LATENCY_BUCKETS];
+    emit(o, "chat_tokend_directory_upstream_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+         (unsigned long long)cumulative);
+    emit(o, "chat_tokend_directory_upstream_duration_seconds_sum %.6f\n",
+         s->upstream_latency_seconds_sum);
+    emit(o, "chat_tokend_directory_upstream_duration_seconds_count %llu\n",
+         (unsigned long long)cumulative);
+}
+
 static void render_directory(out *o, ud_directory *dir)
 {
     ud_stats s;
@@ -229,6 +249,7 @@ static void render_directory(out *o, ud_directory *dir)
          (unsigned long long)s.upstream_requests_error);
     emit(o, "chat_tokend_directory_upstream_requests_total{outcome=\"failed\"} %llu\n",
          (unsigned long long)s.upstream_requests_failed);
+    render_upstream_latency(o, &s);
     counter(o, "chat_tokend_directory_singleflight_waits_total",
             "Lookups that joined one already under way for the same user.", s.singleflight_waits);
     counter(o, "chat_tokend_directory_registrations_total",

@@ -146,6 +146,8 @@ struct ud_directory {
     atomic_uint_fast64_t upstream_ok;
     atomic_uint_fast64_t upstream_error;
     atomic_uint_fast64_t upstream_failed;
+    atomic_uint_fast64_t latency_buckets[UD_LATENCY_BUCKETS + 1];
+    atomic_uint_fast64_t latency_sum_us;
     atomic_uint_fast64_t singleflight_waits;
     atomic_uint_fast64_t registrations;
 };
@@ -773,6 +775,23 @@ static void next_step(ud_directory *dir, flight *f, enum step step)
     queue_push(dir, f);
 }
 
+const double ud_latency_bounds[UD_LATENCY_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
+                                                      0.25,  0.5,  1,     2.5,  5};
+
+/* Counts one attempt's duration (curl's total time) in the histogram. */
+static void record_latency(ud_directory *dir, CURL *easy)
+{
+    curl_off_t us = 0;
+    size_t b = 0;
+
+    curl_easy_getinfo(easy, CURLINFO_TOTAL_TIME_T, &us);
+    while (b < UD_LATENCY_BUCKETS && (double)us / 1e6 > ud_latency_bounds[b]) {
+        b++;
+    }
+    atomic_fetch_add(&dir->latency_buckets[b], 1);
+    atomic_fetch_add(&dir->latency_sum_us, (uint_fast64_t)us);
+}
+
 static void on_done(ud_directory *dir, flight *f, CURLcode rc)
 {
     int64_t now = ud_monotonic_ms();
@@ -784,6 +803,7 @@ static void on_done(ud_directory *dir, flight *f, CURLcode rc)
 
     curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_getinfo(f->easy, CURLINFO_RETRY_AFTER, &retry_after);
+    record_latency(dir, f->easy);
     if (rc == CURLE_OK && status >= 200 && status < 300) {
         atomic_fetch_add(&dir->upstream_ok, 1);
     } else if (status >= 400) {
@@ -1319,6 +1339,10 @@ void ud_directory_stats(ud_directory *dir, ud_stats *out)
     out->upstream_requests_ok = atomic_load(&dir->upstream_ok);
     out->upstream_requests_error = atomic_load(&dir->upstream_error);
     out->upstream_requests_failed = atomic_load(&dir->upstream_failed);
+    for (size_t b = 0; b <= UD_LATENCY_BUCKETS; b++) {
+        out->upstream_latency_buckets[b] = atomic_load(&dir->latency_buckets[b]);
+    }
+    out->upstream_latency_seconds_sum = (double)atomic_load(&dir->latency_sum_us) / 1e6;
     out->singleflight_waits = atomic_load(&dir->singleflight_waits);
     out->registrations = atomic_load(&dir->registrations);
 }

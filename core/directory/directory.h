@@ -38,6 +38,10 @@ typedef void (*ud_callback)(void *arg, const ud_result *result);
 
 typedef struct ud_directory ud_directory;
 
+/* Upper bounds in seconds of the upstream latency histogram's buckets. */
+#define UD_LATENCY_BUCKETS 10
+extern const double ud_latency_bounds[UD_LATENCY_BUCKETS];
+
 typedef struct ud_stats {
     uint64_t cache_hits;
     uint64_t cache_misses;
@@ -48,6 +52,11 @@ typedef struct ud_stats {
     uint64_t upstream_requests_failed; /* no HTTP answer (connect, timeout, reset) */
     uint64_t singleflight_waits;       /* lookups that joined one already under way */
     uint64_t registrations;
+    /* upstream request latency (every attempt, answered or not): counts per
+     * bucket, not cumulative; bucket i holds latencies <= ud_latency_bounds[i]
+     * and above the bound before it, the last one those above every bound */
+    uint64_t upstream_latency_buckets[UD_LATENCY_BUCKETS + 1];
+    double upstream_latency_seconds_sum;
 } ud_stats;
 
 /* Creates the directory from cfg (directory.*, app.*). Starts its thread. */

@@ -92,7 +92,12 @@ class HttpUuidMode(unittest.TestCase):
         self.assertEqual(resp.status, 503, resp)
         self.assertEqual(resp.json()["code"], "UNAVAILABLE")
 
+    def upstream_attempts(self, text):
+        prefix = "chat_tokend_directory_upstream_duration_seconds_count "
+        return [float(line.split()[1]) for line in text.split("\n") if line.startswith(prefix)][0]
+
     def test_directory_counters_in_metrics(self):
+        before = self.upstream_attempts(h.curl(self.server.base + "/metrics").body)
         self.user_token("counted")
         self.user_token("counted")
         text = h.curl(self.server.base + "/metrics").body
@@ -105,6 +110,9 @@ class HttpUuidMode(unittest.TestCase):
         hits = [line for line in text.split("\n")
                 if line.startswith("chat_tokend_directory_cache_hits_total ")]
         self.assertGreaterEqual(float(hits[0].split()[1]), 1)
+        # a new user: one GET + one POST upstream, both in the latency histogram
+        self.assertEqual(self.upstream_attempts(text) - before, 2)
+        self.assertIn('chat_tokend_directory_upstream_duration_seconds_bucket{le="+Inf"} ', text)
 
 
 @unittest.skipUnless(os.path.exists(FAKE), "fake-chat-server is not built")
