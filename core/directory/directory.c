@@ -23,10 +23,10 @@
 #include "cache.h"
 #include "secret.h"
 #include "token.h"
+#include "upstream_json.h"
 #include "username.h"
 
 #include <curl/curl.h>
-#include <jansson.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -45,7 +45,6 @@
 #define RETRY_AFTER_CAP_S 60 /* an upstream asking for longer is treated as 60 s */
 #define PASSWORD_BYTES 24
 #define EASY_POOL_MAX 16
-#define ERROR_CODE_MAX 64
 #define CONDITION_MAX 160
 
 enum step {
@@ -703,68 +702,27 @@ static void retry_or_fail(ud_directory *dir, flight *f, int64_t now, const char 
     }
 }
 
-/* Copies the upstream's "error" code, keeping only [A-Za-z0-9_.-]: it ends
- * up in messages, and the upstream is outside input. */
-static void error_code(json_t *root, char *out, size_t outlen)
-{
-    const char *s = NULL;
-    size_t o = 0;
-
-    out[0] = '\0';
-    if (json_is_object(root)) {
-        s = json_string_value(json_object_get(root, "error"));
-    }
-    if (s == NULL) {
-        return;
-    }
-    for (; *s != '\0' && o + 1 < outlen; s++) {
-        char c = *s;
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '_' || c == '.' || c == '-') {
-            out[o++] = c;
-        }
-    }
-    out[o] = '\0';
-}
-
-static int valid_uuid(const char *s)
-{
-    size_t n = 0;
-
-    for (; s[n] != '\0'; n++) {
-        char c = s[n];
-        if (n >= UD_UUID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                                  (c >= '0' && c <= '9') || c == '-' || c == '_')) {
-            return 0;
-        }
-    }
-    return n > 0;
-}
-
 /* HTTP 200: entities[0].uuid, or UNAVAILABLE naming what is wrong. */
-static void on_success(ud_directory *dir, flight *f, json_t *root)
+static void on_success(ud_directory *dir, flight *f, const ud_upstream_body *body)
 {
-    json_t *entities = json_object_get(root, "entities");
-    json_t *first = json_array_get(entities, 0);
-    const char *uuid = json_string_value(json_object_get(first, "uuid"));
     int registered = f->step == STEP_POST;
 
-    if (root == NULL) {
+    if (body->uuid_status == UD_BODY_NOT_JSON) {
         finishf(dir, f, UD_UNAVAILABLE, "upstream body is not JSON");
         return;
     }
-    if (!json_is_array(entities) || !json_is_object(first) || uuid == NULL) {
+    if (body->uuid_status == UD_BODY_NO_UUID) {
         finishf(dir, f, UD_UNAVAILABLE, "upstream answer has no entities[0].uuid");
         return;
     }
-    if (!valid_uuid(uuid)) {
+    if (body->uuid_status != UD_BODY_UUID_OK) {
         finishf(dir, f, UD_UNAVAILABLE, "upstream uuid is empty, too long or not a UUID");
         return;
     }
     if (registered) {
         atomic_fetch_add(&dir->registrations, 1);
     }
-    finish(dir, f, UD_OK, uuid, registered, NULL);
+    finish(dir, f, UD_OK, body->uuid, registered, NULL);
 }
 
 static void next_step(ud_directory *dir, flight *f, enum step step)
@@ -797,8 +755,8 @@ static void on_done(ud_directory *dir, flight *f, CURLcode rc)
     int64_t now = ud_monotonic_ms();
     long status = 0;
     curl_off_t retry_after = 0;
-    json_t *root = NULL;
-    char code[ERROR_CODE_MAX];
+    ud_upstream_body body;
+    const char *code = body.error_code;
     char condition[CONDITION_MAX];
 
     curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -835,14 +793,11 @@ static void on_done(ud_directory *dir, flight *f, CURLcode rc)
         retry_or_fail(dir, f, now, condition, 0);
         return;
     }
-    if (f->body != NULL) {
-        root = json_loadb(f->body, f->body_len, JSON_REJECT_DUPLICATES, NULL);
-    }
+    ud_upstream_parse(f->body, f->body_len, &body);
     request_release(dir, f);
-    error_code(root, code, sizeof(code));
 
     if (status == 200) {
-        on_success(dir, f, root);
+        on_success(dir, f, &body);
     } else if (status == 401 && !f->token_rebuilt) {
         /* Rebuild once, unless a concurrent flight already did. */
         f->token_rebuilt = 1;
@@ -883,7 +838,6 @@ static void on_done(ud_directory *dir, flight *f, CURLcode rc)
         finishf(dir, f, UD_UNAVAILABLE, "upstream answered %ld%s%s", status,
                 code[0] != '\0' ? " " : "", code);
     }
-    json_decref(root);
 }
 
 /* ---- the directory thread ---- */

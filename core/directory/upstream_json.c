@@ -1,0 +1,73 @@
+/* The Agora Chat REST API's answer bodies (jansson): the UUID and the error
+ * code that the directory acts on. Both end up in tokens and messages and
+ * come from outside, so both are checked character by character here. */
+#include "upstream_json.h"
+
+#include <jansson.h>
+#include <string.h>
+
+/* Copies the upstream's "error" code, keeping only [A-Za-z0-9_.-]: it ends
+ * up in messages, and the upstream is outside input. */
+static void error_code(json_t *root, char *out, size_t outlen)
+{
+    const char *s = NULL;
+    size_t o = 0;
+
+    out[0] = '\0';
+    if (json_is_object(root)) {
+        s = json_string_value(json_object_get(root, "error"));
+    }
+    if (s == NULL) {
+        return;
+    }
+    for (; *s != '\0' && o + 1 < outlen; s++) {
+        char c = *s;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '_' || c == '.' || c == '-') {
+            out[o++] = c;
+        }
+    }
+    out[o] = '\0';
+}
+
+static int valid_uuid(const char *s)
+{
+    size_t n = 0;
+
+    for (; s[n] != '\0'; n++) {
+        char c = s[n];
+        if (n >= UD_UUID_MAX || !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                                  (c >= '0' && c <= '9') || c == '-' || c == '_')) {
+            return 0;
+        }
+    }
+    return n > 0;
+}
+
+void ud_upstream_parse(const char *body, size_t len, ud_upstream_body *out)
+{
+    json_t *root = NULL;
+    json_t *entities;
+    json_t *first;
+    const char *uuid;
+
+    out->uuid[0] = '\0';
+    if (body != NULL) {
+        root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    }
+    error_code(root, out->error_code, sizeof(out->error_code));
+    entities = json_object_get(root, "entities");
+    first = json_array_get(entities, 0);
+    uuid = json_string_value(json_object_get(first, "uuid"));
+    if (root == NULL) {
+        out->uuid_status = UD_BODY_NOT_JSON;
+    } else if (!json_is_array(entities) || !json_is_object(first) || uuid == NULL) {
+        out->uuid_status = UD_BODY_NO_UUID;
+    } else if (!valid_uuid(uuid)) {
+        out->uuid_status = UD_BODY_BAD_UUID;
+    } else {
+        out->uuid_status = UD_BODY_UUID_OK;
+        memcpy(out->uuid, uuid, strlen(uuid) + 1); /* valid_uuid bounded it */
+    }
+    json_decref(root);
+}
