@@ -294,26 +294,39 @@ def check_runtime_libs(ck, text, binaries):
                            "--no-pre-depends"] + pkgs, capture_output=True, text=True).stdout
     closure = {l.strip().split(":")[0] for l in deps.splitlines() if l and not l.startswith(" ")}
     closure |= set(pkgs)
+    libs = {}  # binary -> shared libraries it loads
     for binary in present:
         ldd = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
+        libs[binary] = []
         for line in ldd.splitlines():
             m = re.search(r"=>\s+(/\S+)", line) or re.match(r"\s*(/\S+)", line)
-            if not m:
-                continue
-            lib = m.group(1)
-            owner = None
-            for candidate in (lib, re.sub(r"^/usr", "", lib), "/usr" + lib, os.path.realpath(lib)):
-                r = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True)
-                if r.returncode == 0:
-                    owner = r.stdout.split(":")[0].split(",")[0].strip()
-                    break
+            if m:
+                libs[binary].append(m.group(1))
+    # one dpkg -S for every path a library may be registered under (merged
+    # /usr: either spelling, or the link's target); dpkg -S per library took
+    # most of a minute for chat-tokend's ~70 libraries
+    def candidates(lib):
+        return [lib, re.sub(r"^/usr", "", lib), "/usr" + lib, os.path.realpath(lib)]
+    paths = sorted({c for ls in libs.values() for lib in ls for c in candidates(lib)})
+    owners = {}
+    out = subprocess.run(["dpkg", "-S"] + paths, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        pkg, _, path = line.partition(": ")
+        owners.setdefault(path.strip(), pkg.split(",")[0].split(":")[0].strip())
+    priorities = {}
+    for binary, ls in libs.items():
+        for lib in ls:
+            owner = next((owners[c] for c in candidates(lib) if c in owners), None)
             if not ck.check(owner, "%s: %s belongs to no Debian package" % (os.path.basename(binary), lib)):
                 continue
             if owner in closure:
                 ck.passed += 1
                 continue
-            prio = subprocess.run(["dpkg-query", "-W", "-f=${Priority} ${Essential}", owner],
-                                  capture_output=True, text=True).stdout
+            if owner not in priorities:
+                priorities[owner] = subprocess.run(
+                    ["dpkg-query", "-W", "-f=${Priority} ${Essential}", owner],
+                    capture_output=True, text=True).stdout
+            prio = priorities[owner]
             ck.check(prio.startswith("required") or prio.endswith("yes"),
                      "%s needs %s (package %s), which the runtime stage does not install"
                      % (os.path.basename(binary), lib, owner))
