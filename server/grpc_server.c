@@ -30,6 +30,7 @@
 #include "grpc/health/v1/health.pb-c.h"
 #include "log.h"
 #include "metrics.h"
+#include "proto_strings.h"
 #include "reflection.h"
 #include "secret.h"
 
@@ -270,71 +271,6 @@ static int authenticate(call *c)
 
 /* ---- TokenService ---- */
 
-/* Reads a protobuf varint; 0 when it runs past the end or is too long. */
-static size_t read_varint(const uint8_t *p, const uint8_t *end, uint64_t *value)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < 10 && p + i < end; i++) {
-        v |= (uint64_t)(p[i] & 0x7f) << (7 * i);
-        if ((p[i] & 0x80) == 0) {
-            *value = v;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
-/* 1 when a length-delimited field of the message holds a NUL byte.
- * protobuf-c hands strings over NUL-terminated, so "alice\0admin" would
- * silently become "alice": such requests are refused instead. Our request
- * messages are flat, so every length-delimited field is a string. */
-static int has_nul_in_strings(const uint8_t *data, size_t len)
-{
-    const uint8_t *p = data;
-    const uint8_t *end = data + len;
-
-    while (p < end) {
-        uint64_t key;
-        uint64_t value;
-        size_t n = read_varint(p, end, &key);
-        if (n == 0) {
-            return 0; /* malformed: unpack refuses it */
-        }
-        p += n;
-        switch (key & 7) {
-        case 0:
-            n = read_varint(p, end, &value);
-            break;
-        case 1:
-            n = 8;
-            break;
-        case 2:
-            n = read_varint(p, end, &value);
-            if (n != 0 && value <= (uint64_t)(end - p - n)) {
-                if (memchr(p + n, '\0', (size_t)value) != NULL) {
-                    return 1;
-                }
-                n += (size_t)value;
-            } else {
-                n = 0;
-            }
-            break;
-        case 5:
-            n = 4;
-            break;
-        default:
-            n = 0;
-            break;
-        }
-        if (n == 0 || n > (size_t)(end - p)) {
-            return 0;
-        }
-        p += n;
-    }
-    return 0;
-}
-
 static void fill_timestamp(Google__Protobuf__Timestamp *ts, int64_t seconds)
 {
     google__protobuf__timestamp__init(ts);
@@ -436,7 +372,7 @@ static void dispatch_token_call(call *c)
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "no request message");
     } else if (authenticate(c) != SRV_OK) {
         /* the status says why */
-    } else if (has_nul_in_strings(data, len)) {
+    } else if (srv_proto_has_nul_in_strings(data, len)) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "string fields must not contain NUL bytes");
     } else {
         if (c->kind == KIND_APP) {
