@@ -707,22 +707,18 @@ static void finish(call *c)
 
 static void log_call(call *c)
 {
-    char *peer = grpc_call_get_peer(c->call);
-    srv_rpc_log entry = {
-        "grpc",
-        c->method,
-        c->cancelled && c->status.code == SRV_OK ? "CANCELLED" : srv_code_name(c->status.code),
-        c->status.message,
-        elapsed_ms(&c->started),
-        c->caller.name,
-        peer,
-    };
+    enum srv_code code = c->cancelled && c->status.code == SRV_OK ? SRV_CANCELLED : c->status.code;
+    double ms = elapsed_ms(&c->started);
 
-    srv_log_rpc(&entry);
-    srv_metrics_rpc(SRV_TRANSPORT_GRPC, srv_metrics_method(c->method),
-                    c->cancelled && c->status.code == SRV_OK ? SRV_CANCELLED : c->status.code,
-                    entry.duration_ms / 1e3);
-    gpr_free(peer);
+    srv_metrics_rpc(SRV_TRANSPORT_GRPC, srv_metrics_method(c->method), code, ms / 1e3);
+    if (srv_log_enabled(CT_LOG_INFO)) {
+        /* the peer string is allocated per call: only when it is logged */
+        char *peer = grpc_call_get_peer(c->call);
+        srv_rpc_log entry = {"grpc",         c->method, srv_code_name(code), c->status.message, ms,
+                             c->caller.name, peer};
+        srv_log_rpc(&entry);
+        gpr_free(peer);
+    }
 }
 
 /* A requested call arrived (ok) or the server is shutting down (!ok). */

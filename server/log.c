@@ -26,6 +26,11 @@ void srv_log_set_level(enum ct_log_level level)
     atomic_store(&log_level, (int)level);
 }
 
+int srv_log_enabled(enum ct_log_level level)
+{
+    return (int)level >= atomic_load(&log_level);
+}
+
 static void put_raw(line *l, const char *s, size_t n)
 {
     /* keep room for the closing "}\n" */
@@ -116,7 +121,7 @@ void srv_log_event(enum ct_log_level level, const char *event, const char *fmt, 
 {
     va_list ap;
 
-    if ((int)level < atomic_load(&log_level)) {
+    if (!srv_log_enabled(level)) {
         return;
     }
     va_start(ap, fmt);
@@ -137,7 +142,7 @@ void srv_log_rpc(const srv_rpc_log *e)
 {
     line l;
 
-    if (CT_LOG_INFO < atomic_load(&log_level)) {
+    if (!srv_log_enabled(CT_LOG_INFO)) {
         return;
     }
     begin(&l, CT_LOG_INFO);

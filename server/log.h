@@ -9,6 +9,9 @@
 
 void srv_log_set_level(enum ct_log_level level);
 
+/* 1 when lines of this level are printed. */
+int srv_log_enabled(enum ct_log_level level);
+
 /* {"time":..,"level":..,"event":..,"message":..}; message may be NULL. */
 void srv_log_event(enum ct_log_level level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
