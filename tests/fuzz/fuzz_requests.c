@@ -1,0 +1,175 @@
+/* libFuzzer target for request messages as the gRPC side takes them in
+ * (server/grpc_server.c): the first input byte picks the message, the rest
+ * is its wire bytes. Like dispatch_token_call: the NUL check on string
+ * fields, then protobuf-c's unpack, then the handler with its validation
+ * (username, ttl, the renewed token's parse and verify), on a fixed config
+ * in username identity mode and a fixed clock, so no directory and no
+ * network. Health check requests are decoded as the health service does. */
+#include "chattoken/v1/token_service.pb-c.h"
+#include "grpc/health/v1/health.pb-c.h"
+#include "handlers.h"
+#include "proto_strings.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FUZZ_NOW 1800000000 /* the clock of the seed tokens (tests/fuzz/corpus/requests) */
+
+/* The integration tests' app (tests/integration/harness.py), with a
+ * previous certificate so that renewals try both. */
+static const char fuzz_config_yaml[] =
+    "listen: [\"127.0.0.1:0\"]\n"
+    "app:\n"
+    "  id: 970CA35de60c44645bbae8a215061b33\n"
+    "  certificate: 5CFd2fd1755d40ecb72977518be15d3b\n"
+    "  previous_certificates: [0a1b2c3d4e5f60718293a4b5c6d7e8f9]\n"
+    "  key: org#app\n"
+    "tokens: {default_ttl_seconds: 3600, max_ttl_seconds: 7200, renew_grace_seconds: 60}\n"
+    "user_tokens: {identity: username}\n"
+    "auth: {allow_unauthenticated: true}\n";
+
+static ct_config cfg;
+static srv_context ctx;
+static srv_caller caller;
+
+static int64_t fixed_now(void)
+{
+    return FUZZ_NOW;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    char err[256];
+
+    (void)argc;
+    (void)argv;
+    unsetenv("CHAT_TOKEN_APP_ID");
+    unsetenv("CHAT_TOKEN_APP_CERTIFICATE");
+    unsetenv("CHAT_TOKEN_APP_CERTIFICATE_FILE");
+    if (ct_config_load(&cfg, "fuzz_requests", fuzz_config_yaml, err, sizeof(err)) != 0) {
+        abort();
+    }
+    ctx.config = &cfg;
+    ctx.directory = NULL;
+    ctx.now = fixed_now;
+    strcpy(caller.name, "fuzz");
+    caller.methods = CT_METHOD_ALL;
+    return 0;
+}
+
+static void check_reply(const srv_token_reply *reply, const srv_status *status, int rc)
+{
+    if (rc != (int)status->code) {
+        abort();
+    }
+    if (rc == SRV_OK) {
+        if (reply->token[0] == '\0' ||
+            strnlen(reply->token, sizeof(reply->token)) == sizeof(reply->token)) {
+            abort();
+        }
+    } else if (status->message[0] == '\0') {
+        abort(); /* every refusal says why */
+    }
+}
+
+static void user_done(srv_user_request *request)
+{
+    *(int *)request->arg = 1;
+}
+
+static void fuzz_app(const uint8_t *data, size_t len)
+{
+    Chattoken__V1__GetAppTokenRequest *req =
+        chattoken__v1__get_app_token_request__unpack(NULL, len, data);
+    static srv_token_reply reply;
+    srv_status status;
+
+    if (req == NULL) {
+        return;
+    }
+    check_reply(&reply, &status,
+                srv_get_app_token(&ctx, &caller, req->ttl_seconds, &reply, &status));
+    chattoken__v1__get_app_token_request__free_unpacked(req, NULL);
+}
+
+static void fuzz_user(const uint8_t *data, size_t len)
+{
+    Chattoken__V1__GetUserTokenRequest *req =
+        chattoken__v1__get_user_token_request__unpack(NULL, len, data);
+    static srv_user_request request;
+    int done = 0;
+
+    if (req == NULL) {
+        return;
+    }
+    srv_get_user_token(&ctx, &caller, req->username, strlen(req->username), req->ttl_seconds,
+                       INT64_MAX, &request, user_done, &done);
+    if (!done) {
+        abort(); /* username mode answers before returning */
+    }
+    check_reply(&request.reply, &request.status, (int)request.status.code);
+    chattoken__v1__get_user_token_request__free_unpacked(req, NULL);
+}
+
+static void fuzz_renew(const uint8_t *data, size_t len)
+{
+    Chattoken__V1__RenewTokenRequest *req =
+        chattoken__v1__renew_token_request__unpack(NULL, len, data);
+    static srv_token_reply reply;
+    srv_status status;
+    int rc;
+
+    if (req == NULL) {
+        return;
+    }
+    rc = srv_renew_token(&ctx, &caller, req->token, strlen(req->token), req->ttl_seconds, &reply,
+                         &status);
+    check_reply(&reply, &status, rc);
+    chattoken__v1__renew_token_request__free_unpacked(req, NULL);
+}
+
+static void fuzz_health(const uint8_t *data, size_t len)
+{
+    Grpc__Health__V1__HealthCheckRequest *req =
+        grpc__health__v1__health_check_request__unpack(NULL, len, data);
+
+    if (req != NULL) {
+        if (req->service == NULL) {
+            abort(); /* proto3 strings unpack as "" */
+        }
+        grpc__health__v1__health_check_request__free_unpacked(req, NULL);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint8_t *message;
+    uint8_t which;
+
+    if (size == 0) {
+        return 0;
+    }
+    which = data[0] % 4;
+    size--;
+    /* an exact-size copy: a read past the message is an ASan report */
+    message = malloc(size > 0 ? size : 1);
+    if (message == NULL) {
+        return 0;
+    }
+    memcpy(message, data + 1, size);
+    if (which == 3) {
+        fuzz_health(message, size);
+    } else if (!srv_proto_has_nul_in_strings(message, size)) {
+        if (which == 0) {
+            fuzz_app(message, size);
+        } else if (which == 1) {
+            fuzz_user(message, size);
+        } else {
+            fuzz_renew(message, size);
+        }
+    }
+    free(message);
+    return 0;
+}
