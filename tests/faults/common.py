@@ -1,0 +1,169 @@
+"""Shared parts of the fault tests: the integration harness (imported from
+tests/integration), the fake Agora Chat server on a chosen port, an upstream
+that accepts connections and never answers, and /proc readings of the
+server's RSS and open fds."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+
+import harness as h  # noqa: E402
+
+FAKE = os.path.join(h.BIN_DIR, "fake-chat-server")
+
+
+class FakeChat:
+    """fake-chat-server on `port` (0: a free one); kill() and a new
+    FakeChat(port=old.port) bring the upstream down and back on the same
+    address."""
+
+    def __init__(self, port=0, directory=None):
+        self.dir = directory or h.tempfile.mkdtemp(prefix="ct-faults-fake-")
+        cert_file = os.path.join(self.dir, "cert")
+        with open(cert_file, "w") as f:
+            f.write(h.CERTIFICATE + "\n")
+        deadline = time.monotonic() + 10
+        while True:
+            self.proc = subprocess.Popen(
+                [FAKE, "--port", str(port), "--app-id", h.APP_ID, "--app-cert-file", cert_file,
+                 "--app-key", h.APP_KEY],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            line = self.proc.stdout.readline().strip()
+            if line.startswith("port="):
+                break
+            self.proc.wait()
+            self.proc.stdout.close()
+            if port == 0 or time.monotonic() > deadline:
+                raise RuntimeError("fake-chat-server did not start on port %d: %r" % (port, line))
+            time.sleep(0.05)  # the old listener's port is not free yet
+        self.port = int(line.split("=", 1)[1])
+        self.url = "http://127.0.0.1:%d" % self.port
+
+    def admin(self, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data,
+                                     method="POST" if data is not None else "GET")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def kill(self):
+        """SIGKILL: the upstream dies without a goodbye."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self.proc.stdout.closed:
+            self.proc.stdout.close()
+
+
+class HangingUpstream:
+    """Listens on 127.0.0.1:port, accepts every connection, reads and
+    discards what comes, never answers: an upstream that hangs."""
+
+    def __init__(self, port=0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.sock.bind(("127.0.0.1", port))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        self.sock.listen(512)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._conns = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            conn.setblocking(False)
+            self._conns.append(conn)
+            self.accepted += 1
+            for c in list(self._conns):
+                try:
+                    c.recv(65536)
+                except (BlockingIOError, OSError):
+                    pass
+
+    def close(self):
+        self._stop.set()
+        self._thread.join(5)
+        for c in self._conns:
+            c.close()
+        self.sock.close()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def http_port(server):
+    """The HTTP side port of a harness.Server (its "listening" event says
+    "http://127.0.0.1:N")."""
+    event = server.wait_event("listening", 5,
+                              lambda e: str(e.get("message", "")).startswith("http://"))
+    if event is None:
+        raise AssertionError("no HTTP listener in:\n" + server.stderr_text())
+    return int(event["message"].rsplit(":", 1)[1])
+
+
+def http_get(port, path, timeout=5.0):
+    """A plain HTTP/1.1 GET; (status, body)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, max(0, int(round(q * len(values))) - 1))]
+
+
+def report(name, **figures):
+    """One line per measured figure on stderr, picked up by docs/RELIABILITY.md."""
+    parts = ", ".join("%s=%s" % (k, ("%.3f" % v) if isinstance(v, float) else v)
+                      for k, v in figures.items())
+    sys.stderr.write("faults: %s: %s\n" % (name, parts))
+    sys.stderr.flush()
