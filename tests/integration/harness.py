@@ -13,12 +13,17 @@ ports and talks to it with real gRPC clients (Debian's python3-grpcio).
 Environment (set by tests/integration/CMakeLists.txt):
   CT_BIN_DIR     where chat-tokend and chat-token are
   CT_SOURCE_DIR  the repository (proto/, node_modules/)
+Optional:
+  CT_SERVER_WRAPPER  a command that chat-tokend runs under, split as a shell
+                 would (tests/sanitize: "valgrind --error-exitcode=99 ...");
+                 the start timeout is then 120 s. Unset: the binary itself.
 """
 import base64
 import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -54,7 +59,9 @@ SPIFFE_BACKEND = "spiffe://cluster.local/ns/chat/sa/backend"
 SPIFFE_UNKNOWN = "spiffe://cluster.local/ns/other/sa/stranger"
 SERVICE = "chattoken.v1.TokenService"
 
-START_TIMEOUT = 15.0
+SERVER_WRAPPER = shlex.split(os.environ.get("CT_SERVER_WRAPPER", ""))
+# a wrapper such as valgrind slows the start-up by an order of magnitude
+START_TIMEOUT = 120.0 if SERVER_WRAPPER else 15.0
 CALL_TIMEOUT = 10.0
 
 
@@ -243,7 +250,8 @@ class Server:
     # -- start --
 
     def start(self):
-        self.proc = subprocess.Popen([TOKEND, "--config", self.config_path], env=self.env,
+        self.proc = subprocess.Popen(SERVER_WRAPPER + [TOKEND, "--config", self.config_path],
+                                     env=self.env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._read_stderr, daemon=True)
