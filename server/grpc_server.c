@@ -519,6 +519,7 @@ static void start_watch(call *c)
 {
     char service[256];
     grpc_op op;
+    int over;
 
     c->method = "Health/Watch";
     c->streaming = 1;
@@ -534,13 +535,19 @@ static void start_watch(call *c)
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     op.data.recv_close_on_server.cancelled = &c->cancelled;
+    /* in the list before c->lock is taken: watchers_poke takes the list's
+     * lock first, then each call's */
+    watchers_add(c);
     pthread_mutex_lock(&c->lock);
     c->close_posted = 1;
     c->close_pending = 1;
     grpc_call_start_batch(c->call, &op, 1, CLOSE_TAG(c), NULL);
-    watchers_add(c);
-    watch_advance_locked(c);
+    over = watch_advance_locked(c); /* the server may be stopping already */
     pthread_mutex_unlock(&c->lock);
+    if (over) {
+        watchers_remove(c);
+        finish(c);
+    }
 }
 
 /* ---- reflection ---- */

@@ -150,10 +150,10 @@ static int run(const ct_config *cfg)
             srv_log_event(CT_LOG_ERROR, "start_failed", "%s", err);
             srv_grpc_drain(server);
             srv_grpc_shutdown(server, 0);
+            srv_grpc_destroy(server);
             if (ctx.directory != NULL) {
                 ud_directory_destroy(ctx.directory);
             }
-            srv_grpc_destroy(server);
             grpc_shutdown();
             return 1;
         }
@@ -172,10 +172,12 @@ static int run(const ct_config *cfg)
         /* before the directory goes: it waits for the lookups under way */
         srv_http_stop(http);
     }
+    /* workers joined before the directory goes: none can still be reading
+     * its cache */
+    srv_grpc_destroy(server);
     if (ctx.directory != NULL) {
         ud_directory_destroy(ctx.directory);
     }
-    srv_grpc_destroy(server);
     grpc_shutdown();
     srv_log_lifecycle("stopped", NULL);
     return 0;
