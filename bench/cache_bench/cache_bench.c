@@ -4,17 +4,19 @@
  *   cache_bench [--entries N] [--threads T] [--seconds S] [--rounds R]
  *
  * Fills a cache of N entries (default 1,000,000) with "user0000042" ->
- * 36-character UUID (64 shards, the directory's promotion interval, the real
- * clock), measures the heap it took (mallinfo2, so allocator
- * headers and rounding count) and RSS, then has T threads (default 2) look
- * up uniformly random present keys for S seconds per round (default 1) and
+ * 36-character UUID (64 shards, the real clock), measures the memory it took
+ * three ways (the cache's own count, the heap by mallinfo2 including
+ * malloc's mmapped chunks, and RSS), then has T threads (default 2) look up
+ * uniformly random present keys for S seconds per round (default 1) and
  * reports the median of R rounds (default 5). Uniform keys over 1M entries
  * are the worst case for the CPU caches (each lookup waits on main memory
- * for the bucket and then the node); real traffic is skewed, so a last run
- * draws from 10,000 active users only. Rates come in two forms: per second
- * of wall time, and per second of each thread's CPU time (times threads),
- * which is what dedicated cores would give when the machine is shared.
- * The last line is machine-readable:
+ * for its slot); real traffic is skewed, so another run draws from 10,000
+ * active users only. Then the other paths: lookups of absent keys, and puts
+ * of new keys into the full cache, each evicting an entry. Rates come in two
+ * forms: per second of wall time, and per second of each thread's CPU time
+ * (times threads), which is what dedicated cores would give when the machine
+ * is shared; the load average is printed before and after. The last line is
+ * machine-readable:
  *   cache_hits_per_s=N bytes_per_entry=M */
 #include <malloc.h>
 #include <pthread.h>
@@ -32,6 +34,8 @@
 #define MAX_THREADS 64
 #define MAX_ROUNDS 99
 
+enum { MODE_HIT, MODE_MISS, MODE_PUT };
+
 static size_t entries = 1000000;
 static size_t key_space; /* lookups draw keys from 0..key_space-1 */
 static int threads = 2;
@@ -43,6 +47,7 @@ typedef struct worker {
     uint64_t seed;
     uint64_t hits;
     double cpu_s; /* the thread's own CPU time: what it got of a core */
+    int mode;     /* MODE_HIT, MODE_MISS or MODE_PUT */
     uint64_t wrong;
     atomic_int *stop;
 } worker;
@@ -114,11 +119,30 @@ static void *run(void *p)
         int64_t now = now_ms();
         int i;
         for (i = 0; i < 1024; i++) {
-            make_key(next(&w->seed) % key_space, key);
-            if (ud_cache_get(w->cache, key, now, uuid) == UD_CACHE_HIT) {
-                hits++;
+            uint64_t r = next(&w->seed);
+            if (w->mode == MODE_HIT) {
+                make_key(r % key_space, key);
+                if (ud_cache_get(w->cache, key, now, uuid) == UD_CACHE_HIT) {
+                    hits++;
+                } else {
+                    wrong++;
+                }
+            } else if (w->mode == MODE_MISS) {
+                /* keys past the filled range: absent */
+                make_key(entries + r % (9999999 - entries + 1), key);
+                if (ud_cache_get(w->cache, key, now, uuid) == UD_CACHE_MISS) {
+                    hits++; /* counts operations */
+                } else {
+                    wrong++;
+                }
             } else {
-                wrong++;
+                make_key(entries + r % (9999999 - entries + 1), key);
+                if (ud_cache_put(w->cache, key, "00000000-0000-4000-a000-000000000000", now,
+                                 INT64_MAX) == 0) {
+                    hits++;
+                } else {
+                    wrong++;
+                }
             }
         }
     }
@@ -157,7 +181,7 @@ typedef struct rate {
                   * many dedicated cores give, on a machine shared with others */
 } rate;
 
-static rate measure(ud_cache *cache, int nthreads)
+static rate measure(ud_cache *cache, int nthreads, int mode)
 {
     pthread_t t[MAX_THREADS];
     worker w[MAX_THREADS];
@@ -173,6 +197,7 @@ static rate measure(ud_cache *cache, int nthreads)
         w[i].cache = cache;
         w[i].seed = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
         w[i].stop = &stop;
+        w[i].mode = mode;
         pthread_create(&t[i], NULL, run, &w[i]);
     }
     t0 = now_s();
@@ -183,8 +208,8 @@ static rate measure(ud_cache *cache, int nthreads)
         hits += w[i].hits;
         per_cpu += w[i].cpu_s > 0 ? (double)w[i].hits / w[i].cpu_s : 0;
         if (w[i].wrong != 0) {
-            fprintf(stderr, "cache_bench: %llu lookups missed a present key\n",
-                    (unsigned long long)w[i].wrong);
+            fprintf(stderr, "cache_bench: %llu operations answered wrong (mode %d)\n",
+                    (unsigned long long)w[i].wrong, mode);
             exit(1);
         }
     }
@@ -194,7 +219,7 @@ static rate measure(ud_cache *cache, int nthreads)
     return r;
 }
 
-static rate median_rate(ud_cache *cache, int nthreads)
+static rate median_rate(ud_cache *cache, int nthreads, int mode)
 {
     double wall[MAX_ROUNDS];
     double cpu[MAX_ROUNDS];
@@ -202,7 +227,7 @@ static rate median_rate(ud_cache *cache, int nthreads)
     int i;
 
     for (i = 0; i < rounds; i++) {
-        r = measure(cache, nthreads);
+        r = measure(cache, nthreads, mode);
         wall[i] = r.wall;
         cpu[i] = r.cpu;
     }
@@ -211,6 +236,21 @@ static rate median_rate(ud_cache *cache, int nthreads)
     r.wall = wall[rounds / 2];
     r.cpu = cpu[rounds / 2];
     return r;
+}
+
+static void print_load(const char *when)
+{
+    char line[128] = "";
+    FILE *f = fopen("/proc/loadavg", "r");
+
+    if (f != NULL) {
+        if (fgets(line, sizeof(line), f) == NULL) {
+            line[0] = '\0';
+        }
+        fclose(f);
+    }
+    line[strcspn(line, "\n")] = '\0';
+    printf("load average %s: %s\n", when, line);
 }
 
 int main(int argc, char **argv)
@@ -224,11 +264,15 @@ int main(int argc, char **argv)
     long rss_after;
     ud_cache *cache;
     ud_cache_counters k;
+    ud_cache_counters k2;
+    double own_per_entry;
     double heap_per_entry;
     double beyond_strings;
     rate one;
     rate many;
     rate hot;
+    rate miss;
+    rate put;
     size_t root;
     size_t i;
     int a;
@@ -252,6 +296,7 @@ int main(int argc, char **argv)
                         "[--rounds R]\n");
         return 2;
     }
+    print_load("before");
 
     before = mallinfo2();
     rss_before = rss_kib();
@@ -260,8 +305,7 @@ int main(int argc, char **argv)
      * a shard's share, 40 sqrt(N) in all (4% at 1M). */
     for (root = 1; root * root < entries; root++) {
     }
-    cache = ud_cache_create(entries + 40 * root + 64, 0, UD_CACHE_PROMOTE_INTERVAL_MS, err,
-                            sizeof(err));
+    cache = ud_cache_create(entries + 40 * root + 64, 0, err, sizeof(err));
     if (cache == NULL) {
         fprintf(stderr, "cache_bench: %s\n", err);
         return 1;
@@ -282,23 +326,28 @@ int main(int argc, char **argv)
                 entries);
         return 1;
     }
-    heap_per_entry = (double)(after.uordblks - before.uordblks) / (double)entries;
-    /* the strings are the key and UUID characters; their NULs, the node
-     * header, the allocator's header and rounding and the bucket slot all
-     * count as overhead */
-    beyond_strings = heap_per_entry - (KEY_LEN + UUID_LEN);
+    own_per_entry = (double)ud_cache_bytes(cache) / (double)entries;
+    /* uordblks misses chunks malloc serves by mmap (large tables): add hblkhd */
+    heap_per_entry =
+        ((double)(after.uordblks - before.uordblks) + (double)(after.hblkhd - before.hblkhd)) /
+        (double)entries;
+    /* the strings are the key and UUID characters; everything else (slot
+     * header, unused inline space, empty slots, tags, allocator rounding)
+     * counts as overhead. The larger of the two counts is the figure. */
+    beyond_strings =
+        (heap_per_entry > own_per_entry ? heap_per_entry : own_per_entry) - (KEY_LEN + UUID_LEN);
 
     printf("entries: %zu (key %d chars, uuid %d chars), shards %d\n", entries, KEY_LEN, UUID_LEN,
            UD_CACHE_DEFAULT_SHARDS);
-    printf("heap: %.1f bytes/entry in all, %.1f beyond the strings (node header + bucket "
-           "slot: %zu)\n",
-           heap_per_entry, beyond_strings, ud_cache_overhead_per_entry());
+    printf("memory: %.1f bytes/entry by the cache's count, %.1f by the heap; %.1f beyond the "
+           "strings\n",
+           own_per_entry, heap_per_entry, beyond_strings);
     printf("rss: +%.1f bytes/entry\n", (double)(rss_after - rss_before) * 1024.0 / (double)entries);
 
     /* the figure the target is about: every entry equally likely */
     key_space = entries;
-    one = median_rate(cache, 1);
-    many = median_rate(cache, threads);
+    one = median_rate(cache, 1, MODE_HIT);
+    many = median_rate(cache, threads, MODE_HIT);
     printf("hits, wall clock: %.2f M/s on 1 thread, %.2f M/s on %d threads (median of %d x %.1f "
            "s, uniform random keys)\n",
            one.wall / 1e6, many.wall / 1e6, threads, rounds, seconds);
@@ -307,10 +356,24 @@ int main(int argc, char **argv)
            one.cpu / 1e6, many.cpu / 1e6, threads);
     /* for context: traffic where a small set of users is active */
     key_space = entries < 10000 ? entries : 10000;
-    hot = median_rate(cache, threads);
+    hot = median_rate(cache, threads, MODE_HIT);
     printf("hits, %zu active users of the %zu: %.2f M/s on %d threads (wall), %.2f M/s (per CPU "
            "second x threads)\n",
            key_space, entries, hot.wall / 1e6, threads, hot.cpu / 1e6);
+    /* the other paths stay O(1): misses probe to an empty slot, and a put
+     * into the full cache sweeps the hand to an entry to evict */
+    miss = median_rate(cache, threads, MODE_MISS);
+    printf("misses (absent keys): %.2f M/s on %d threads (wall), %.2f M/s (per CPU second x "
+           "threads)\n",
+           miss.wall / 1e6, threads, miss.cpu / 1e6);
+    ud_cache_stats(cache, &k);
+    put = median_rate(cache, threads, MODE_PUT);
+    ud_cache_stats(cache, &k2);
+    printf("puts of new keys into the full cache: %.2f M/s on %d threads (wall), %.2f M/s (per "
+           "CPU second x threads); %llu evictions, size %llu\n",
+           put.wall / 1e6, threads, put.cpu / 1e6, (unsigned long long)(k2.evictions - k.evictions),
+           (unsigned long long)k2.size);
+    print_load("after");
     printf("cache_hits_per_s=%.0f bytes_per_entry=%.1f\n", many.wall, beyond_strings);
     ud_cache_destroy(cache);
     return 0;

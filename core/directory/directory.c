@@ -1112,8 +1112,7 @@ ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen
         ud_directory_destroy(dir);
         return NULL;
     }
-    dir->cache = ud_cache_create(cfg->directory_cache_capacity, 0, UD_CACHE_PROMOTE_INTERVAL_MS,
-                                 err, errlen);
+    dir->cache = ud_cache_create(cfg->directory_cache_capacity, 0, err, errlen);
     if (dir->cache == NULL) {
         ud_directory_destroy(dir);
         return NULL;

@@ -1,6 +1,10 @@
-/* Unit tests for core/directory/cache.c: the sharded LRU UUID cache. The
- * clock is the now_ms argument, so expiry needs no sleeping; most tests use
- * one shard and promotion interval 0, where the cache is an exact LRU. */
+/* Unit tests for core/directory/cache.c: the sharded UUID cache with CLOCK
+ * eviction. The clock is the now_ms argument, so expiry needs no sleeping.
+ * Eviction is checked against CLOCK's guarantee, not an exact LRU order: an
+ * entry used (hit, inserted or replaced) since the hand last passed it
+ * survives, and an entry the hand passed and nobody used since is the one to
+ * go. Slots are in hash order, so the tests find out which entry the first
+ * sweep took with ud_cache_peek, which does not mark entries used. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +23,7 @@
 static ud_cache *make(size_t capacity, size_t shards)
 {
     char err[128];
-    ud_cache *c = ud_cache_create(capacity, shards, 0, err, sizeof(err));
+    ud_cache *c = ud_cache_create(capacity, shards, err, sizeof(err));
     assert_non_null(c);
     return c;
 }
@@ -34,6 +38,39 @@ static void put_then_get_returns_the_uuid(void **state)
     assert_int_equal(ud_cache_get(c, "alice", T0, uuid), UD_CACHE_HIT);
     assert_string_equal(uuid, "a2e433a0-ab1a-11e2-a134-85fca932f094");
     assert_int_equal(ud_cache_get(c, "bob", T0, uuid), UD_CACHE_MISS);
+    ud_cache_destroy(c);
+}
+
+/* Canonical UUIDs are stored as 16 bytes: every value must still come back
+ * exactly as it was put, whatever its form, and with a key long enough to
+ * push the strings out of line. */
+static void every_value_comes_back_exactly(void **state)
+{
+    static const char *const values[] = {
+        "a2e433a0-ab1a-11e2-a134-85fca932f094", /* canonical: packed */
+        "A2E433A0-AB1A-11E2-A134-85FCA932F094", /* upper case: kept as text */
+        "a2e433a0-ab1a-11e2-a134-85fca932f09",  /* one short */
+        "a2e433a0ab1a-11e2-a134-85fca932f094-", /* dash misplaced */
+        "g2e433a0-ab1a-11e2-a134-85fca932f094", /* not hex */
+        "00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    };
+    static const char *const keys[] = {"u", "user-with-a-32-character-name-xx",
+                                       "user-with-a-33-character-name-xyz"};
+    ud_cache *c = make(64, 1);
+    char uuid[UD_CACHE_VALUE_MAX + 1];
+    char key[UD_CACHE_KEY_MAX + 1];
+    size_t v;
+    size_t k;
+    (void)state;
+    for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
+        for (v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+            snprintf(key, sizeof(key), "%s", keys[k]);
+            key[0] = (char)('a' + v);
+            assert_int_equal(ud_cache_put(c, key, values[v], T0, FAR_EXPIRY), 0);
+            assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
+            assert_string_equal(uuid, values[v]);
+        }
+    }
     ud_cache_destroy(c);
 }
 
@@ -53,64 +90,106 @@ static void put_replaces_an_existing_entry(void **state)
     ud_cache_destroy(c);
 }
 
-static void evicts_the_least_recently_used_at_capacity(void **state)
+/* Fills a one-shard cache of capacity 3 with a, b, c and puts d: the hand
+ * clears the three flags and takes one of them. Returns the survivors. */
+static void fill_and_sweep_once(ud_cache *c, const char **kept0, const char **kept1)
 {
-    ud_cache *c = make(3, 1);
+    static const char *const old[] = {"a", "b", "c"};
     char uuid[UD_CACHE_VALUE_MAX + 1];
     ud_cache_counters k;
-    (void)state;
+    int kept = 0;
+    int i;
+
     ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
     ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
     ud_cache_put(c, "c", "uc", T0, FAR_EXPIRY);
-    /* touching "a" makes "b" the least recently used */
-    assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_HIT);
     ud_cache_put(c, "d", "ud", T0, FAR_EXPIRY);
-    assert_int_equal(ud_cache_get(c, "b", T0, uuid), UD_CACHE_MISS);
-    assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_HIT);
-    assert_int_equal(ud_cache_get(c, "c", T0, uuid), UD_CACHE_HIT);
-    assert_int_equal(ud_cache_get(c, "d", T0, uuid), UD_CACHE_HIT);
-    /* now "a" is the oldest touch */
+    ud_cache_stats(c, &k);
+    assert_int_equal(k.evictions, 1);
+    assert_int_equal(k.size, 3);
+    assert_int_equal(ud_cache_peek(c, "d", T0, uuid), UD_CACHE_HIT);
+    for (i = 0; i < 3; i++) {
+        if (ud_cache_peek(c, old[i], T0, uuid) == UD_CACHE_HIT) {
+            *(kept == 0 ? kept0 : kept1) = old[i];
+            kept++;
+        }
+    }
+    assert_int_equal(kept, 2);
+}
+
+static void an_entry_hit_since_the_last_sweep_survives_eviction(void **state)
+{
+    ud_cache *c = make(3, 1);
+    char uuid[UD_CACHE_VALUE_MAX + 1];
+    const char *used;
+    const char *idle;
+    ud_cache_counters k;
+    (void)state;
+    fill_and_sweep_once(c, &used, &idle);
+    /* used is hit, d was inserted after the sweep, idle was neither (peek
+     * does not count as a use): the next put must take idle */
+    assert_int_equal(ud_cache_get(c, used, T0, uuid), UD_CACHE_HIT);
     ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
-    assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_MISS);
+    assert_int_equal(ud_cache_peek(c, idle, T0, uuid), UD_CACHE_MISS);
+    assert_int_equal(ud_cache_peek(c, used, T0, uuid), UD_CACHE_HIT);
+    assert_int_equal(ud_cache_peek(c, "d", T0, uuid), UD_CACHE_HIT);
+    assert_int_equal(ud_cache_peek(c, "e", T0, uuid), UD_CACHE_HIT);
     ud_cache_stats(c, &k);
     assert_int_equal(k.evictions, 2);
     assert_int_equal(k.size, 3);
     ud_cache_destroy(c);
 }
 
-static void a_replaced_entry_becomes_most_recent(void **state)
+static void replacing_an_entry_counts_as_a_use(void **state)
 {
-    ud_cache *c = make(2, 1);
+    ud_cache *c = make(3, 1);
     char uuid[UD_CACHE_VALUE_MAX + 1];
+    const char *replaced;
+    const char *idle;
     (void)state;
-    ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
-    ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
-    ud_cache_put(c, "a", "ua2", T0, FAR_EXPIRY);
-    ud_cache_put(c, "c", "uc", T0, FAR_EXPIRY);
-    assert_int_equal(ud_cache_get(c, "b", T0, uuid), UD_CACHE_MISS);
-    assert_int_equal(ud_cache_get(c, "a", T0, uuid), UD_CACHE_HIT);
-    assert_string_equal(uuid, "ua2");
+    fill_and_sweep_once(c, &replaced, &idle);
+    ud_cache_put(c, replaced, "new", T0, FAR_EXPIRY);
+    ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
+    assert_int_equal(ud_cache_peek(c, idle, T0, uuid), UD_CACHE_MISS);
+    assert_int_equal(ud_cache_peek(c, replaced, T0, uuid), UD_CACHE_HIT);
+    assert_string_equal(uuid, "new");
     ud_cache_destroy(c);
 }
 
-static void hits_promote_at_most_once_per_interval(void **state)
+static void every_entry_used_means_the_hand_still_evicts_one(void **state)
 {
-    char err[128];
-    ud_cache *c = ud_cache_create(2, 1, 1000, err, sizeof(err));
+    ud_cache *c = make(3, 1);
     char uuid[UD_CACHE_VALUE_MAX + 1];
+    const char *x;
+    const char *y;
+    ud_cache_counters k;
     (void)state;
-    assert_non_null(c);
-    ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
-    ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
-    /* too soon after its insertion: "a" stays the least recently used */
-    assert_int_equal(ud_cache_get(c, "a", T0 + 999, uuid), UD_CACHE_HIT);
-    ud_cache_put(c, "c", "uc", T0 + 999, FAR_EXPIRY);
-    assert_int_equal(ud_cache_peek(c, "a", T0 + 999, uuid), UD_CACHE_MISS);
-    /* a full interval later a hit promotes "b" past "c" */
-    assert_int_equal(ud_cache_get(c, "b", T0 + 1000, uuid), UD_CACHE_HIT);
-    ud_cache_put(c, "d", "ud", T0 + 1000, FAR_EXPIRY);
-    assert_int_equal(ud_cache_peek(c, "c", T0 + 1000, uuid), UD_CACHE_MISS);
-    assert_int_equal(ud_cache_peek(c, "b", T0 + 1000, uuid), UD_CACHE_HIT);
+    fill_and_sweep_once(c, &x, &y);
+    ud_cache_get(c, x, T0, uuid);
+    ud_cache_get(c, y, T0, uuid);
+    ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
+    ud_cache_stats(c, &k);
+    assert_int_equal(k.size, 3);
+    assert_int_equal(k.evictions, 2);
+    assert_int_equal(ud_cache_peek(c, "e", T0, uuid), UD_CACHE_HIT);
+    ud_cache_destroy(c);
+}
+
+static void the_hand_takes_an_expired_entry_without_counting_an_eviction(void **state)
+{
+    ud_cache *c = make(2, 1);
+    char uuid[UD_CACHE_VALUE_MAX + 1];
+    ud_cache_counters k;
+    (void)state;
+    ud_cache_put(c, "fresh", "u1", T0, FAR_EXPIRY);
+    ud_cache_put(c, "stale", "u2", T0, T0 + 10);
+    ud_cache_get(c, "fresh", T0, uuid);
+    ud_cache_put(c, "new", "u3", T0 + 10, FAR_EXPIRY);
+    ud_cache_stats(c, &k);
+    assert_int_equal(k.evictions, 0);
+    assert_int_equal(k.size, 2);
+    assert_int_equal(ud_cache_peek(c, "fresh", T0 + 10, uuid), UD_CACHE_HIT);
+    assert_int_equal(ud_cache_peek(c, "new", T0 + 10, uuid), UD_CACHE_HIT);
     ud_cache_destroy(c);
 }
 
@@ -196,6 +275,105 @@ static void refuses_empty_and_oversized_strings(void **state)
     ud_cache_destroy(c);
 }
 
+/* A 64-character key with a 64-character value is too long to keep inline
+ * in a slot: stored, replaced, evicted and removed like any other entry
+ * (the sanitizer builds check that nothing leaks). */
+static void long_keys_with_long_values_are_kept_out_of_line(void **state)
+{
+    ud_cache *c = make(4, 1);
+    char key[UD_CACHE_KEY_MAX + 1];
+    char value[UD_CACHE_VALUE_MAX + 1];
+    char uuid[UD_CACHE_VALUE_MAX + 1];
+    ud_cache_counters k;
+    int i;
+    (void)state;
+    memset(value, 'v', UD_CACHE_VALUE_MAX);
+    value[UD_CACHE_VALUE_MAX] = '\0';
+    for (i = 0; i < 10; i++) {
+        memset(key, 'k', UD_CACHE_KEY_MAX);
+        key[UD_CACHE_KEY_MAX] = '\0';
+        key[0] = (char)('0' + i);
+        assert_int_equal(ud_cache_put(c, key, value, T0, FAR_EXPIRY), 0);
+        assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
+        assert_string_equal(uuid, value);
+    }
+    ud_cache_stats(c, &k);
+    assert_int_equal(k.size, 4);
+    assert_int_equal(k.evictions, 6);
+    /* key "9kkk...": out of line, then inline, then out of line again */
+    assert_int_equal(ud_cache_put(c, key, "short", T0, FAR_EXPIRY), 0);
+    assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
+    assert_string_equal(uuid, "short");
+    assert_int_equal(ud_cache_put(c, key, value, T0, FAR_EXPIRY), 0);
+    assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
+    assert_string_equal(uuid, value);
+    assert_true(ud_cache_bytes(c) > 0);
+    ud_cache_remove(c, key);
+    assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_MISS);
+    /* and one that expires is dropped on lookup */
+    assert_int_equal(ud_cache_put(c, key, value, T0, T0 + 1), 0);
+    assert_int_equal(ud_cache_get(c, key, T0 + 1, uuid), UD_CACHE_MISS);
+    ud_cache_destroy(c);
+}
+
+/* Open addressing: a removal or eviction shifts the entries after it, and
+ * none may get lost. Random puts, removals and lookups on few slots against
+ * a model: a key just put is found with its value, a removed key is gone, a
+ * hit always has the value last put, and the size stays within capacity. */
+static void removals_and_evictions_keep_every_other_key_findable(void **state)
+{
+    enum { KEYS = 48, OPS = 200000 };
+    int version[KEYS] = {0}; /* 0: removed or never put */
+    char key[32];
+    char want[32];
+    char uuid[UD_CACHE_VALUE_MAX + 1];
+    unsigned x = 12345;
+    size_t capacity;
+    (void)state;
+    for (capacity = 64; capacity >= 16; capacity /= 4) {
+        ud_cache *c = make(capacity, 1);
+        ud_cache_counters k;
+        int op;
+        for (op = 0; op < OPS; op++) {
+            int i;
+            x = x * 1103515245u + 12345u;
+            i = (int)((x >> 8) % KEYS);
+            snprintf(key, sizeof(key), "user%d", i);
+            snprintf(want, sizeof(want), "uuid-%d-%d", i, version[i]);
+            switch ((x >> 20) % 4) {
+            case 0:
+                version[i]++;
+                snprintf(want, sizeof(want), "uuid-%d-%d", i, version[i]);
+                assert_int_equal(ud_cache_put(c, key, want, T0, FAR_EXPIRY), 0);
+                assert_int_equal(ud_cache_peek(c, key, T0, uuid), UD_CACHE_HIT);
+                assert_string_equal(uuid, want);
+                break;
+            case 1:
+                ud_cache_remove(c, key);
+                version[i] = 0;
+                assert_int_equal(ud_cache_peek(c, key, T0, uuid), UD_CACHE_MISS);
+                break;
+            default:
+                if (ud_cache_get(c, key, T0, uuid) == UD_CACHE_HIT) {
+                    assert_int_not_equal(version[i], 0);
+                    assert_string_equal(uuid, want);
+                } else if (capacity >= KEYS) {
+                    assert_int_equal(version[i], 0); /* no evictions: must be there */
+                }
+            }
+        }
+        ud_cache_stats(c, &k);
+        assert_true(k.size <= capacity);
+        if (capacity >= KEYS) {
+            assert_int_equal(k.evictions, 0);
+        } else {
+            assert_true(k.evictions > 0);
+        }
+        ud_cache_destroy(c);
+        memset(version, 0, sizeof(version));
+    }
+}
+
 static void sharded_capacity_is_exact_in_total(void **state)
 {
     ud_cache *c = make(100, 8);
@@ -222,7 +400,7 @@ static void refuses_zero_capacity(void **state)
 {
     char err[128];
     (void)state;
-    assert_null(ud_cache_create(0, 0, 0, err, sizeof(err)));
+    assert_null(ud_cache_create(0, 0, err, sizeof(err)));
     assert_non_null(strstr(err, "capacity"));
 }
 
@@ -294,14 +472,18 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_then_get_returns_the_uuid),
+        cmocka_unit_test(every_value_comes_back_exactly),
         cmocka_unit_test(put_replaces_an_existing_entry),
-        cmocka_unit_test(evicts_the_least_recently_used_at_capacity),
-        cmocka_unit_test(a_replaced_entry_becomes_most_recent),
-        cmocka_unit_test(hits_promote_at_most_once_per_interval),
+        cmocka_unit_test(an_entry_hit_since_the_last_sweep_survives_eviction),
+        cmocka_unit_test(replacing_an_entry_counts_as_a_use),
+        cmocka_unit_test(every_entry_used_means_the_hand_still_evicts_one),
+        cmocka_unit_test(the_hand_takes_an_expired_entry_without_counting_an_eviction),
         cmocka_unit_test(entries_expire_at_their_ttl),
         cmocka_unit_test(negative_entries_answer_negative_until_they_expire),
         cmocka_unit_test(counts_hits_misses_and_peek_counts_nothing),
         cmocka_unit_test(refuses_empty_and_oversized_strings),
+        cmocka_unit_test(long_keys_with_long_values_are_kept_out_of_line),
+        cmocka_unit_test(removals_and_evictions_keep_every_other_key_findable),
         cmocka_unit_test(sharded_capacity_is_exact_in_total),
         cmocka_unit_test(refuses_zero_capacity),
         cmocka_unit_test(concurrent_use_keeps_entries_and_counters_consistent),
