@@ -148,6 +148,14 @@ class UpstreamHangs(unittest.TestCase):
         self.assertEqual(r.code, Code.DEADLINE_EXCEEDED, r.details)
         self.assertLess(r.elapsed, 0.5 + 0.3)
         short = r.elapsed
+        # the client gives up at its deadline whatever the server does: the
+        # server's own log line says when the server answered
+        event = server.wait_event("rpc", 5, lambda e: "GetUserToken" in e.get("method", "")
+                                  and e.get("status") != "OK")
+        self.assertIsNotNone(event, "no rpc line for the call")
+        self.assertEqual(event["status"], "DEADLINE_EXCEEDED", event)
+        self.assertLess(event["duration_ms"], 500 + 300, event)
+        server_short_ms = event["duration_ms"]
         # a longer deadline: the directory gives up on its own, naming the
         # timeout, within every attempt's timeout plus the backoffs
         r = admin.get_user_token("hang-long", timeout=30)
@@ -200,7 +208,7 @@ class UpstreamHangs(unittest.TestCase):
             self.assertLess(p99, 0.100, "%s p99 %.1f ms while the upstream hangs"
                             % (name, p99 * 1e3))
             figures[name + "_p99_ms"] = p99 * 1e3
-        report("upstream_hangs", short_deadline_s=short, give_up_s=long_,
+        report("upstream_hangs", short_deadline_s=short, server_answered_ms=server_short_ms, give_up_s=long_,
                give_up_bound_s=GIVE_UP_S, hanging_calls=len(hung), **figures)
         admin.close()
         self.assertEqual(server.stop(), 0)
