@@ -210,8 +210,8 @@ typedef struct call {
     int done;
     int calls;
     ud_result result;
-    int inline_answer; /* the callback ran inside ud_directory_lookup */
-    int in_lookup;
+    int inline_answer; /* the callback ran on the caller's thread (the cache answered) */
+    pthread_t caller;
     pthread_t thread;
     int64_t done_ms;
 } call;
@@ -231,7 +231,9 @@ static void on_result(void *arg, const ud_result *r)
     c->result = *r;
     c->calls++;
     c->done = 1;
-    c->inline_answer = c->in_lookup;
+    /* by thread, not by "still inside lookup": the directory thread can
+     * answer before ud_directory_lookup has returned on a busy machine */
+    c->inline_answer = pthread_equal(pthread_self(), c->caller) != 0;
     c->thread = pthread_self();
     c->done_ms = ud_monotonic_ms();
     pthread_cond_broadcast(&c->cond);
@@ -241,12 +243,9 @@ static void on_result(void *arg, const ud_result *r)
 static void start(ud_directory *dir, const char *name, int64_t deadline_ms, call *c)
 {
     pthread_mutex_lock(&c->lock);
-    c->in_lookup = 1;
+    c->caller = pthread_self();
     pthread_mutex_unlock(&c->lock);
     ud_directory_lookup(dir, name, deadline_ms, on_result, c);
-    pthread_mutex_lock(&c->lock);
-    c->in_lookup = 0;
-    pthread_mutex_unlock(&c->lock);
 }
 
 static void wait_call(call *c)
