@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DCT_WERROR=ON
 
-.PHONY: all deps build run test format format-check clean
+.PHONY: all deps build run test fuzz bench format format-check clean
 
 all: build
 
@@ -23,6 +23,17 @@ run: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# Longer fuzzing than CI's 15 s per target: FUZZ_SECONDS per target.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	@bash tests/fuzz/run-fuzzer all $(FUZZ_SECONDS) $(BUILD)/fuzz-build
+
+# The benchmarks behind docs/PERFORMANCE.md (minutes; not part of the tests).
+bench: build
+	@$(BUILD)/bin/token_bench
+	@$(BUILD)/bin/cache_bench
+	@bash bench/grpc_load/run $(BUILD)/bin/chat-tokend
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')
