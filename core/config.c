@@ -10,6 +10,7 @@
  * or environment variable) is remembered by key path, so that rules checked
  * after parsing still point at the right line. */
 #include "config.h"
+#include "text.h"
 
 #include "secret.h"
 
@@ -1382,20 +1383,6 @@ static int parse_log_level(struct loader *ld, void *base)
     return 0;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static int parse_sha256(struct loader *ld, void *base)
 {
     ct_api_key *key = base;
@@ -1411,7 +1398,7 @@ static int parse_sha256(struct loader *ld, void *base)
                     ld->event.data.scalar.length == 64 ? ", not all hex" : "");
     }
     for (size_t i = 0; i < 32; i++) {
-        key->sha256[i] = (uint8_t)(hex_value(s[2 * i]) << 4 | hex_value(s[2 * i + 1]));
+        key->sha256[i] = (uint8_t)(ct_hex_digit(s[2 * i]) << 4 | ct_hex_digit(s[2 * i + 1]));
     }
     return 0;
 }

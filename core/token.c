@@ -6,6 +6,7 @@
 
 #include "base64.h"
 #include "deflate.h"
+#include "text.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -41,18 +42,6 @@ static pthread_once_t state_once = PTHREAD_ONCE_INIT;
 static pthread_key_t state_key;
 static EVP_MD *sha256;
 static _Thread_local codec_state *thread_state;
-
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static void state_free(void *p)
 {
@@ -179,9 +168,7 @@ int ct_is_hex_id(const char *s)
         return 0;
     }
     for (i = 0; i < CT_HEX_ID_LEN; i++) {
-        char c = s[i];
-        int hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-        if (!hex) {
+        if (ct_hex_digit(s[i]) < 0) {
             return 0;
         }
     }
@@ -236,7 +223,7 @@ static int pack_service(writer *w, const ct_service_spec *s, char *err, size_t e
 
     if (n > CT_MAX_PRIVILEGES || (n > 0 && s->privileges == NULL) ||
         (s->string_count > 0 && s->strings == NULL)) {
-        set_error(err, errlen, "service %u: bad privilege or field list", s->type);
+        ct_set_error(err, errlen, "service %u: bad privilege or field list", s->type);
         return CT_E_ARGUMENT;
     }
     /* the references keep privileges in an ordered map: sorted, unique */
@@ -250,7 +237,8 @@ static int pack_service(writer *w, const ct_service_spec *s, char *err, size_t e
     }
     for (uint16_t i = 1; i < n; i++) {
         if (sorted[i]->id == sorted[i - 1]->id) {
-            set_error(err, errlen, "service %u: privilege %u given twice", s->type, sorted[i]->id);
+            ct_set_error(err, errlen, "service %u: privilege %u given twice", s->type,
+                         sorted[i]->id);
             return CT_E_ARGUMENT;
         }
     }
@@ -290,20 +278,20 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
     int rc;
 
     if (params == NULL || out == NULL) {
-        set_error(err, errlen, "no parameters or output buffer");
+        ct_set_error(err, errlen, "no parameters or output buffer");
         return CT_E_ARGUMENT;
     }
     if (!ct_is_hex_id(params->app_id)) {
-        set_error(err, errlen, "app id must be 32 hex characters");
+        ct_set_error(err, errlen, "app id must be 32 hex characters");
         return CT_E_APP_ID;
     }
     if (!ct_is_hex_id(params->app_certificate)) {
-        set_error(err, errlen, "app certificate must be 32 hex characters");
+        ct_set_error(err, errlen, "app certificate must be 32 hex characters");
         return CT_E_CERTIFICATE;
     }
     n = params->service_count;
     if (n == 0 || n > CT_MAX_SERVICES || params->services == NULL) {
-        set_error(err, errlen, "a token needs 1..%d services", CT_MAX_SERVICES);
+        ct_set_error(err, errlen, "a token needs 1..%d services", CT_MAX_SERVICES);
         return CT_E_ARGUMENT;
     }
     /* stable sort by type, as the references pack them */
@@ -317,7 +305,7 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
     }
     st = state_get();
     if (st == NULL) {
-        set_error(err, errlen, "cannot set up the codec (out of memory or no HMAC)");
+        ct_set_error(err, errlen, "cannot set up the codec (out of memory or no HMAC)");
         return CT_E_INTERNAL;
     }
 
@@ -333,7 +321,7 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
         }
     }
     if (w.overflow) {
-        set_error(err, errlen, "token payload over %d bytes", BUILD_PAYLOAD_MAX);
+        ct_set_error(err, errlen, "token payload over %d bytes", BUILD_PAYLOAD_MAX);
         return CT_E_ARGUMENT;
     }
     infolen = (size_t)(w.p - info);
@@ -347,11 +335,11 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
                              sizeof(compressed), &clen);
     }
     if (rc != CT_OK) {
-        set_error(err, errlen, "signing or compression failed");
+        ct_set_error(err, errlen, "signing or compression failed");
         return rc;
     }
     if (outlen < 3 + CT_BASE64_ENCODED_LEN(clen) + 1) {
-        set_error(err, errlen, "output buffer too small");
+        ct_set_error(err, errlen, "output buffer too small");
         return CT_E_BUFFER;
     }
     memcpy(out, CT_VERSION, 3);
@@ -372,7 +360,7 @@ static int build_chat(const char *app_id, const char *app_certificate, const cha
     ct_build_params params = {app_id, app_certificate, issue_ts, salt, ttl, 1, &service};
 
     if (ttl < 1 || ttl > CT_CHAT_TTL_MAX) {
-        set_error(err, errlen, "ttl must be 1..%u seconds, got %u", CT_CHAT_TTL_MAX, ttl);
+        ct_set_error(err, errlen, "ttl must be 1..%u seconds, got %u", CT_CHAT_TTL_MAX, ttl);
         return CT_E_ARGUMENT;
     }
     return ct_token_build(&params, out, outlen, written, err, errlen);
@@ -393,7 +381,7 @@ int ct_chat_build_user_token(const char *app_id, const char *app_certificate, co
     size_t len = user_id != NULL ? strlen(user_id) : 0;
 
     if (len == 0 || len > CT_USER_ID_MAX) {
-        set_error(err, errlen, "user id must be 1..%d bytes", CT_USER_ID_MAX);
+        ct_set_error(err, errlen, "user id must be 1..%d bytes", CT_USER_ID_MAX);
         return CT_E_ARGUMENT;
     }
     return build_chat(app_id, app_certificate, user_id, CT_CHAT_PRIVILEGE_USER, issue_ts, salt, ttl,
@@ -659,46 +647,46 @@ int ct_token_parse(const char *token, size_t len, ct_token *tok, char *err, size
     int rc;
 
     if (token == NULL || tok == NULL) {
-        set_error(err, errlen, "no token");
+        ct_set_error(err, errlen, "no token");
         return CT_E_ARGUMENT;
     }
     memset(tok, 0, offsetof(ct_token, payload));
     if (len > CT_TOKEN_MAX_CHARS) {
-        set_error(err, errlen, "token is %zu characters, over the %d limit", len,
-                  CT_TOKEN_MAX_CHARS);
+        ct_set_error(err, errlen, "token is %zu characters, over the %d limit", len,
+                     CT_TOKEN_MAX_CHARS);
         return CT_E_TOO_LARGE;
     }
     if (len < 3 || memcmp(token, CT_VERSION, 3) != 0) {
-        set_error(err, errlen, "not an AccessToken2: it must start with \"007\"");
+        ct_set_error(err, errlen, "not an AccessToken2: it must start with \"007\"");
         return CT_E_PREFIX;
     }
     st = state_get();
     if (st == NULL) {
-        set_error(err, errlen, "cannot set up the codec (out of memory)");
+        ct_set_error(err, errlen, "cannot set up the codec (out of memory)");
         return CT_E_INTERNAL;
     }
     clen = ct_base64_decode(token + 3, len - 3, st->compressed, sizeof(st->compressed));
     if (clen == (size_t)-1) {
-        set_error(err, errlen, "token body is not valid base64");
+        ct_set_error(err, errlen, "token body is not valid base64");
         return CT_E_BASE64;
     }
     rc = inflate_payload(st, st->compressed, clen, tok);
     if (rc == CT_E_TOO_LARGE) {
-        set_error(err, errlen, "token payload inflates past %d bytes", CT_PAYLOAD_MAX);
+        ct_set_error(err, errlen, "token payload inflates past %d bytes", CT_PAYLOAD_MAX);
         return rc;
     }
     if (rc != CT_OK) {
-        set_error(err, errlen, "token body is not a valid zlib stream");
+        ct_set_error(err, errlen, "token body is not a valid zlib stream");
         return rc;
     }
     rc = parse_payload(tok);
     if (rc == CT_E_TRUNCATED) {
-        set_error(err, errlen, "token payload is truncated: a field runs past the end");
+        ct_set_error(err, errlen, "token payload is truncated: a field runs past the end");
     } else if (rc == CT_E_TRAILING) {
-        set_error(err, errlen, "token payload has bytes after the last service");
+        ct_set_error(err, errlen, "token payload has bytes after the last service");
     } else if (rc == CT_E_LIMIT) {
-        set_error(err, errlen, "token has more than %d services or %d privileges per service",
-                  CT_MAX_SERVICES, CT_MAX_PRIVILEGES);
+        ct_set_error(err, errlen, "token has more than %d services or %d privileges per service",
+                     CT_MAX_SERVICES, CT_MAX_PRIVILEGES);
     }
     return rc;
 }

@@ -5,6 +5,7 @@
  * GetUserToken that waits for the directory suspends its connection, and
  * the handler's done callback resumes it. */
 #include "http.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,20 +37,6 @@
 
 /* ---- pure parts: routing, parsing, status mapping, CORS ---------------- */
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 /* Percent-decodes segment[0..len) into out (size bytes with the NUL). */
 static int decode_segment(const char *segment, size_t len, char *out, size_t size, size_t *outlen,
                           srv_status *status)
@@ -63,8 +50,8 @@ static int decode_segment(const char *segment, size_t len, char *out, size_t siz
                 return srv_fail(status, SRV_INVALID_ARGUMENT,
                                 "username: '%%' must be followed by two hex digits");
             }
-            int h = hex_value(segment[i + 1]);
-            int l = hex_value(segment[i + 2]);
+            int h = ct_hex_digit(segment[i + 1]);
+            int l = ct_hex_digit(segment[i + 2]);
             if (h < 0 || l < 0) {
                 return srv_fail(status, SRV_INVALID_ARGUMENT,
                                 "username: '%%' must be followed by two hex digits");

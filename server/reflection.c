@@ -39,6 +39,7 @@
  *   (-1) rather than answered, so the server can fail the call with
  *   INVALID_ARGUMENT as C++ does for a message that does not parse. */
 #include "reflection.h"
+#include "text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -93,18 +94,6 @@ static struct {
     size_t n_services;
     size_t cap_services;
 } idx;
-
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- protobuf wire walking: slicing the set and checking request strings ---- */
 
@@ -322,18 +311,18 @@ static int add_symbol(const char *scope, const char *name, size_t file, enum sym
     void *array = idx.symbols;
 
     if (name == NULL || name[0] == '\0') {
-        set_error(err, errlen, "%s: a definition in scope '%s' has no name", idx.files[file].name,
-                  scope);
+        ct_set_error(err, errlen, "%s: a definition in scope '%s' has no name",
+                     idx.files[file].name, scope);
         return -1;
     }
     if (grow(&array, &idx.cap_symbols, idx.n_symbols + 1, sizeof(*idx.symbols)) != 0) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     idx.symbols = array;
     joined = join_name(scope, name);
     if (joined == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     idx.symbols[idx.n_symbols].name = joined;
@@ -358,18 +347,18 @@ static int add_extension(const char *scope, const Google__Protobuf__FieldDescrip
         return -1;
     }
     if (field->extendee == NULL || !field->has_number) {
-        set_error(err, errlen, "%s: extension %s.%s has no extendee or number",
-                  idx.files[file].name, scope, field->name);
+        ct_set_error(err, errlen, "%s: extension %s.%s has no extendee or number",
+                     idx.files[file].name, scope, field->name);
         return -1;
     }
     if (grow(&array, &idx.cap_extensions, idx.n_extensions + 1, sizeof(*idx.extensions)) != 0) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     idx.extensions = array;
     extendee = strdup(strip_dot(field->extendee));
     if (extendee == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     idx.extensions[idx.n_extensions].extendee = extendee;
@@ -445,7 +434,7 @@ static int index_service(const char *scope, const Google__Protobuf__ServiceDescr
         }
     }
     if (grow(&array, &idx.cap_services, idx.n_services + 1, sizeof(*idx.services)) != 0) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     idx.services = array;
@@ -500,15 +489,15 @@ static int resolve_dependencies(size_t file, char *err, size_t errlen)
     }
     idx.files[file].deps = calloc(fd->n_dependency, sizeof(size_t));
     if (idx.files[file].deps == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < fd->n_dependency; i++) {
         long dep = find_file(fd->dependency[i]);
 
         if (dep < 0) {
-            set_error(err, errlen, "%s imports %s, which the descriptor set lacks",
-                      idx.files[file].name, fd->dependency[i]);
+            ct_set_error(err, errlen, "%s imports %s, which the descriptor set lacks",
+                         idx.files[file].name, fd->dependency[i]);
             return -1;
         }
         idx.files[file].deps[i] = (size_t)dep;
@@ -530,8 +519,8 @@ static int slice_files(char *err, size_t errlen)
     for (;;) {
         rc = wire_next(&p, end, &f);
         if (rc < 0) {
-            set_error(err, errlen, "descriptor set: malformed at byte %zu",
-                      (size_t)(p - srv_descriptor_set));
+            ct_set_error(err, errlen, "descriptor set: malformed at byte %zu",
+                         (size_t)(p - srv_descriptor_set));
             return -1;
         }
         if (rc == 0) {
@@ -548,8 +537,9 @@ static int slice_files(char *err, size_t errlen)
         k++;
     }
     if (k != idx.n_files || rc != 0) {
-        set_error(err, errlen, "descriptor set: %zu files decoded, a different number on the wire",
-                  idx.n_files);
+        ct_set_error(err, errlen,
+                     "descriptor set: %zu files decoded, a different number on the wire",
+                     idx.n_files);
         return -1;
     }
     return 0;
@@ -565,24 +555,24 @@ static int build_index(char *err, size_t errlen)
     idx.set = google__protobuf__file_descriptor_set__unpack(NULL, srv_descriptor_set_len,
                                                             srv_descriptor_set);
     if (idx.set == NULL) {
-        set_error(err, errlen, "descriptor set: does not decode");
+        ct_set_error(err, errlen, "descriptor set: does not decode");
         return -1;
     }
     if (idx.set->n_file == 0) {
-        set_error(err, errlen, "descriptor set: no files");
+        ct_set_error(err, errlen, "descriptor set: no files");
         return -1;
     }
     idx.n_files = idx.set->n_file;
     idx.files = calloc(idx.n_files, sizeof(*idx.files));
     if (idx.files == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < idx.n_files; i++) {
         const char *name = idx.set->file[i]->name;
 
         if (name == NULL || name[0] == '\0') {
-            set_error(err, errlen, "descriptor set: file %zu has no name", i);
+            ct_set_error(err, errlen, "descriptor set: file %zu has no name", i);
             return -1;
         }
         idx.files[i].name = name;
@@ -590,7 +580,7 @@ static int build_index(char *err, size_t errlen)
     for (size_t i = 1; i < idx.n_files; i++) {
         for (size_t j = 0; j < i; j++) {
             if (strcmp(idx.files[i].name, idx.files[j].name) == 0) {
-                set_error(err, errlen, "descriptor set: %s appears twice", idx.files[i].name);
+                ct_set_error(err, errlen, "descriptor set: %s appears twice", idx.files[i].name);
                 return -1;
             }
         }
@@ -606,7 +596,8 @@ static int build_index(char *err, size_t errlen)
     qsort(idx.symbols, idx.n_symbols, sizeof(*idx.symbols), compare_symbols);
     for (size_t i = 1; i < idx.n_symbols; i++) {
         if (strcmp(idx.symbols[i - 1].name, idx.symbols[i].name) == 0) {
-            set_error(err, errlen, "descriptor set: symbol %s defined twice", idx.symbols[i].name);
+            ct_set_error(err, errlen, "descriptor set: symbol %s defined twice",
+                         idx.symbols[i].name);
             return -1;
         }
     }
@@ -866,18 +857,18 @@ int srv_reflection_answer(const uint8_t *request, size_t len, uint8_t **response
     int rc = -1;
 
     if (response == NULL || response_len == NULL || (request == NULL && len > 0)) {
-        set_error(err, errlen, "no request or response pointer");
+        ct_set_error(err, errlen, "no request or response pointer");
         return -1;
     }
     *response = NULL;
     *response_len = 0;
     if (!idx.ready) {
-        set_error(err, errlen, "reflection is not initialised");
+        ct_set_error(err, errlen, "reflection is not initialised");
         return -1;
     }
     if (len > SRV_REFLECTION_MAX_REQUEST) {
-        set_error(err, errlen, "reflection request of %zu bytes, over the %d byte limit", len,
-                  SRV_REFLECTION_MAX_REQUEST);
+        ct_set_error(err, errlen, "reflection request of %zu bytes, over the %d byte limit", len,
+                     SRV_REFLECTION_MAX_REQUEST);
         return -1;
     }
     if (request == NULL) {
@@ -885,15 +876,16 @@ int srv_reflection_answer(const uint8_t *request, size_t len, uint8_t **response
     }
     req = grpc__reflection__v1__server_reflection_request__unpack(NULL, len, request);
     if (req == NULL) {
-        set_error(err, errlen, "reflection request does not decode");
+        ct_set_error(err, errlen, "reflection request does not decode");
         return -1;
     }
     if (!request_strings_clean(request, request + len, 0)) {
-        set_error(err, errlen, "reflection request holds a string that is not UTF-8 or has a NUL");
+        ct_set_error(err, errlen,
+                     "reflection request holds a string that is not UTF-8 or has a NUL");
         goto done;
     }
     if (answer_request(&a, req) != 0) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         goto done;
     }
     a.response.valid_host = req->host;
@@ -901,7 +893,7 @@ int srv_reflection_answer(const uint8_t *request, size_t len, uint8_t **response
     size = grpc__reflection__v1__server_reflection_response__get_packed_size(&a.response);
     out = malloc(size > 0 ? size : 1);
     if (out == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         goto done;
     }
     *response_len = grpc__reflection__v1__server_reflection_response__pack(&a.response, out);

@@ -42,6 +42,8 @@
 
 #include "cache.h"
 
+#include "text.h"
+
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -121,13 +123,6 @@ enum probe {
 
 static _Atomic unsigned stripe_counter;
 static _Thread_local unsigned thread_stripe; /* 1 + index; 0 until first use */
-
-static void set_error(char *err, size_t errlen, const char *msg)
-{
-    if (err != NULL && errlen > 0) {
-        snprintf(err, errlen, "%s", msg);
-    }
-}
 
 /* For counters with a single writer at a time (a shard's under its lock, a
  * thread's own stripe), so load+store cannot lose an update. */
@@ -331,7 +326,7 @@ ud_cache *ud_cache_create(size_t capacity, size_t shards, char *err, size_t errl
     size_t i;
 
     if (capacity < 1) {
-        set_error(err, errlen, "cache capacity must be at least 1");
+        ct_set_error(err, errlen, "cache capacity must be at least 1");
         return NULL;
     }
     if (shards == 0) {
@@ -342,12 +337,12 @@ ud_cache *ud_cache_create(size_t capacity, size_t shards, char *err, size_t errl
     }
     /* a shard's slot index and counts are 32-bit */
     if (capacity / shards > UINT32_MAX / 4) {
-        set_error(err, errlen, "cache capacity too large");
+        ct_set_error(err, errlen, "cache capacity too large");
         return NULL;
     }
     cache = aligned_alloc(_Alignof(ud_cache), sizeof(ud_cache));
     if (cache == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return NULL;
     }
     memset(cache, 0, sizeof(*cache));
@@ -357,7 +352,7 @@ ud_cache *ud_cache_create(size_t capacity, size_t shards, char *err, size_t errl
     cache->shards = aligned_alloc(_Alignof(shard), shards * sizeof(shard));
     if (cache->shards == NULL) {
         free(cache);
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return NULL;
     }
     memset(cache->shards, 0, shards * sizeof(shard));
@@ -375,7 +370,7 @@ ud_cache *ud_cache_create(size_t capacity, size_t shards, char *err, size_t errl
     if (cache->slot_memory == NULL) {
         free(cache->shards);
         free(cache);
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return NULL;
     }
     total = 0;

@@ -22,6 +22,7 @@
 
 #include "cache.h"
 #include "secret.h"
+#include "text.h"
 #include "token.h"
 #include "upstream_json.h"
 #include "username.h"
@@ -159,18 +160,6 @@ static void curl_init(void)
     curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-static void set_error(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (err == NULL || errlen == 0) {
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 int64_t ud_monotonic_ms(void)
 {
     struct timespec ts;
@@ -235,29 +224,30 @@ static int build_users_url(ud_directory *dir, const ct_config *cfg, char *err, s
     size_t need;
 
     if (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0) {
-        set_error(err, errlen, "directory.base_url must start with https:// (or http:// in tests)");
+        ct_set_error(err, errlen,
+                     "directory.base_url must start with https:// (or http:// in tests)");
         return -1;
     }
     if (base_len >= sizeof(cfg->directory_base_url) || strpbrk(base, " \t\r\n?#") != NULL) {
-        set_error(err, errlen, "directory.base_url is not a plain URL");
+        ct_set_error(err, errlen, "directory.base_url is not a plain URL");
         return -1;
     }
     while (base_len > 0 && base[base_len - 1] == '/') {
         base_len--;
     }
     if (hash == NULL || hash == key || hash[1] == '\0' || strchr(hash + 1, '#') != NULL) {
-        set_error(err, errlen, "app.key must be \"org#app\"");
+        ct_set_error(err, errlen, "app.key must be \"org#app\"");
         return -1;
     }
     if (url_encode(key, (size_t)(hash - key), org, sizeof(org)) != 0 ||
         url_encode(hash + 1, strlen(hash + 1), app, sizeof(app)) != 0) {
-        set_error(err, errlen, "app.key is too long");
+        ct_set_error(err, errlen, "app.key is too long");
         return -1;
     }
     need = base_len + 1 + strlen(org) + 1 + strlen(app) + sizeof("/users");
     dir->users_url = malloc(need);
     if (dir->users_url == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return -1;
     }
     snprintf(dir->users_url, need, "%.*s/%s/%s/users", (int)base_len, base, org, app);
@@ -1070,20 +1060,20 @@ ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen
 
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK) {
-        set_error(err, errlen, "libcurl failed to initialise");
+        ct_set_error(err, errlen, "libcurl failed to initialise");
         return NULL;
     }
     if (!ct_is_hex_id(cfg->app_id) || !ct_is_hex_id(cfg->app_certificate)) {
-        set_error(err, errlen, "app.id and app.certificate must be 32 hex characters");
+        ct_set_error(err, errlen, "app.id and app.certificate must be 32 hex characters");
         return NULL;
     }
     if (cfg->directory_request_timeout_ms == 0 || cfg->directory_connect_timeout_ms == 0) {
-        set_error(err, errlen, "directory timeouts must be at least 1 ms");
+        ct_set_error(err, errlen, "directory timeouts must be at least 1 ms");
         return NULL;
     }
     dir = calloc(1, sizeof(*dir));
     if (dir == NULL) {
-        set_error(err, errlen, "out of memory");
+        ct_set_error(err, errlen, "out of memory");
         return NULL;
     }
     pthread_mutex_init(&dir->lock, NULL);
@@ -1119,19 +1109,19 @@ ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen
     }
     /* fail now, not at the first lookup, when the credentials cannot sign */
     if (refresh_app_token(dir, ud_monotonic_ms(), 1) != 0) {
-        set_error(err, errlen, "cannot build a Chat app token from app.id and app.certificate");
+        ct_set_error(err, errlen, "cannot build a Chat app token from app.id and app.certificate");
         ud_directory_destroy(dir);
         return NULL;
     }
     dir->multi = curl_multi_init();
     if (dir->multi == NULL) {
-        set_error(err, errlen, "libcurl: cannot create a multi handle");
+        ct_set_error(err, errlen, "libcurl: cannot create a multi handle");
         ud_directory_destroy(dir);
         return NULL;
     }
     curl_multi_setopt(dir->multi, CURLMOPT_MAXCONNECTS, 64L);
     if (pthread_create(&dir->thread, NULL, directory_thread, dir) != 0) {
-        set_error(err, errlen, "cannot start the directory thread");
+        ct_set_error(err, errlen, "cannot start the directory thread");
         curl_multi_cleanup(dir->multi);
         dir->multi = NULL;
         ud_directory_destroy(dir);
