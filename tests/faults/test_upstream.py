@@ -214,5 +214,31 @@ class UpstreamHangs(unittest.TestCase):
         self.assertEqual(server.stop(), 0)
 
 
+class ShutdownWithLookupPending(unittest.TestCase):
+    def test_sigterm_while_a_lookup_waits_for_a_hanging_upstream_exits_0(self):
+        # the caller has gone (its channel closed), so nothing holds the
+        # gRPC server's shutdown; the lookup is still waiting upstream and
+        # ends while the server stops: it must not answer on a completion
+        # queue that is gone
+        hang = HangingUpstream()
+        self.addCleanup(hang.close)
+        server = h.Server(h.base_config(
+            user_tokens={"identity": "uuid"},
+            directory={"base_url": "http://127.0.0.1:%d" % hang.port,
+                       "request_timeout_ms": 3000, "retries": 0})).start()
+        self.addCleanup(server.cleanup)
+        client = h.Client(server, key=h.BACKEND_KEY)
+        caller = threading.Thread(target=lambda: client.get_user_token("pending", timeout=10))
+        caller.start()
+        self.assertTrue(h.poll(lambda: hang.accepted >= 1, 5), "the lookup did not go upstream")
+        client.close()  # cancels the call
+        caller.join()
+        time.sleep(0.2)
+        server.terminate()
+        rc = server.wait_exit(10)
+        self.assertEqual(rc, 0, "exit %d on SIGTERM:\n%s" % (rc, "\n".join(server.lines[-5:])))
+        server.cleanup()
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
