@@ -150,10 +150,9 @@ static int run(const ct_config *cfg)
             srv_log_event(CT_LOG_ERROR, "start_failed", "%s", err);
             srv_grpc_drain(server);
             srv_grpc_shutdown(server, 0);
+            ud_directory_stop(ctx.directory);
             srv_grpc_destroy(server);
-            if (ctx.directory != NULL) {
-                ud_directory_destroy(ctx.directory);
-            }
+            ud_directory_destroy(ctx.directory);
             grpc_shutdown();
             return 1;
         }
@@ -172,12 +171,12 @@ static int run(const ct_config *cfg)
         /* before the directory goes: it waits for the lookups under way */
         srv_http_stop(http);
     }
-    /* workers joined before the directory goes: none can still be reading
-     * its cache */
+    /* lookups still waiting (their callers may have gone) are failed while
+     * the workers' queues still take the final batches; the cache is freed
+     * only after the workers, which read it, have been joined */
+    ud_directory_stop(ctx.directory);
     srv_grpc_destroy(server);
-    if (ctx.directory != NULL) {
-        ud_directory_destroy(ctx.directory);
-    }
+    ud_directory_destroy(ctx.directory);
     grpc_shutdown();
     srv_log_lifecycle("stopped", NULL);
     return 0;

@@ -1130,25 +1130,32 @@ ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen
     return dir;
 }
 
-void ud_directory_destroy(ud_directory *dir)
+void ud_directory_stop(ud_directory *dir)
 {
     int i;
 
+    if (dir == NULL || dir->multi == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&dir->lock);
+    dir->stopping = 1;
+    pthread_mutex_unlock(&dir->lock);
+    atomic_store(&dir->stop_requested, 1);
+    curl_multi_wakeup(dir->multi);
+    pthread_join(dir->thread, NULL);
+    for (i = 0; i < dir->easy_pool_count; i++) {
+        curl_easy_cleanup(dir->easy_pool[i]);
+    }
+    curl_multi_cleanup(dir->multi);
+    dir->multi = NULL;
+}
+
+void ud_directory_destroy(ud_directory *dir)
+{
     if (dir == NULL) {
         return;
     }
-    if (dir->multi != NULL) {
-        pthread_mutex_lock(&dir->lock);
-        dir->stopping = 1;
-        pthread_mutex_unlock(&dir->lock);
-        atomic_store(&dir->stop_requested, 1);
-        curl_multi_wakeup(dir->multi);
-        pthread_join(dir->thread, NULL);
-        for (i = 0; i < dir->easy_pool_count; i++) {
-            curl_easy_cleanup(dir->easy_pool[i]);
-        }
-        curl_multi_cleanup(dir->multi);
-    }
+    ud_directory_stop(dir);
     ud_cache_destroy(dir->cache);
     free(dir->users_url);
     ct_secret_wipe(dir->app_certificate, sizeof(dir->app_certificate));

@@ -63,7 +63,13 @@ typedef struct ud_stats {
 ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen);
 
 /* Fails every lookup still waiting with UD_UNAVAILABLE ("shutting down"),
- * runs their callbacks, stops the thread and frees everything. */
+ * runs their callbacks and stops the thread. Lookups after it answer
+ * UNAVAILABLE (or from the cache, which stays readable until destroy).
+ * Separate from destroy so that a server can flush the callbacks while its
+ * own threads still run, and free the cache once they have stopped. */
+void ud_directory_stop(ud_directory *dir);
+
+/* ud_directory_stop if not done yet, then frees everything. */
 void ud_directory_destroy(ud_directory *dir);
 
 /* username must already be normalised (ct_username_normalize).
