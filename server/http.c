@@ -315,6 +315,31 @@ int srv_http_format_time(int64_t unix_seconds, char *out, size_t outlen)
 
 /* ---- the server ---------------------------------------------------------- */
 
+/* The connection limit. libmicrohttpd's own MHD_OPTION_CONNECTION_LIMIT
+ * does not refuse anything: at the limit it stops accepting, and further
+ * clients wait in the kernel's listen backlog (then time out in connect)
+ * without learning why. So libmicrohttpd's limit is set above ours, we
+ * count connections ourselves (MHD_OPTION_NOTIFY_CONNECTION), and:
+ * - up to http.max_connections: served as usual;
+ * - the next SRV_HTTP_OVER_LIMIT_SLOTS: answered at once, on their first
+ *   request, with 503 UNAVAILABLE, Retry-After: 1 and Connection: close,
+ *   no handler called; they may idle SRV_HTTP_OVER_LIMIT_TIMEOUT seconds
+ *   before the request, not the usual 30. A browser's fetch can read that
+ *   answer (CORS headers included) and retry, where a bare close is only a
+ *   "network error";
+ * - beyond: refused at accept time by the accept policy callback, which
+ *   closes the socket at once. An idle flood (connections that never send
+ *   a request) fills the 503 slots, so this is what keeps it from backing
+ *   up into the listen backlog.
+ * The accept policy alone would have been simpler, but tells a client
+ * nothing. UNAVAILABLE rather than RESOURCE_EXHAUSTED: it is the code for
+ * "transient, retry with backoff" (gRPC clients retry it; they do not
+ * retry RESOURCE_EXHAUSTED, a quota), and it maps to 503 in our one table
+ * (RESOURCE_EXHAUSTED is 429, a per-client rate limit). */
+
+/* The socket context of a connection past http.max_connections. */
+static char over_limit_marker;
+
 struct srv_http {
     struct MHD_Daemon *daemon;
     const ct_config *cfg;
@@ -322,7 +347,11 @@ struct srv_http {
     int (*serving)(void *);
     void *serving_arg;
     atomic_int draining;
-    atomic_int lookups; /* GetUserToken calls whose done callback has not run */
+    atomic_int lookups;        /* GetUserToken calls whose done callback has not run */
+    unsigned limit;            /* http.max_connections */
+    atomic_uint served;        /* connections within the limit */
+    atomic_uint over;          /* connections past it, answered 503 */
+    atomic_llong limit_logged; /* monotonic second of the last over-limit log line */
     int listen_fd;
     char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
@@ -338,6 +367,7 @@ typedef struct request {
     struct timespec started;
     int begun;
     int answered;
+    int over_limit; /* past http.max_connections: 503, and close */
     int origin_allowed;
     const char *origin; /* MHD's copy, alive as long as the request */
     srv_caller caller;
@@ -415,7 +445,7 @@ static void common_headers(request *r, struct MHD_Response *resp)
     if (r->origin_allowed) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, r->origin);
     }
-    if (atomic_load(&r->http->draining)) {
+    if (atomic_load(&r->http->draining) || r->over_limit) {
         /* keep-alive clients reconnect, and find a pod that is not going */
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     }
@@ -446,6 +476,9 @@ static enum MHD_Result respond(request *r, unsigned status, const char *content_
     if (status == MHD_HTTP_UNAUTHORIZED) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
                                 "Bearer realm=\"chat-tokend\"");
+    }
+    if (r->over_limit) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
     }
     r->answered = 1;
     rc = MHD_queue_response(r->connection, status, resp);
@@ -783,6 +816,93 @@ static int append_body(request *r, const char *data, size_t len)
     return 0;
 }
 
+/* One warning a second at most while connections are refused: a flood
+ * must not become a flood of log lines. */
+static void log_over_limit(srv_http *h, const char *what)
+{
+    struct timespec now;
+    long long second, last;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    second = (long long)now.tv_sec;
+    last = atomic_load(&h->limit_logged);
+    if (second == last || !atomic_compare_exchange_strong(&h->limit_logged, &last, second)) {
+        return;
+    }
+    srv_log_event(CT_LOG_WARN, "http_connection_limit",
+                  "http.max_connections (%u) reached: %u connections over it; %s", h->limit,
+                  atomic_load(&h->over), what);
+}
+
+static int is_over_limit(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return info != NULL && info->socket_context == &over_limit_marker;
+}
+
+/* The answer on a connection past the limit, whatever it asked. */
+static enum MHD_Result refuse_over_limit(request *r)
+{
+    srv_status status;
+
+    r->begun = 1;
+    r->over_limit = 1;
+    r->origin = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, "Origin");
+    r->origin_allowed = srv_http_origin_allowed(r->http->cfg, r->origin);
+    srv_fail(&status, SRV_UNAVAILABLE, "too many connections: limit %u", r->http->limit);
+    return respond_error(r, &status, 0);
+}
+
+/* Counts connections, and marks those past the limit (see above). */
+static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv_http *h = cls;
+    unsigned served;
+
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (*socket_context == &over_limit_marker) {
+            atomic_fetch_sub(&h->over, 1);
+        } else {
+            atomic_fetch_sub(&h->served, 1);
+        }
+        *socket_context = NULL;
+        return;
+    }
+    served = atomic_load(&h->served);
+    while (served < h->limit) {
+        if (atomic_compare_exchange_weak(&h->served, &served, served + 1)) {
+            *socket_context = NULL;
+            return;
+        }
+    }
+    *socket_context = &over_limit_marker;
+    atomic_fetch_add(&h->over, 1);
+    /* it only waits for its first request: a slow one frees the slot soon */
+    MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT,
+                              (unsigned)SRV_HTTP_OVER_LIMIT_TIMEOUT);
+    log_over_limit(h, "answering 503");
+}
+
+/* Runs on accept, before libmicrohttpd takes the connection: past the 503
+ * slots, MHD_NO closes the socket at once. Connections that pass here at
+ * the same moment on different threads may overshoot by a few; MHD's own
+ * limit leaves room for that (srv_http_start). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+    srv_http *h = cls;
+
+    (void)addr;
+    (void)addrlen;
+    if (atomic_load(&h->served) < h->limit || atomic_load(&h->over) < SRV_HTTP_OVER_LIMIT_SLOTS) {
+        return MHD_YES;
+    }
+    log_over_limit(h, "closing new connections at accept");
+    return MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -800,6 +920,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         r->connection = connection;
         clock_gettime(CLOCK_MONOTONIC, &r->started);
         *con_cls = r;
+        if (is_over_limit(connection)) {
+            /* answered now: MHD then closes the connection, as it should */
+            return refuse_over_limit(r);
+        }
         /* MHD closes the connection after an answer queued in this first
          * call (it cannot know the body is empty): answer GETs in the next
          * one; a POST is checked now, so a refusal skips its body */
@@ -1035,6 +1159,7 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
     const char *addr = cfg->http_listen;
     unsigned threads = thread_count();
     unsigned limit = cfg->http_max_connections;
+    unsigned mhd_limit;
     int rc;
 
     if (h == NULL) {
@@ -1046,6 +1171,7 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
     h->serving = serving;
     h->serving_arg = serving_arg;
     h->listen_fd = -1;
+    h->limit = limit;
     if (strncmp(addr, "unix:", 5) == 0) {
         rc = listen_unix(h, addr + 5, err, errlen);
     } else {
@@ -1055,20 +1181,24 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
         free(h);
         return NULL;
     }
-    /* MHD splits the limit between its threads: each needs at least one */
-    if (limit < threads) {
-        threads = limit;
-    }
-    h->daemon =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
-                             MHD_USE_ERROR_LOG,
-                         0, NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-                         MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE,
-                         threads, MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)SRV_HTTP_CONNECTION_TIMEOUT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-                         (size_t)SRV_HTTP_MEMORY_LIMIT, MHD_OPTION_STRICT_FOR_CLIENT, 1,
-                         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL,
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+    /* Ours, the 503 slots, and as many again: MHD splits its limit evenly
+     * between its threads and a thread at its share stops accepting, so the
+     * shares must add up to more than we ever hold (plus what passes
+     * on_accept at the same moment, under one a thread), or connections
+     * would wait in the backlog again. */
+    mhd_limit = limit <= UINT32_MAX - 2 * SRV_HTTP_OVER_LIMIT_SLOTS
+                    ? limit + 2 * SRV_HTTP_OVER_LIMIT_SLOTS
+                    : UINT32_MAX;
+    h->daemon = MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_ERROR_LOG,
+        0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SRV_HTTP_CONNECTION_TIMEOUT,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_HTTP_MEMORY_LIMIT,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (h->daemon == NULL) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
         close(h->listen_fd);

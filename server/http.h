@@ -18,6 +18,11 @@
 #define SRV_HTTP_CONNECTION_TIMEOUT 30    /* seconds of inactivity before a connection closes */
 #define SRV_HTTP_LOOKUP_TIMEOUT_MS 10000  /* deadline of a directory lookup (no client deadline) */
 #define SRV_HTTP_MAX_THREADS 16
+/* Connections past http.max_connections that get a 503 (further ones are
+ * closed at accept), and the seconds they may wait before their request.
+ * Must be at least SRV_HTTP_MAX_THREADS (see srv_http_start). */
+#define SRV_HTTP_OVER_LIMIT_SLOTS 64
+#define SRV_HTTP_OVER_LIMIT_TIMEOUT 2
 #define SRV_HTTP_CORS_MAX_AGE 600 /* seconds a browser may cache a preflight answer */
 
 enum srv_http_route {

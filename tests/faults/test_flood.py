@@ -1,9 +1,13 @@
 """A flood of connections: thousands of idle TCP connections on the gRPC
 port, and more than http.max_connections on the HTTP port. The HTTP side
-never holds more than its limit (the extra connections wait in the listen
-backlog and are served once slots free up), the server keeps answering
-normal calls during the flood, its open fds come back to where they were
-once the flood closes, and its RSS stops growing from one flood to the next."""
+refuses what is over its limit at once: a request on one of the next 64
+connections is answered 503 UNAVAILABLE (JSON, Retry-After, Connection:
+close), connections beyond those are closed as they are accepted, and idle
+ones over the limit are dropped after 2 s; nobody waits in the listen
+backlog. The server keeps answering normal calls during the flood, its
+open fds come back to where they were once the flood closes, and its RSS
+stops growing from one flood to the next."""
+import json
 import select
 import socket
 import time
@@ -17,7 +21,10 @@ Code = grpc.StatusCode
 GRPC_FLOOD = 2000
 FLOODS = 3
 HTTP_LIMIT = 64
-HTTP_EXTRA = 100  # within the listen backlog (128): beyond it, SYNs are dropped
+HTTP_OVER_SLOTS = 64  # SRV_HTTP_OVER_LIMIT_SLOTS: answered 503, beyond them closed at accept
+HTTP_OVER_TIMEOUT = 2  # SRV_HTTP_OVER_LIMIT_TIMEOUT: idle seconds allowed over the limit
+HTTP_EXTRA = 300  # more than the listen backlog (128): with a backlog, connects would time out
+REFUSED_WITHIN = 1.0  # seconds; the refusal is immediate, this only bounds a busy machine
 # HTTP/2 client preface and an empty SETTINGS frame
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 
@@ -46,8 +53,57 @@ def closed_by_peer(sock):
         return 0
 
 
+def request_over_limit(port):
+    """A GET /healthz on a new connection; ("503", body, headers) or
+    ("closed", b"", {}), and the seconds until the server was done with it."""
+    start = time.monotonic()
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    data = b""
+    try:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass  # closed at accept, before or while we wrote
+    finally:
+        s.close()
+    seconds = time.monotonic() - start
+    if not data:
+        return "closed", b"", {}, seconds
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, v in
+               (line.split(":", 1) for line in lines[1:] if ":" in line)}
+    return lines[0], body, headers, seconds
+
+
 class ConnectionFlood(unittest.TestCase):
-    def test_flood_is_held_to_the_limit_and_the_server_survives(self):
+    def assert_503_over_limit(self, status, body, headers):
+        self.assertTrue(status.startswith("HTTP/1.1 503"), status)
+        self.assertEqual(json.loads(body), {"code": "UNAVAILABLE",
+                                            "message": "too many connections: limit %d"
+                                            % HTTP_LIMIT})
+        self.assertEqual(headers.get("content-type"), "application/json")
+        self.assertEqual(headers.get("retry-after"), "1")
+        self.assertEqual(headers.get("connection"), "close")
+
+    def served_healthz(self, sock):
+        """GET /healthz on an open keep-alive connection; the status line."""
+        sock.setblocking(True)
+        sock.settimeout(5)
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        data = b""
+        while b"\r\n\r\nok\n" not in data and not data.startswith(b"HTTP/1.1 5"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n", 1)[0].decode("latin-1")
+
+    def test_flood_is_refused_over_the_limit_and_the_server_survives(self):
         cfg = h.base_config(http={"listen": "127.0.0.1:0", "max_connections": HTTP_LIMIT})
         server = h.Server(cfg).start()
         self.addCleanup(server.cleanup)
@@ -95,43 +151,63 @@ class ConnectionFlood(unittest.TestCase):
         self.assertLess(growth, 0.05, "RSS after each flood: %r kB (base %d): still growing"
                         % (rss_after, base_rss))
 
-        # HTTP: libmicrohttpd stops accepting at http.max_connections and
-        # leaves further connections in the kernel's listen backlog (128):
-        # never more than the limit held, and a request on a queued
-        # connection is served once slots free up
+        # HTTP: the limit is full of idle connections (held for their 30 s)
         hold = connect_many(hport, HTTP_LIMIT)
-        queued = []
+        flood = []
         try:
             h.poll(lambda: open_fds(pid) >= base_fds + HTTP_LIMIT, 5)
-            queued = connect_many(hport, HTTP_EXTRA)
-            waiting = queued[0]
-            waiting.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                            b"Connection: close\r\n\r\n")
-            time.sleep(1.0)
+            # a request over the limit: 503 at once, no waiting for a slot
+            status, body, headers, refused_503_s = request_over_limit(hport)
+            self.assert_503_over_limit(status, body, headers)
+            self.assertLess(refused_503_s, REFUSED_WITHIN)
+            # an idle flood over the limit, past the listen backlog: every
+            # connect succeeds (none waits in the backlog), the 503 slots
+            # take the first ones and the rest are closed at accept
+            flood_start = time.monotonic()
+            flood = connect_many(hport, HTTP_EXTRA)
+            flood_connect_s = time.monotonic() - flood_start
+            closed_at_accept = h.poll(
+                lambda: sum(closed_by_peer(s) for s in flood) >= HTTP_EXTRA - HTTP_OVER_SLOTS, 5)
+            self.assertTrue(closed_at_accept, "connections past the 503 slots were not closed")
+            # a request now: refused fast (closed at accept; a 503 if an idle
+            # slot has timed out meanwhile on a slow machine)
+            kind, body, headers, refused_full_s = request_over_limit(hport)
+            if kind != "closed":
+                self.assert_503_over_limit(kind, body, headers)
+            self.assertLess(refused_full_s, REFUSED_WITHIN)
+            # the limit holds: what the server keeps is the limit and the 503 slots
             http_fds = open_fds(pid)
-            self.assertLessEqual(http_fds, base_fds + HTTP_LIMIT + 2,
-                                 "more HTTP connections accepted than the limit")
-            refused_or_answered = [closed_by_peer(s) for s in hold + queued]
-            self.assertEqual(sum(refused_or_answered), 0, "a connection was dropped")
+            self.assertLessEqual(http_fds, base_fds + HTTP_LIMIT + HTTP_OVER_SLOTS + 4,
+                                 "more HTTP connections held than the limit and the 503 slots")
+            # connections within the limit are untouched and still served
+            self.assertEqual(sum(closed_by_peer(s) for s in hold), 0, "a held connection dropped")
+            self.assertEqual(self.served_healthz(hold[0]), "HTTP/1.1 200 OK")
             # the gRPC side is not affected by a full HTTP side
             r = client.get_app_token()
             self.assertEqual(r.code, Code.OK, r.details)
             grpc_call_http_full = r.elapsed
-            for s in hold:
-                s.close()
-            waiting.settimeout(5)
-            start = time.monotonic()
-            answer = waiting.recv(4096)
-            queued_served_in = time.monotonic() - start
-            self.assertTrue(answer.startswith(b"HTTP/1.1 200"), answer[:80])
+            # idle connections over the limit do not keep their slot
+            all_closed = h.poll(lambda: all(closed_by_peer(s) for s in flood),
+                                HTTP_OVER_TIMEOUT + 8)
+            self.assertTrue(all_closed, "idle connections over the limit are still held")
+            status, body, headers, _ = request_over_limit(hport)
+            self.assert_503_over_limit(status, body, headers)
         finally:
-            for s in hold + queued:
+            for s in hold + flood:
                 s.close()
         status = h.poll(lambda: self._healthz(hport), 5)
         self.assertEqual(status, 200, "HTTP side does not answer after the flood")
         back = h.poll(lambda: open_fds(pid) <= base_fds + 2, 10)
         self.assertTrue(back, "fds stay at %d (base %d) after the HTTP flood"
                         % (open_fds(pid), base_fds))
+        # back to normal: the whole limit is served again (no slot leaked)
+        again = connect_many(hport, HTTP_LIMIT)
+        try:
+            statuses = [self.served_healthz(s) for s in again]
+        finally:
+            for s in again:
+                s.close()
+        self.assertEqual(statuses, ["HTTP/1.1 200 OK"] * HTTP_LIMIT)
 
         r = client.get_app_token()
         self.assertEqual(r.code, Code.OK, r.details)
@@ -140,8 +216,9 @@ class ConnectionFlood(unittest.TestCase):
                grpc_call_during_flood_s=grpc_call_during, rss_base_kb=base_rss,
                rss_peak_kb=peak_rss, rss_after_each_flood_kb="/".join(map(str, rss_after)),
                rss_last_flood_growth_pct=100 * growth,
-               http_limit=HTTP_LIMIT, http_queued=HTTP_EXTRA, http_fds_at_limit=http_fds,
-               grpc_call_http_full_s=grpc_call_http_full, queued_served_in_s=queued_served_in)
+               http_limit=HTTP_LIMIT, http_flood=HTTP_EXTRA, http_fds_at_limit=http_fds,
+               http_flood_connect_s=flood_connect_s, refused_503_s=refused_503_s,
+               refused_closed_s=refused_full_s, grpc_call_http_full_s=grpc_call_http_full)
         client.close()
         self.assertEqual(server.stop(), 0)
 

@@ -304,15 +304,38 @@ class HttpCompatRoutesOff(unittest.TestCase):
 
 
 class HttpConnectionsAndDrain(unittest.TestCase):
-    def test_connection_limit(self):
+    def test_connection_over_the_limit_is_refused_at_once_with_503(self):
         cfg = h.base_config()
         cfg["http"]["max_connections"] = 1
         server = h.Server(cfg)
         try:
             idle = socket.create_connection(("127.0.0.1", server.http_port))
             time.sleep(0.3)  # accepted by the server: it holds the only slot
-            refused = h.curl(server.base + "/healthz", extra=["--max-time", "3"])
-            self.assertNotEqual(refused.status, 200, refused)
+            start = time.monotonic()
+            refused = h.curl(server.base + "/chat/user/alice/token", extra=["--max-time", "3"],
+                             headers=[BEARER_WEB, "Origin: " + h.ORIGIN])
+            refused_in = time.monotonic() - start
+            self.assertEqual(refused.status, 503, refused)
+            self.assertEqual(refused.header("content-type"), "application/json")
+            self.assertEqual(refused.json(), {"code": "UNAVAILABLE",
+                                              "message": "too many connections: limit 1"})
+            self.assertEqual(refused.header("retry-after"), "1")
+            self.assertEqual(refused.header("connection"), "close")
+            # the page can read why, and retry
+            self.assertEqual(refused.header("access-control-allow-origin"), h.ORIGIN)
+            self.assertLess(refused_in, 1.0)  # no waiting for the slot (curl start included)
+            # operators are told (one warning a second at most), and no
+            # handler ran: no call was logged
+            deadline = time.monotonic() + 2
+            while not server.events("http_connection_limit") and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.assertIn("http.max_connections (1) reached",
+                          server.events("http_connection_limit")[0]["message"])
+            self.assertFalse([e for e in server.events("rpc") if e.get("transport") == "http"])
+            # the connection within the limit is still served
+            idle.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            idle.settimeout(5)
+            self.assertTrue(idle.recv(4096).startswith(b"HTTP/1.1 200"))
             idle.close()
             time.sleep(0.3)
             self.assertEqual(h.curl(server.base + "/healthz").status, 200)
