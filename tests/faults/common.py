@@ -2,74 +2,19 @@
 tests/integration), the fake Agora Chat server on a chosen port, an upstream
 that accepts connections and never answers, and /proc readings of the
 server's RSS and open fds."""
-import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
 import harness as h  # noqa: E402
 
-FAKE = os.path.join(h.BIN_DIR, "fake-chat-server")
 
-
-class FakeChat:
-    """fake-chat-server on `port` (0: a free one); kill() and a new
-    FakeChat(port=old.port) bring the upstream down and back on the same
-    address."""
-
-    def __init__(self, port=0, directory=None):
-        self.dir = directory or h.tempfile.mkdtemp(prefix="ct-faults-fake-")
-        cert_file = os.path.join(self.dir, "cert")
-        with open(cert_file, "w") as f:
-            f.write(h.CERTIFICATE + "\n")
-        deadline = time.monotonic() + 10
-        while True:
-            self.proc = subprocess.Popen(
-                [FAKE, "--port", str(port), "--app-id", h.APP_ID, "--app-cert-file", cert_file,
-                 "--app-key", h.APP_KEY],
-                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-            line = self.proc.stdout.readline().strip()
-            if line.startswith("port="):
-                break
-            self.proc.wait()
-            self.proc.stdout.close()
-            if port == 0 or time.monotonic() > deadline:
-                raise RuntimeError("fake-chat-server did not start on port %d: %r" % (port, line))
-            time.sleep(0.05)  # the old listener's port is not free yet
-        self.port = int(line.split("=", 1)[1])
-        self.url = "http://127.0.0.1:%d" % self.port
-
-    def admin(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data,
-                                     method="POST" if data is not None else "GET")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"{}")
-
-    def kill(self):
-        """SIGKILL: the upstream dies without a goodbye."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self.proc.stdout.closed:
-            self.proc.stdout.close()
+FakeChat = h.fake_chat  # FakeChat(port=..., directory=...): tests/fakes/fake_chat.py
 
 
 class HangingUpstream:

@@ -19,7 +19,8 @@ from common import h, http_get, http_port, open_fds, report, rss_kb
 
 Code = grpc.StatusCode
 GRPC_FLOOD = 2000
-FLOODS = 3
+FLOODS = 5
+RSS_KEPT_MAX_KB = 100 * 1024
 HTTP_LIMIT = 64
 HTTP_OVER_SLOTS = 64  # SRV_HTTP_OVER_LIMIT_SLOTS: answered 503, beyond them closed at accept
 HTTP_OVER_TIMEOUT = 2  # SRV_HTTP_OVER_LIMIT_TIMEOUT: idle seconds allowed over the limit
@@ -147,8 +148,17 @@ class ConnectionFlood(unittest.TestCase):
                             % (open_fds(pid), base_fds, round_ + 1))
             time.sleep(0.3)
             rss_after.append(rss_kb(pid))
-        growth = (rss_after[-1] - rss_after[-2]) / rss_after[-2]
-        self.assertLess(growth, 0.05, "RSS after each flood: %r kB (base %d): still growing"
+        # RSS does not return to base (glibc and gRPC keep grown pools) and
+        # steps up by ~30 MB at a flood that varies from run to run (seven
+        # floods, RSS after each: 54.9/84.6/85.0/85.8/86.0/86.1/86.1 MB from 21.4;
+        # another run 55.6/56.0/56.4/56.5/86.2), so flood-to-flood ratios
+        # flake. The bound: after five floods of 2,000 connections at most
+        # 100 MB more than at rest (runs keep ~65 MB); a leak of 10 KiB per
+        # connection would cross it. Exact leak checks are valgrind.memcheck's
+        # and LeakSanitizer's (sanitize.asan_ubsan), which run this binary too.
+        growth = rss_after[-1] - base_rss
+        self.assertLess(growth, RSS_KEPT_MAX_KB,
+                        "RSS after each flood: %r kB (base %d): still growing"
                         % (rss_after, base_rss))
 
         # HTTP: the limit is full of idle connections (held for their 30 s)
@@ -215,7 +225,7 @@ class ConnectionFlood(unittest.TestCase):
                fds_peak=max(peak_fds), fds_after=open_fds(pid),
                grpc_call_during_flood_s=grpc_call_during, rss_base_kb=base_rss,
                rss_peak_kb=peak_rss, rss_after_each_flood_kb="/".join(map(str, rss_after)),
-               rss_last_flood_growth_pct=100 * growth,
+               rss_kept_kb=growth,
                http_limit=HTTP_LIMIT, http_flood=HTTP_EXTRA, http_fds_at_limit=http_fds,
                http_flood_connect_s=flood_connect_s, refused_503_s=refused_503_s,
                refused_closed_s=refused_full_s, grpc_call_http_full_s=grpc_call_http_full)

@@ -4,55 +4,32 @@ directory thread resumes it; a cached one answers at once; concurrent
 requests all finish; upstream failures map to 503; the directory's
 counters show in /metrics; SIGTERM with a lookup under way exits cleanly."""
 import concurrent.futures
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
 import unittest
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakes"))
 import harness as h  # noqa: E402
+from fake_chat import FakeChat  # noqa: E402
 
 FAKE = os.path.join(h.BIN_DIR, "fake-chat-server")
 BEARER_WEB = "Authorization: Bearer " + h.WEB_KEY
 
 
-class FakeChat:
-    def __init__(self):
-        self.cert = tempfile.NamedTemporaryFile("w", prefix="ct-http-fake-")
-        self.cert.write(h.CERTIFICATE + "\n")
-        self.cert.flush()
-        self.proc = subprocess.Popen([FAKE, "--port", "0", "--app-id", h.APP_ID,
-                                      "--app-cert-file", self.cert.name, "--app-key", h.APP_KEY],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        assert line.startswith("port="), "fake-chat-server did not start: %r" % line
-        self.base = "http://127.0.0.1:%d" % int(line.strip()[5:])
-
-    def admin(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, data=data,
-                                     method="POST" if data is not None else "GET")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"null")
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.proc.stdout.close()
-        self.cert.close()
+def fake_chat():
+    """The fake Agora Chat server for this app (tests/fakes/fake_chat.py)."""
+    return FakeChat(FAKE, h.APP_ID, h.CERTIFICATE, h.APP_KEY)
 
 
 @unittest.skipUnless(os.path.exists(FAKE), "fake-chat-server is not built")
 class HttpUuidMode(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.fake = FakeChat()
+        cls.fake = fake_chat()
         cfg = h.base_config(user_tokens={"identity": "uuid"},
-                            directory={"base_url": cls.fake.base, "retries": 0,
+                            directory={"base_url": cls.fake.url, "retries": 0,
                                        "request_timeout_ms": 3000})
         cls.server = h.Server(cfg)
 
@@ -61,7 +38,7 @@ class HttpUuidMode(unittest.TestCase):
         try:
             assert cls.server.stop() == 0
         finally:
-            cls.fake.stop()
+            cls.fake.close()
 
     def user_token(self, name):
         return h.curl(self.server.base + "/chat/user/%s/token" % name, headers=[BEARER_WEB])
@@ -118,10 +95,10 @@ class HttpUuidMode(unittest.TestCase):
 @unittest.skipUnless(os.path.exists(FAKE), "fake-chat-server is not built")
 class HttpUuidShutdown(unittest.TestCase):
     def test_sigterm_with_a_lookup_under_way(self):
-        fake = FakeChat()
+        fake = fake_chat()
         try:
             cfg = h.base_config(user_tokens={"identity": "uuid"},
-                                directory={"base_url": fake.base, "retries": 0,
+                                directory={"base_url": fake.url, "retries": 0,
                                            "request_timeout_ms": 3000},
                                 shutdown={"drain_seconds": 0, "grace_seconds": 1})
             server = h.Server(cfg)
@@ -137,7 +114,7 @@ class HttpUuidShutdown(unittest.TestCase):
             # answered before the server went, or cut off: never a hang
             self.assertIn(answer.status, (0, 200, 503), answer)
         finally:
-            fake.stop()
+            fake.close()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
+from fake_chat import FakeChat  # noqa: E402  (tests/fakes/fake_chat.py)
 SOURCE_DIR = os.environ.get("CT_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
 BIN_DIR = os.environ.get("CT_BIN_DIR", os.path.join(SOURCE_DIR, "build-it", "bin"))
 TOKEND = os.path.join(BIN_DIR, "chat-tokend")
@@ -562,6 +564,12 @@ def foreign_token(shape, app_id=APP_ID, certificate=CERTIFICATE):
 
 
 # ---- misc ----
+
+def fake_chat(port=0, directory=None):
+    """The fake Agora Chat server for this app (tests/fakes/fake_chat.py)."""
+    return FakeChat(os.path.join(BIN_DIR, "fake-chat-server"), APP_ID, CERTIFICATE, APP_KEY,
+                    port=port, directory=directory)
+
 
 def free_closed_port():
     """A local TCP port nobody listens on (bound then closed)."""

@@ -4,69 +4,15 @@ looked up and registered once, cached, shared by concurrent callers, and
 every upstream fault maps to its status without slowing down what does not
 need the upstream."""
 import concurrent.futures
-import json
-import os
-import subprocess
 import threading
 import time
 import unittest
-import urllib.request
 
 import grpc
 
 import harness as h
 
 Code = grpc.StatusCode
-FAKE = os.path.join(h.BIN_DIR, "fake-chat-server")
-ORG, APP = h.APP_KEY.split("#")
-
-
-class FakeChat:
-    """One fake-chat-server process with its admin API."""
-
-    def __init__(self):
-        self.dir = h.tempfile.mkdtemp(prefix="ct-fake-")
-        cert_file = os.path.join(self.dir, "cert")
-        with open(cert_file, "w") as f:
-            f.write(h.CERTIFICATE + "\n")
-        self.proc = subprocess.Popen(
-            [FAKE, "--port", "0", "--app-id", h.APP_ID, "--app-cert-file", cert_file,
-             "--app-key", h.APP_KEY],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("port="):
-            self.proc.kill()
-            raise RuntimeError("fake-chat-server did not start: %r" % line)
-        self.url = "http://127.0.0.1:%s" % line.split("=", 1)[1]
-
-    def admin(self, path, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data,
-                                     method="POST" if data is not None else "GET")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read() or b"{}")
-
-    def fault(self, **fault):
-        self.admin("/_admin/fault", fault)
-
-    def stats(self):
-        return self.admin("/_admin/stats")
-
-    def requests(self):
-        return self.admin("/_admin/requests")["requests"]
-
-    def user(self, name):
-        return self.admin("/_admin/users/" + name)
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc.stdout.close()
-        h.shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def uuid_config(fake, **directory):
@@ -80,7 +26,7 @@ class DirectoryCase(unittest.TestCase):
     directory = {}
 
     def setUp(self):
-        self.fake = FakeChat()
+        self.fake = h.fake_chat()
         self.addCleanup(self.fake.close)
         self.server = h.Server(uuid_config(self.fake, **self.directory)).start()
         self.addCleanup(self.server.cleanup)

@@ -126,47 +126,11 @@ class UsernameModeTest(MemcheckCase):
         self.stop_clean(server)
 
 
-class FakeChat:
-    """fake-chat-server on a free port (see tests/fakes/fake_chat_server.c)."""
-
-    def __init__(self, workdir):
-        cert_file = os.path.join(workdir, "cert")
-        with open(cert_file, "w") as f:
-            f.write(h.CERTIFICATE + "\n")
-        self.proc = subprocess.Popen(
-            [os.path.join(h.BIN_DIR, "fake-chat-server"), "--port", "0", "--app-id", h.APP_ID,
-             "--app-cert-file", cert_file, "--app-key", h.APP_KEY],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline().strip()
-        if not line.startswith("port="):
-            self.close()
-            raise RuntimeError("fake-chat-server did not start: %r" % line)
-        self.url = "http://127.0.0.1:%s" % line.split("=", 1)[1]
-
-    def admin(self, path, body):
-        import json
-        import urllib.request
-        req = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                     method="POST")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            resp.read()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc.stdout.close()
-
-
 class UuidModeTest(MemcheckCase):
     def test_get_user_token_against_the_fake_chat_server_then_sigterm(self):
         workdir = tempfile.mkdtemp(prefix="ct-memcheck-fake-")
         self.addCleanup(shutil.rmtree, workdir, True)
-        fake = FakeChat(workdir)
+        fake = h.fake_chat(directory=workdir)
         self.addCleanup(fake.close)
         # generous upstream timeouts: the server is the slow side here
         config = h.base_config(user_tokens={"identity": "uuid"},
