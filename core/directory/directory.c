@@ -832,22 +832,16 @@ static void on_done(ud_directory *dir, flight *f, CURLcode rc)
 
 /* ---- the directory thread ---- */
 
-/* Takes new flights and drops waiters whose deadline passed; flights that
- * nobody waits for any more leave the table and are freed. */
-static void sync_with_callers(ud_directory *dir, int64_t now)
+/* Under dir->lock: moves the flights callers created into the active list,
+ * and into the request queue when they are to be started. */
+static void adopt_incoming_locked(ud_directory *dir, int start)
 {
-    flight *incoming;
-    flight *f;
-    flight *dead = NULL;
-    waiter *expired = NULL;
-    int64_t earliest = INT64_MAX;
+    flight *incoming = dir->incoming;
 
-    pthread_mutex_lock(&dir->lock);
-    incoming = dir->incoming;
     dir->incoming = NULL;
     dir->incoming_tail = &dir->incoming;
     while (incoming != NULL) {
-        f = incoming;
+        flight *f = incoming;
         incoming = f->incoming_next;
         f->prev = NULL;
         f->next = dir->active;
@@ -855,8 +849,23 @@ static void sync_with_callers(ud_directory *dir, int64_t now)
             dir->active->prev = f;
         }
         dir->active = f;
-        queue_push(dir, f);
+        if (start) {
+            queue_push(dir, f);
+        }
     }
+}
+
+/* Takes new flights and drops waiters whose deadline passed; flights that
+ * nobody waits for any more leave the table and are freed. */
+static void sync_with_callers(ud_directory *dir, int64_t now)
+{
+    flight *f;
+    flight *dead = NULL;
+    waiter *expired = NULL;
+    int64_t earliest = INT64_MAX;
+
+    pthread_mutex_lock(&dir->lock);
+    adopt_incoming_locked(dir, 1);
     if (now >= dir->earliest_deadline_ms) {
         for (f = dir->active; f != NULL; f = f->next) {
             waiter **link = &f->waiters;
@@ -972,23 +981,10 @@ static void drain_done(ud_directory *dir)
 static void fail_everything(ud_directory *dir)
 {
     flight *f;
-    flight *incoming;
     waiter *all = NULL;
 
     pthread_mutex_lock(&dir->lock);
-    incoming = dir->incoming;
-    dir->incoming = NULL;
-    dir->incoming_tail = &dir->incoming;
-    while (incoming != NULL) {
-        f = incoming;
-        incoming = f->incoming_next;
-        f->prev = NULL;
-        f->next = dir->active;
-        if (dir->active != NULL) {
-            dir->active->prev = f;
-        }
-        dir->active = f;
-    }
+    adopt_incoming_locked(dir, 0);
     for (f = dir->active; f != NULL; f = f->next) {
         table_remove(dir, f);
         if (f->waiters != NULL) {
