@@ -177,19 +177,16 @@ static ct_config *config(void)
     ct_config *cfg = calloc(1, sizeof(*cfg));
 
     assert_non_null(cfg);
+    /* the documented defaults (timeouts 1000/3000 ms, 2 retries, TTLs
+     * 86400/30 s, auto_register on), then what these tests need */
+    ct_config_defaults(cfg);
     snprintf(cfg->app_id, sizeof(cfg->app_id), "%s", APP_ID);
     snprintf(cfg->app_certificate, sizeof(cfg->app_certificate), "%s", APP_CERT);
     snprintf(cfg->app_key, sizeof(cfg->app_key), "org#app");
     snprintf(cfg->directory_base_url, sizeof(cfg->directory_base_url), "http://127.0.0.1:%d/",
              fake_port);
-    cfg->directory_auto_register = 1;
-    cfg->directory_connect_timeout_ms = 1000;
-    cfg->directory_request_timeout_ms = 3000;
-    cfg->directory_retries = 2;
     cfg->directory_rate_limit_per_second = 1000;
     cfg->directory_cache_capacity = 1000;
-    cfg->directory_cache_ttl_seconds = 86400;
-    cfg->directory_cache_negative_ttl_seconds = 30;
     return cfg;
 }
 
