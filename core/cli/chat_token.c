@@ -1,6 +1,7 @@
-/* chat-token: build, inspect and verify AccessToken2 Chat tokens from the
- * shell. The certificate comes from a file or the environment, never from
+/* chat-token: build (Chat, RTC, RTM), inspect and verify AccessToken2 tokens
+ * from the shell. The certificate comes from a file or the environment, never from
  * argv (argv is visible to every user through ps and /proc). */
+#include "../rtc.h"
 #include "../secret.h"
 #include "../token.h"
 
@@ -18,25 +19,33 @@ static const char *const usage_main =
     "usage: chat-token <command> [options]\n"
     "\n"
     "commands:\n"
-    "  build app|user   build a Chat app token or user token and print it\n"
+    "  build KIND       build a Chat app or user token, an RTC or RTM token; print it\n"
     "  inspect TOKEN|-  print the fields of any 007 token as JSON\n"
     "  verify TOKEN|-   check a token's signature (exit 0 when it holds)\n"
     "\n"
     "'chat-token <command> --help' shows the options of a command.\n";
 
 static const char *const usage_build =
-    "usage: chat-token build app|user --app-id ID [--app-cert-file FILE]\n"
-    "                        [--user USER_ID] [--ttl SECONDS] [--salt N --issue-ts T]\n"
+    "usage: chat-token build app|user|rtc|rtm --app-id ID [--app-cert-file FILE]\n"
+    "                        [--ttl SECONDS] [--salt N --issue-ts T] [kind options]\n"
     "\n"
     "  --app-id ID          32 hex characters (or env CHAT_TOKEN_APP_ID)\n"
     "  --app-cert-file F    file holding the app certificate; without it the\n"
     "                       certificate comes from env CHAT_TOKEN_APP_CERTIFICATE_FILE\n"
     "                       or CHAT_TOKEN_APP_CERTIFICATE\n"
-    "  --user USER_ID       the Chat user id (user tokens only)\n"
     "  --ttl SECONDS        1..86400, default 3600\n"
     "  --salt N, --issue-ts T\n"
     "                       fix the salt (1..99999999) and issue time (unix seconds)\n"
-    "                       for reproducible tokens; default: CSPRNG salt, now\n";
+    "                       for reproducible tokens; default: CSPRNG salt, now\n"
+    "\n"
+    "  user:  --user USER_ID      the Chat user id\n"
+    "  rtm:   --user USER_ID      the RTM user id\n"
+    "  rtc:   --channel NAME      the channel (1..64 bytes)\n"
+    "         --uid N | --account NAME\n"
+    "                             the user: a uid (0 = any uid) or an account\n"
+    "         --role publisher|subscriber\n"
+    "         --privilege-ttl S   join/publish privileges, 1..86400 (default --ttl)\n"
+    "         --with-rtm          also the RTM login privilege for the account\n";
 
 static const char *const usage_inspect =
     "usage: chat-token inspect TOKEN|-\n"
@@ -109,17 +118,141 @@ static int load_certificate(const char *file, char *cert, size_t certlen)
     return 0;
 }
 
+/* What `build` was asked for, as parsed from argv. */
+typedef struct build_request {
+    const char *kind;
+    const char *app_id;
+    const char *cert_file;
+    const char *user;
+    const char *channel;
+    const char *account;
+    const char *role;
+    uint32_t uid;
+    int have_uid;
+    int with_rtm;
+    uint32_t ttl;
+    uint32_t privilege_ttl;
+    uint32_t salt;
+    uint32_t issue_ts;
+    int have_salt;
+    int have_ts;
+} build_request;
+
+/* Reads one "--name value" option of `build`; 0, or the usage exit code. */
+static int build_option(build_request *req, const char *a, const char *v)
+{
+    if (strcmp(a, "--app-id") == 0) {
+        req->app_id = v;
+    } else if (strcmp(a, "--app-cert-file") == 0) {
+        req->cert_file = v;
+    } else if (strcmp(a, "--user") == 0) {
+        req->user = v;
+    } else if (strcmp(a, "--channel") == 0) {
+        req->channel = v;
+    } else if (strcmp(a, "--account") == 0) {
+        req->account = v;
+    } else if (strcmp(a, "--role") == 0) {
+        req->role = v;
+    } else if (strcmp(a, "--uid") == 0) {
+        if (parse_u32(v, &req->uid) != 0) {
+            return usage_error(usage_build, "--uid must be 0..4294967295, got '%s'", v);
+        }
+        req->have_uid = 1;
+    } else if (strcmp(a, "--ttl") == 0) {
+        if (parse_u32(v, &req->ttl) != 0 || req->ttl < 1 || req->ttl > CT_CHAT_TTL_MAX) {
+            return usage_error(usage_build, "--ttl must be 1..86400, got '%s'", v);
+        }
+    } else if (strcmp(a, "--privilege-ttl") == 0) {
+        if (parse_u32(v, &req->privilege_ttl) != 0 || req->privilege_ttl < 1 ||
+            req->privilege_ttl > CT_RTC_TTL_MAX) {
+            return usage_error(usage_build, "--privilege-ttl must be 1..86400, got '%s'", v);
+        }
+    } else if (strcmp(a, "--salt") == 0) {
+        if (parse_u32(v, &req->salt) != 0 || req->salt < 1 || req->salt > CT_SALT_MAX) {
+            return usage_error(usage_build, "--salt must be 1..99999999, got '%s'", v);
+        }
+        req->have_salt = 1;
+    } else if (strcmp(a, "--issue-ts") == 0) {
+        if (parse_u32(v, &req->issue_ts) != 0) {
+            return usage_error(usage_build, "--issue-ts must be unix seconds, got '%s'", v);
+        }
+        req->have_ts = 1;
+    } else {
+        return usage_error(usage_build, "unknown option '%s'", a);
+    }
+    return 0;
+}
+
+/* The options each kind needs and refuses; 0, or the usage exit code. */
+static int build_check(const build_request *req)
+{
+    const char *k = req->kind;
+    int rtc = k != NULL && strcmp(k, "rtc") == 0;
+
+    if (k == NULL ||
+        (strcmp(k, "app") != 0 && strcmp(k, "user") != 0 && !rtc && strcmp(k, "rtm") != 0)) {
+        return usage_error(usage_build, "say what to build: 'app', 'user', 'rtc' or 'rtm'%s", "");
+    }
+    if ((strcmp(k, "user") == 0 || strcmp(k, "rtm") == 0) && req->user == NULL) {
+        return usage_error(usage_build, "a %s token needs --user USER_ID", k);
+    }
+    if ((strcmp(k, "app") == 0 || rtc) && req->user != NULL) {
+        return usage_error(usage_build, "an %s token has no --user", k);
+    }
+    if (!rtc && (req->channel != NULL || req->account != NULL || req->have_uid ||
+                 req->role != NULL || req->with_rtm || req->privilege_ttl != 0)) {
+        return usage_error(usage_build,
+                           "--channel, --uid, --account, --role, --privilege-ttl and --with-rtm "
+                           "are for rtc tokens, not %s",
+                           k);
+    }
+    if (rtc &&
+        (req->channel == NULL || req->role == NULL || req->have_uid == (req->account != NULL))) {
+        return usage_error(usage_build,
+                           "an rtc token needs --channel, --role and one of --uid or --account%s",
+                           "");
+    }
+    if (rtc && strcmp(req->role, "publisher") != 0 && strcmp(req->role, "subscriber") != 0) {
+        return usage_error(usage_build, "--role must be publisher or subscriber, got '%s'",
+                           req->role);
+    }
+    if (req->app_id == NULL) {
+        return usage_error(usage_build, "no app id: give --app-id or set CHAT_TOKEN_APP_ID%s", "");
+    }
+    return 0;
+}
+
+static int build_token(const build_request *req, const char *cert, char *token, size_t tokenlen,
+                       char *err, size_t errlen)
+{
+    char uid_account[11];
+    ct_rtc_spec rtc;
+
+    if (strcmp(req->kind, "app") == 0) {
+        return ct_chat_build_app_token(req->app_id, cert, req->issue_ts, req->salt, req->ttl, token,
+                                       tokenlen, NULL, err, errlen);
+    }
+    if (strcmp(req->kind, "user") == 0) {
+        return ct_chat_build_user_token(req->app_id, cert, req->user, req->issue_ts, req->salt,
+                                        req->ttl, token, tokenlen, NULL, err, errlen);
+    }
+    if (strcmp(req->kind, "rtm") == 0) {
+        return ct_rtm_build_token(req->app_id, cert, req->user, req->issue_ts, req->salt, req->ttl,
+                                  token, tokenlen, NULL, err, errlen);
+    }
+    ct_rtc_uid_account(req->uid, uid_account);
+    rtc.channel_name = req->channel;
+    rtc.account = req->have_uid ? uid_account : req->account;
+    rtc.role = strcmp(req->role, "publisher") == 0 ? CT_RTC_ROLE_PUBLISHER : CT_RTC_ROLE_SUBSCRIBER;
+    rtc.privilege_ttl = req->privilege_ttl != 0 ? req->privilege_ttl : req->ttl;
+    rtc.with_rtm = req->with_rtm;
+    return ct_rtc_build_token(req->app_id, cert, &rtc, req->issue_ts, req->salt, req->ttl, token,
+                              tokenlen, NULL, err, errlen);
+}
+
 static int cmd_build(int argc, char **argv)
 {
-    const char *kind = NULL;
-    const char *app_id = getenv("CHAT_TOKEN_APP_ID");
-    const char *cert_file = NULL;
-    const char *user = NULL;
-    uint32_t ttl = 3600;
-    uint32_t salt = 0;
-    uint32_t issue_ts = 0;
-    int have_salt = 0;
-    int have_ts = 0;
+    build_request req = {.app_id = getenv("CHAT_TOKEN_APP_ID"), .ttl = 3600};
     char cert[SECRET_MAX];
     char token[CT_BUILD_MAX_CHARS];
     char err[256];
@@ -132,70 +265,42 @@ static int cmd_build(int argc, char **argv)
             fputs(usage_build, stdout);
             return 0;
         }
+        if (strcmp(a, "--with-rtm") == 0) {
+            req.with_rtm = 1;
+            continue;
+        }
         if (a[0] != '-') {
-            if (kind != NULL) {
+            if (req.kind != NULL) {
                 return usage_error(usage_build, "unexpected argument '%s'", a);
             }
-            kind = a;
+            req.kind = a;
             continue;
         }
         if (v == NULL) {
             return usage_error(usage_build, "%s needs a value", a);
         }
         i++;
-        if (strcmp(a, "--app-id") == 0) {
-            app_id = v;
-        } else if (strcmp(a, "--app-cert-file") == 0) {
-            cert_file = v;
-        } else if (strcmp(a, "--user") == 0) {
-            user = v;
-        } else if (strcmp(a, "--ttl") == 0) {
-            if (parse_u32(v, &ttl) != 0 || ttl < 1 || ttl > CT_CHAT_TTL_MAX) {
-                return usage_error(usage_build, "--ttl must be 1..86400, got '%s'", v);
-            }
-        } else if (strcmp(a, "--salt") == 0) {
-            if (parse_u32(v, &salt) != 0 || salt < 1 || salt > CT_SALT_MAX) {
-                return usage_error(usage_build, "--salt must be 1..99999999, got '%s'", v);
-            }
-            have_salt = 1;
-        } else if (strcmp(a, "--issue-ts") == 0) {
-            if (parse_u32(v, &issue_ts) != 0) {
-                return usage_error(usage_build, "--issue-ts must be unix seconds, got '%s'", v);
-            }
-            have_ts = 1;
-        } else {
-            return usage_error(usage_build, "unknown option '%s'", a);
+        rc = build_option(&req, a, v);
+        if (rc != 0) {
+            return rc;
         }
     }
-    if (kind == NULL || (strcmp(kind, "app") != 0 && strcmp(kind, "user") != 0)) {
-        return usage_error(usage_build, "say what to build: 'app' or 'user'%s", "");
+    rc = build_check(&req);
+    if (rc != 0) {
+        return rc;
     }
-    if (strcmp(kind, "user") == 0 && user == NULL) {
-        return usage_error(usage_build, "a user token needs --user USER_ID%s", "");
-    }
-    if (strcmp(kind, "app") == 0 && user != NULL) {
-        return usage_error(usage_build, "an app token has no user: drop --user%s", "");
-    }
-    if (app_id == NULL) {
-        return usage_error(usage_build, "no app id: give --app-id or set CHAT_TOKEN_APP_ID%s", "");
-    }
-    if (load_certificate(cert_file, cert, sizeof(cert)) != 0) {
+    if (load_certificate(req.cert_file, cert, sizeof(cert)) != 0) {
         return EXIT_USAGE;
     }
-    if (!have_ts) {
-        issue_ts = (uint32_t)time(NULL);
+    if (!req.have_ts) {
+        req.issue_ts = (uint32_t)time(NULL);
     }
-    if (!have_salt && ct_salt_random(&salt) != CT_OK) {
+    if (!req.have_salt && ct_salt_random(&req.salt) != CT_OK) {
         fprintf(stderr, "chat-token: the CSPRNG failed\n");
+        ct_secret_wipe(cert, sizeof(cert));
         return 1;
     }
-    if (strcmp(kind, "app") == 0) {
-        rc = ct_chat_build_app_token(app_id, cert, issue_ts, salt, ttl, token, sizeof(token), NULL,
-                                     err, sizeof(err));
-    } else {
-        rc = ct_chat_build_user_token(app_id, cert, user, issue_ts, salt, ttl, token, sizeof(token),
-                                      NULL, err, sizeof(err));
-    }
+    rc = build_token(&req, cert, token, sizeof(token), err, sizeof(err));
     ct_secret_wipe(cert, sizeof(cert));
     if (rc != CT_OK) {
         fprintf(stderr, "chat-token: %s\n", err);
