@@ -13,9 +13,7 @@ static int anonymous(srv_caller *caller, srv_status *status)
 {
     snprintf(caller->name, sizeof(caller->name), "anonymous");
     caller->methods = CT_METHOD_ALL;
-    status->code = SRV_OK;
-    status->message[0] = '\0';
-    return SRV_OK;
+    return srv_ok(status);
 }
 
 /* Compares the key's hash with every configured hash, always all of them,
@@ -92,18 +90,14 @@ int srv_auth_identify(const ct_config *cfg, const srv_credentials *cred, srv_cal
         }
         snprintf(caller->name, sizeof(caller->name), "%s", k->name);
         caller->methods = k->methods;
-        status->code = SRV_OK;
-        status->message[0] = '\0';
-        return SRV_OK;
+        return srv_ok(status);
     }
     if (cred->peer_id_count > 0) {
         const ct_mtls_client *c = find_peer(cfg, cred);
         if (c != NULL) {
             snprintf(caller->name, sizeof(caller->name), "%s", c->id);
             caller->methods = c->methods;
-            status->code = SRV_OK;
-            status->message[0] = '\0';
-            return SRV_OK;
+            return srv_ok(status);
         }
         if (!cfg->allow_unauthenticated) {
             return srv_fail(status, SRV_UNAUTHENTICATED,

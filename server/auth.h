@@ -7,9 +7,15 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "handlers.h"
+#include "status.h"
 
 #define SRV_AUTH_MAX_PEER_IDS 16
+
+/* Who is calling, as auth established it. */
+typedef struct srv_caller {
+    char name[CT_CONFIG_ID_MAX]; /* api key name, client certificate id, or "anonymous" */
+    unsigned methods;            /* enum ct_method bits this caller may call */
+} srv_caller;
 
 /* What a request presented; any part may be absent (NULL / 0). */
 typedef struct srv_credentials {

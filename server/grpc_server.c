@@ -532,8 +532,7 @@ static int watch_advance_locked(call *c)
     int status;
 
     if (c->watch_finish || c->watch_closed) {
-        c->status.code = SRV_OK;
-        c->status.message[0] = '\0';
+        srv_ok(&c->status);
         c->step = STEP_FINISHING; /* claimed: nobody else advances it now */
         return 1;
     }

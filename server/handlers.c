@@ -4,29 +4,10 @@
 
 #include "metrics.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-
-int srv_fail(srv_status *status, enum srv_code code, const char *fmt, ...)
-{
-    va_list ap;
-
-    status->code = code;
-    va_start(ap, fmt);
-    vsnprintf(status->message, sizeof(status->message), fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-static int succeed(srv_status *status)
-{
-    status->code = SRV_OK;
-    status->message[0] = '\0';
-    return SRV_OK;
-}
 
 static int64_t now_seconds(const srv_context *ctx)
 {
@@ -39,7 +20,7 @@ int srv_authorize(const srv_caller *caller, unsigned method, srv_status *status)
         return srv_fail(status, SRV_PERMISSION_DENIED, "caller '%s' may not call %s", caller->name,
                         ct_method_name(method));
     }
-    return succeed(status);
+    return srv_ok(status);
 }
 
 /* 0 means the configured default; above the maximum is the caller's error. */
@@ -47,7 +28,7 @@ static int resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, 
 {
     if (requested == 0) {
         *ttl = cfg->default_ttl_seconds;
-        return succeed(status);
+        return srv_ok(status);
     }
     if (requested > cfg->max_ttl_seconds) {
         return srv_fail(status, SRV_INVALID_ARGUMENT,
@@ -55,7 +36,7 @@ static int resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, 
                         cfg->max_ttl_seconds, requested);
     }
     *ttl = requested;
-    return succeed(status);
+    return srv_ok(status);
 }
 
 /* Builds a Chat token for user_id ("" = app token) and fills reply. */
@@ -88,8 +69,8 @@ static int issue(const srv_context *ctx, const char *user_id, uint32_t ttl, srv_
     }
     reply->expire_time = now + ttl;
     snprintf(reply->user_id, sizeof(reply->user_id), "%s", user_id);
-    srv_metrics_token_issued(reply->kind);
-    return succeed(status);
+    srv_metrics_token_issued(reply->kind == SRV_KIND_USER);
+    return srv_ok(status);
 }
 
 int srv_get_app_token(const srv_context *ctx, const srv_caller *caller, uint32_t ttl_seconds,
@@ -198,7 +179,7 @@ static int chat_privilege(const ct_token *tok, const ct_privilege **privilege, c
     if (memchr(user_id->data, '\0', user_id->len) != NULL) {
         return srv_fail(status, SRV_INVALID_ARGUMENT, "user id holds a NUL byte");
     }
-    return succeed(status);
+    return srv_ok(status);
 }
 
 /* Signed by this app with the current or a previous certificate? */
@@ -209,11 +190,11 @@ static int signed_by_us(const ct_config *cfg, const ct_token *tok, srv_status *s
         return srv_fail(status, SRV_PERMISSION_DENIED, "token was issued for another app");
     }
     if (ct_token_verify(tok, cfg->app_certificate) == CT_OK) {
-        return succeed(status);
+        return srv_ok(status);
     }
     for (size_t i = 0; i < cfg->previous_certificate_count; i++) {
         if (ct_token_verify(tok, cfg->previous_certificates[i]) == CT_OK) {
-            return succeed(status);
+            return srv_ok(status);
         }
     }
     return srv_fail(status, SRV_PERMISSION_DENIED,
@@ -270,26 +251,4 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     memcpy(identity, user_id.data, user_id.len);
     identity[user_id.len] = '\0';
     return issue(ctx, identity, ttl, reply, status);
-}
-
-const char *srv_code_name(enum srv_code code)
-{
-    static const char *const names[] = {"OK",
-                                        "CANCELLED",
-                                        "UNKNOWN",
-                                        "INVALID_ARGUMENT",
-                                        "DEADLINE_EXCEEDED",
-                                        "NOT_FOUND",
-                                        "ALREADY_EXISTS",
-                                        "PERMISSION_DENIED",
-                                        "RESOURCE_EXHAUSTED",
-                                        "FAILED_PRECONDITION",
-                                        "ABORTED",
-                                        "OUT_OF_RANGE",
-                                        "UNIMPLEMENTED",
-                                        "INTERNAL",
-                                        "UNAVAILABLE",
-                                        "DATA_LOSS",
-                                        "UNAUTHENTICATED"};
-    return (unsigned)code < sizeof(names) / sizeof(names[0]) ? names[code] : "UNKNOWN";
 }

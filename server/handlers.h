@@ -8,44 +8,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "config.h"
 #include "directory/directory.h"
+#include "status.h"
 #include "token.h"
 #include "username.h"
-
-/* The gRPC status codes, so handlers need no gRPC header. */
-enum srv_code {
-    SRV_OK = 0,
-    SRV_CANCELLED = 1,
-    SRV_UNKNOWN = 2,
-    SRV_INVALID_ARGUMENT = 3,
-    SRV_DEADLINE_EXCEEDED = 4,
-    SRV_NOT_FOUND = 5,
-    SRV_ALREADY_EXISTS = 6,
-    SRV_PERMISSION_DENIED = 7,
-    SRV_RESOURCE_EXHAUSTED = 8,
-    SRV_FAILED_PRECONDITION = 9,
-    SRV_ABORTED = 10,
-    SRV_OUT_OF_RANGE = 11,
-    SRV_UNIMPLEMENTED = 12,
-    SRV_INTERNAL = 13,
-    SRV_UNAVAILABLE = 14,
-    SRV_DATA_LOSS = 15,
-    SRV_UNAUTHENTICATED = 16,
-};
-
-#define SRV_MESSAGE_MAX 256
-
-typedef struct srv_status {
-    enum srv_code code;
-    char message[SRV_MESSAGE_MAX];
-} srv_status;
-
-/* Who is calling, as auth established it. */
-typedef struct srv_caller {
-    char name[CT_CONFIG_ID_MAX]; /* api key name, client certificate id, or "anonymous" */
-    unsigned methods;            /* enum ct_method bits this caller may call */
-} srv_caller;
 
 enum srv_token_kind { SRV_KIND_UNSPECIFIED = 0, SRV_KIND_APP = 1, SRV_KIND_USER = 2 };
 
@@ -98,12 +66,5 @@ struct srv_user_request {
 void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const char *username,
                         size_t username_len, uint32_t ttl_seconds, int64_t deadline_ms,
                         srv_user_request *request, srv_done_fn done, void *arg);
-
-/* Short names for logs and metrics ("OK", "INVALID_ARGUMENT", ...). */
-const char *srv_code_name(enum srv_code code);
-
-/* Sets status (code + printf-style message); returns code. */
-int srv_fail(srv_status *status, enum srv_code code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -70,9 +70,7 @@ static int decode_segment(const char *segment, size_t len, char *out, size_t siz
     }
     out[n] = '\0';
     *outlen = n;
-    status->code = SRV_OK;
-    status->message[0] = '\0';
-    return SRV_OK;
+    return srv_ok(status);
 }
 
 int srv_http_match(const char *path, int compat_routes, enum srv_http_route *route, char *username,
@@ -94,8 +92,7 @@ int srv_http_match(const char *path, int compat_routes, enum srv_http_route *rou
     size_t len = strlen(path);
 
     *route = SRV_HTTP_ROUTE_NONE;
-    status->code = SRV_OK;
-    status->message[0] = '\0';
+    srv_ok(status);
     for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
         if (strcmp(path, fixed[i].path) == 0) {
             if (!fixed[i].compat || compat_routes) {
@@ -162,8 +159,7 @@ int srv_http_parse_ttl(const char *value, uint32_t *ttl, srv_status *status)
     size_t len;
 
     *ttl = 0;
-    status->code = SRV_OK;
-    status->message[0] = '\0';
+    srv_ok(status);
     if (value == NULL) {
         return SRV_OK;
     }
@@ -215,8 +211,7 @@ int srv_http_parse_renew(const char *body, size_t len, char **token, size_t *tok
     *token = NULL;
     *token_len = 0;
     *ttl = 0;
-    status->code = SRV_OK;
-    status->message[0] = '\0';
+    srv_ok(status);
     root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
         /* jansson's text names a position, never the content */

@@ -15,7 +15,7 @@
 #endif
 
 #define TRANSPORT_COUNT 2
-#define CODE_COUNT (SRV_UNAUTHENTICATED + 1)
+#define CODE_COUNT SRV_CODE_COUNT
 
 /* Upper bounds in seconds: token issue takes microseconds, a directory
  * lookup that reaches upstream takes up to the request timeout (seconds). */
@@ -33,13 +33,13 @@ typedef struct histogram {
 
 static atomic_uint_fast64_t rpc_counts[TRANSPORT_COUNT][SRV_METRIC_METHOD_COUNT][CODE_COUNT];
 static histogram rpc_latency[TRANSPORT_COUNT][SRV_METRIC_METHOD_COUNT];
-static atomic_uint_fast64_t tokens_issued[3]; /* by enum srv_token_kind */
+static atomic_uint_fast64_t tokens_issued[2]; /* app, user */
 
 static const char *const transport_names[TRANSPORT_COUNT] = {"grpc", "http"};
 static const char *const method_names[SRV_METRIC_METHOD_COUNT] = {
     "GetAppToken",  "GetUserToken",         "RenewToken", "Health/Check",
     "Health/Watch", "ServerReflectionInfo", "other"};
-static const char *const kind_names[3] = {"unspecified", "app", "user"};
+static const char *const kind_names[2] = {"app", "user"};
 
 enum srv_metric_method srv_metrics_method(const char *name)
 {
@@ -73,11 +73,9 @@ void srv_metrics_rpc(enum srv_transport transport, enum srv_metric_method method
     atomic_fetch_add_explicit(&h->sum_ns, (uint_fast64_t)(seconds * 1e9), memory_order_relaxed);
 }
 
-void srv_metrics_token_issued(enum srv_token_kind kind)
+void srv_metrics_token_issued(int user_token)
 {
-    unsigned k = (unsigned)kind < 3 ? (unsigned)kind : SRV_KIND_UNSPECIFIED;
-
-    atomic_fetch_add_explicit(&tokens_issued[k], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&tokens_issued[user_token ? 1 : 0], 1, memory_order_relaxed);
 }
 
 static uint64_t load(atomic_uint_fast64_t *v)
@@ -195,7 +193,7 @@ static void render_latency(out *o)
 static void render_tokens(out *o)
 {
     family(o, "chat_tokend_tokens_issued_total", "counter", "Tokens issued, by kind.");
-    for (unsigned k = SRV_KIND_APP; k <= SRV_KIND_USER; k++) {
+    for (unsigned k = 0; k < 2; k++) {
         emit(o, "chat_tokend_tokens_issued_total{kind=\"%s\"} %llu\n", kind_names[k],
              (unsigned long long)load(&tokens_issued[k]));
     }

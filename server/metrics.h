@@ -7,7 +7,7 @@
 #include <stddef.h>
 
 #include "directory/directory.h"
-#include "handlers.h"
+#include "status.h"
 
 enum srv_transport { SRV_TRANSPORT_GRPC = 0, SRV_TRANSPORT_HTTP = 1 };
 
@@ -31,8 +31,8 @@ enum srv_metric_method srv_metrics_method(const char *name);
 void srv_metrics_rpc(enum srv_transport transport, enum srv_metric_method method,
                      enum srv_code code, double seconds);
 
-/* One token issued (by any method). */
-void srv_metrics_token_issued(enum srv_token_kind kind);
+/* One token issued (by any method): a user token, or an app token. */
+void srv_metrics_token_issued(int user_token);
 
 /* Renders every metric, plus the directory's counters when dir is not NULL
  * and build info, into a malloc'd NUL-terminated buffer (caller frees).

@@ -10,8 +10,8 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "upstream_json.h"
 
-#define UD_UUID_MAX 64
 #define UD_MESSAGE_MAX 256
 
 /* Outcomes, each with the gRPC status a handler maps it to. */

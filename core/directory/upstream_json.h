@@ -7,8 +7,7 @@
 
 #include <stddef.h>
 
-#include "directory.h"
-
+#define UD_UUID_MAX 64 /* a Chat user UUID; longer ones are refused */
 #define UD_ERROR_CODE_MAX 64
 
 enum ud_body_uuid {
