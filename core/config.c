@@ -35,39 +35,6 @@
 /* ------------------------------------------------------------------ */
 /* Methods and listen addresses                                         */
 
-static const struct {
-    unsigned bit;
-    const char *name;
-} method_names[] = {
-    {CT_METHOD_GET_APP_TOKEN, "GetAppToken"},
-    {CT_METHOD_GET_USER_TOKEN, "GetUserToken"},
-    {CT_METHOD_RENEW_TOKEN, "RenewToken"},
-};
-#define METHOD_COUNT (sizeof(method_names) / sizeof(method_names[0]))
-
-unsigned ct_method_from_name(const char *name)
-{
-    if (name == NULL) {
-        return 0;
-    }
-    for (size_t i = 0; i < METHOD_COUNT; i++) {
-        if (strcmp(name, method_names[i].name) == 0) {
-            return method_names[i].bit;
-        }
-    }
-    return 0;
-}
-
-const char *ct_method_name(unsigned method_bit)
-{
-    for (size_t i = 0; i < METHOD_COUNT; i++) {
-        if (method_bit == method_names[i].bit) {
-            return method_names[i].name;
-        }
-    }
-    return NULL;
-}
-
 /* Splits "host:port" or "[v6]:port" into host (brackets dropped) and port.
  * 0 on success; -1 with the reason in why. */
 static int split_host_port(const char *addr, char *host, size_t hostlen, unsigned *port,
@@ -1042,6 +1009,7 @@ static int parse_methods(struct loader *ld, unsigned *out)
         return fail(ld, "expected a list of methods, got %s", describe(&ld->event));
     }
     for (;;) {
+        enum ct_method method;
         unsigned bit;
         if (next_event(ld) != 0) {
             return -1;
@@ -1053,14 +1021,15 @@ static int parse_methods(struct loader *ld, unsigned *out)
         if (ld->event.type != YAML_SCALAR_EVENT) {
             return fail(ld, "expected a method name, got %s", describe(&ld->event));
         }
-        bit = has_no_nul(ld) ? ct_method_from_name(scalar_text(ld)) : 0;
-        if (bit == 0) {
+        method = has_no_nul(ld) ? ct_method_from_name(scalar_text(ld)) : CT_METHOD_UNKNOWN;
+        if (method == CT_METHOD_UNKNOWN) {
             return fail(ld,
                         "unknown method \"%.40s\" (valid: GetAppToken, GetUserToken, RenewToken)",
                         scalar_text(ld));
         }
+        bit = CT_METHOD_BIT(method);
         if ((methods & bit) != 0) {
-            return fail(ld, "%s is listed twice", ct_method_name(bit));
+            return fail(ld, "%s is listed twice", ct_method_name(method));
         }
         methods |= bit;
         pop_path(ld, saved);
@@ -1875,9 +1844,9 @@ static void print_methods(FILE *out, unsigned methods)
 {
     int first = 1;
     fputs("methods: [", out);
-    for (size_t i = 0; i < METHOD_COUNT; i++) {
-        if ((methods & method_names[i].bit) != 0) {
-            fprintf(out, "%s%s", first ? "" : ", ", method_names[i].name);
+    for (unsigned m = 0; m < CT_METHOD_TOKEN_COUNT; m++) {
+        if ((methods & CT_METHOD_BIT(m)) != 0) {
+            fprintf(out, "%s%s", first ? "" : ", ", ct_method_name((enum ct_method)m));
             first = 0;
         }
     }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "method.h"
+
 #define CT_CONFIG_MAX_LISTEN 8
 #define CT_CONFIG_MAX_PREVIOUS_CERTS 8
 #define CT_CONFIG_MAX_API_KEYS 64
@@ -25,14 +27,6 @@
 #define CT_CONFIG_MAX_TTL_SECONDS 86400
 #define CT_CONFIG_MAX_WORKERS 64
 
-/* Methods a caller may be allowed, as a bit set. */
-enum ct_method {
-    CT_METHOD_GET_APP_TOKEN = 1u << 0,
-    CT_METHOD_GET_USER_TOKEN = 1u << 1,
-    CT_METHOD_RENEW_TOKEN = 1u << 2,
-};
-#define CT_METHOD_ALL (CT_METHOD_GET_APP_TOKEN | CT_METHOD_GET_USER_TOKEN | CT_METHOD_RENEW_TOKEN)
-
 enum ct_identity_mode { CT_IDENTITY_USERNAME = 0, CT_IDENTITY_UUID = 1 };
 
 enum ct_log_level { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARN = 2, CT_LOG_ERROR = 3 };
@@ -40,7 +34,7 @@ enum ct_log_level { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARN = 2, CT_LOG_E
 typedef struct ct_api_key {
     char name[CT_CONFIG_NAME_MAX];
     uint8_t sha256[32];                /* from `sha256:` hex, or hashed from `key_file:` content */
-    unsigned methods;                  /* enum ct_method bits */
+    unsigned methods;                  /* CT_METHOD_BIT()s of the methods granted */
     char key_file[CT_CONFIG_PATH_MAX]; /* where the key was read from; "" = given as sha256 */
 } ct_api_key;
 
@@ -133,11 +127,6 @@ int ct_config_validate(const ct_config *cfg, char *err, size_t errlen);
 
 /* Prints the effective configuration as YAML with every secret masked. */
 void ct_config_print(const ct_config *cfg, FILE *out);
-
-/* Parses "GetAppToken" etc. into an enum ct_method bit; 0 when unknown. */
-unsigned ct_method_from_name(const char *name);
-/* The name of one enum ct_method bit; NULL for anything else. */
-const char *ct_method_name(unsigned method_bit);
 
 /* 1 for "unix:..." and for loopback hosts (127.0.0.0/8, localhost, [::1]).
  * Listen addresses are "host:port", "[v6]:port" or "unix:/absolute/path";

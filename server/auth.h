@@ -14,7 +14,7 @@
 /* Who is calling, as auth established it. */
 typedef struct srv_caller {
     char name[CT_CONFIG_ID_MAX]; /* api key name, client certificate id, or "anonymous" */
-    unsigned methods;            /* enum ct_method bits this caller may call */
+    unsigned methods;            /* CT_METHOD_BIT()s of the methods this caller may call */
 } srv_caller;
 
 /* What a request presented; any part may be absent (NULL / 0). */

@@ -29,9 +29,9 @@
 #include "chattoken/v1/token_service.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "log.h"
-#include "metrics.h"
 #include "proto_strings.h"
 #include "reflection.h"
+#include "rpc.h"
 #include "secret.h"
 
 #define MAX_WORKERS 64
@@ -42,13 +42,20 @@
 #define PEM_MAX (256 * 1024)
 
 #define METHOD_PREFIX "/chattoken.v1.TokenService/"
-#define HEALTH_CHECK "/grpc.health.v1.Health/Check"
-#define HEALTH_WATCH "/grpc.health.v1.Health/Watch"
-#define REFLECTION_V1 "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
-#define REFLECTION_V1ALPHA "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
 #define SERVICE_NAME "chattoken.v1.TokenService"
 
-enum call_kind { KIND_APP = 0, KIND_USER = 1, KIND_RENEW = 2, KIND_GENERIC = 3 };
+/* The paths of the standard services' methods; TokenService methods are
+ * METHOD_PREFIX + their name (method.h). */
+static const struct {
+    enum ct_method method;
+    const char *path;
+    int main_only; /* not on the health-only listener */
+} generic_paths[] = {
+    {CT_METHOD_HEALTH_CHECK, "/grpc.health.v1.Health/Check", 0},
+    {CT_METHOD_HEALTH_WATCH, "/grpc.health.v1.Health/Watch", 0},
+    {CT_METHOD_REFLECTION, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", 1},
+    {CT_METHOD_REFLECTION, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", 1},
+};
 
 /* Where a call is; the event that arrives next is for this step. */
 enum call_step {
@@ -68,7 +75,7 @@ typedef struct call {
     struct srv_grpc *server;
     struct worker *worker;
     grpc_server *grpc_server; /* which server (main or health) requested it */
-    enum call_kind kind;
+    enum ct_method kind;      /* a TokenService method, or UNKNOWN: a generic request */
     enum call_step step;
     grpc_call *call;
     gpr_timespec deadline;
@@ -81,7 +88,7 @@ typedef struct call {
     int streaming;   /* Watch and reflection send their messages before finish */
     int health_only; /* requested on the health-only server */
     struct timespec started;
-    const char *method; /* for logs */
+    enum ct_method method; /* for logs and metrics */
     srv_caller caller;
     srv_status status;
     srv_user_request user; /* GetUserToken, possibly finished elsewhere */
@@ -143,8 +150,8 @@ struct srv_grpc {
     const ct_config *config;
     const srv_context *ctx;
     grpc_server *main;
-    grpc_server *health; /* NULL without health_listen */
-    void *methods[3];    /* registered TokenService methods */
+    grpc_server *health;                  /* NULL without health_listen */
+    void *methods[CT_METHOD_TOKEN_COUNT]; /* registered TokenService methods */
     size_t worker_count;
     struct worker workers[MAX_WORKERS];
     atomic_int serving;
@@ -153,9 +160,7 @@ struct srv_grpc {
     call *watchers;
 };
 
-static const char *const kind_method_names[] = {"GetAppToken", "GetUserToken", "RenewToken"};
-
-static void post_request(struct worker *w, grpc_server *gs, enum call_kind kind);
+static void post_request(struct worker *w, grpc_server *gs, enum ct_method kind);
 static void finish(call *c);
 
 /* ---- helpers ---- */
@@ -398,7 +403,7 @@ static void dispatch_token_call(call *c)
     size_t len = 0;
     int handed_on = 0;
 
-    c->method = kind_method_names[c->kind];
+    c->method = c->kind;
     if (read_payload(c->payload, &data, &len) != 0) {
         srv_fail(&c->status, SRV_RESOURCE_EXHAUSTED, "request is over %d bytes", MESSAGE_MAX);
     } else if (c->payload == NULL) {
@@ -408,9 +413,9 @@ static void dispatch_token_call(call *c)
     } else if (srv_proto_has_nul_in_strings(data, len)) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "string fields must not contain NUL bytes");
     } else {
-        if (c->kind == KIND_APP) {
+        if (c->kind == CT_METHOD_GET_APP_TOKEN) {
             answer_app(c, data, len);
-        } else if (c->kind == KIND_RENEW) {
+        } else if (c->kind == CT_METHOD_RENEW_TOKEN) {
             answer_renew(c, data, len);
         } else {
             handed_on = answer_user(c, data, len);
@@ -468,7 +473,7 @@ static void answer_health_check(call *c)
     char service[256];
     int status;
 
-    c->method = "Health/Check";
+    c->method = CT_METHOD_HEALTH_CHECK;
     if (health_request(c, service, sizeof(service)) != 0) {
         return;
     }
@@ -553,7 +558,7 @@ static void start_watch(call *c)
     grpc_op op;
     int over;
 
-    c->method = "Health/Watch";
+    c->method = CT_METHOD_HEALTH_WATCH;
     c->streaming = 1;
     if (health_request(c, service, sizeof(service)) != 0) {
         finish(c);
@@ -649,23 +654,30 @@ static void recv_message(call *c, enum call_step step)
     start_batch(c, &op, 1, c);
 }
 
+static enum ct_method generic_method(const call *c)
+{
+    for (size_t i = 0; i < sizeof(generic_paths) / sizeof(generic_paths[0]); i++) {
+        if (slice_equals(c->details.method, generic_paths[i].path) &&
+            !(generic_paths[i].main_only && c->health_only)) {
+            return generic_paths[i].method;
+        }
+    }
+    return CT_METHOD_UNKNOWN;
+}
+
 static void dispatch_generic(call *c)
 {
     grpc_slice m = c->details.method;
 
-    if (slice_equals(m, HEALTH_CHECK)) {
-        c->method = "Health/Check";
+    c->method = generic_method(c);
+    if (c->method == CT_METHOD_HEALTH_CHECK) {
         recv_message(c, STEP_RECV_UNARY);
-    } else if (slice_equals(m, HEALTH_WATCH)) {
-        c->method = "Health/Watch";
+    } else if (c->method == CT_METHOD_HEALTH_WATCH) {
         recv_message(c, STEP_WATCH_RECV);
-    } else if (!c->health_only &&
-               (slice_equals(m, REFLECTION_V1) || slice_equals(m, REFLECTION_V1ALPHA))) {
-        c->method = "ServerReflectionInfo";
+    } else if (c->method == CT_METHOD_REFLECTION) {
         c->streaming = 1;
         reflect_recv(c);
     } else {
-        c->method = "unknown";
         srv_fail(&c->status, SRV_UNIMPLEMENTED, "unknown method %.*s",
                  (int)(GRPC_SLICE_LENGTH(m) > 200 ? 200 : GRPC_SLICE_LENGTH(m)),
                  (const char *)GRPC_SLICE_START_PTR(m));
@@ -675,7 +687,7 @@ static void dispatch_generic(call *c)
 
 /* ---- the life of a call ---- */
 
-static call *call_new(struct worker *w, grpc_server *gs, enum call_kind kind)
+static call *call_new(struct worker *w, grpc_server *gs, enum ct_method kind)
 {
     call *c = calloc(1, sizeof(*c));
 
@@ -688,7 +700,7 @@ static call *call_new(struct worker *w, grpc_server *gs, enum call_kind kind)
     c->kind = kind;
     c->step = STEP_REQUESTED;
     c->health_only = gs == w->server->health;
-    c->method = kind < KIND_GENERIC ? kind_method_names[kind] : "unknown";
+    c->method = kind;
     grpc_metadata_array_init(&c->metadata);
     grpc_call_details_init(&c->details);
     pthread_mutex_init(&c->lock, NULL);
@@ -744,20 +756,22 @@ static void finish(call *c)
     grpc_slice_unref(details);
 }
 
+/* The peer string is allocated per call: only asked for when logged. */
+static void call_peer(void *arg, char *out, size_t outlen)
+{
+    char *peer = grpc_call_get_peer(((call *)arg)->call);
+
+    snprintf(out, outlen, "%s", peer != NULL ? peer : "");
+    gpr_free(peer);
+}
+
 static void log_call(call *c)
 {
-    enum srv_code code = c->cancelled && c->status.code == SRV_OK ? SRV_CANCELLED : c->status.code;
-    double ms = elapsed_ms(&c->started);
-
-    srv_metrics_rpc(SRV_TRANSPORT_GRPC, srv_metrics_method(c->method), code, ms / 1e3);
-    if (srv_log_enabled(CT_LOG_INFO)) {
-        /* the peer string is allocated per call: only when it is logged */
-        char *peer = grpc_call_get_peer(c->call);
-        srv_rpc_log entry = {"grpc",         c->method, srv_code_name(code), c->status.message, ms,
-                             c->caller.name, peer};
-        srv_log_rpc(&entry);
-        gpr_free(peer);
+    if (c->cancelled && c->status.code == SRV_OK) {
+        c->status.code = SRV_CANCELLED;
     }
+    srv_rpc_finished(SRV_TRANSPORT_GRPC, c->method, &c->status, elapsed_ms(&c->started) / 1e3,
+                     c->caller.name, call_peer, c);
 }
 
 /* A requested call arrived (ok) or the server is shutting down (!ok). */
@@ -774,7 +788,7 @@ static void on_requested(call *c, int ok)
     }
     clock_gettime(CLOCK_MONOTONIC, &c->started);
     c->status.code = SRV_OK;
-    if (c->kind == KIND_GENERIC) {
+    if (c->kind == CT_METHOD_UNKNOWN) {
         dispatch_generic(c);
     } else {
         dispatch_token_call(c);
@@ -881,7 +895,7 @@ static void on_event(void *tag, int ok)
     }
 }
 
-static void post_request(struct worker *w, grpc_server *gs, enum call_kind kind)
+static void post_request(struct worker *w, grpc_server *gs, enum ct_method kind)
 {
     call *c = call_new(w, gs, kind);
     grpc_call_error rc;
@@ -891,7 +905,7 @@ static void post_request(struct worker *w, grpc_server *gs, enum call_kind kind)
         return;
     }
     HANDOFF_RELEASE(c);
-    if (kind == KIND_GENERIC) {
+    if (kind == CT_METHOD_UNKNOWN) {
         rc = grpc_server_request_call(gs, &c->call, &c->details, &c->metadata, w->cq, w->cq, c);
     } else {
         rc = grpc_server_request_registered_call(gs, w->server->methods[kind], &c->call,
@@ -1024,14 +1038,14 @@ static void post_all(srv_grpc *s)
     for (size_t i = 0; i < s->worker_count; i++) {
         struct worker *w = &s->workers[i];
         for (int k = 0; k < POSTED_PER_METHOD; k++) {
-            post_request(w, s->main, KIND_APP);
-            post_request(w, s->main, KIND_USER);
-            post_request(w, s->main, KIND_RENEW);
+            for (unsigned m = 0; m < CT_METHOD_TOKEN_COUNT; m++) {
+                post_request(w, s->main, (enum ct_method)m);
+            }
         }
         for (int k = 0; k < 4; k++) {
-            post_request(w, s->main, KIND_GENERIC);
+            post_request(w, s->main, CT_METHOD_UNKNOWN);
             if (s->health != NULL) {
-                post_request(w, s->health, KIND_GENERIC);
+                post_request(w, s->health, CT_METHOD_UNKNOWN);
             }
         }
     }
@@ -1086,9 +1100,9 @@ srv_grpc *srv_grpc_start(const ct_config *cfg, const srv_context *ctx, char *err
     if (cfg->health_listen[0] != '\0') {
         s->health = create_server(1);
     }
-    for (int k = 0; k < KIND_GENERIC; k++) {
+    for (unsigned k = 0; k < CT_METHOD_TOKEN_COUNT; k++) {
         char path[128];
-        snprintf(path, sizeof(path), METHOD_PREFIX "%s", kind_method_names[k]);
+        snprintf(path, sizeof(path), METHOD_PREFIX "%s", ct_method_name((enum ct_method)k));
         s->methods[k] = grpc_server_register_method(s->main, path, NULL,
                                                     GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER, 0);
     }

@@ -14,9 +14,9 @@ static int64_t now_seconds(const srv_context *ctx)
     return ctx->now != NULL ? ctx->now() : (int64_t)time(NULL);
 }
 
-int srv_authorize(const srv_caller *caller, unsigned method, srv_status *status)
+int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *status)
 {
-    if ((caller->methods & method) == 0) {
+    if ((caller->methods & CT_METHOD_BIT(method)) == 0) {
         return srv_fail(status, SRV_PERMISSION_DENIED, "caller '%s' may not call %s", caller->name,
                         ct_method_name(method));
     }

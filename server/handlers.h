@@ -32,9 +32,9 @@ typedef struct srv_context {
     int64_t (*now)(void);    /* unix seconds; NULL = time() (tests fix the clock) */
 } srv_context;
 
-/* Checks that caller may call method (enum ct_method bit): SRV_OK or
- * PERMISSION_DENIED naming the method. Handlers call it first. */
-int srv_authorize(const srv_caller *caller, unsigned method, srv_status *status);
+/* Checks that caller may call method: SRV_OK or PERMISSION_DENIED naming
+ * the method. Handlers call it first. */
+int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *status);
 
 int srv_get_app_token(const srv_context *ctx, const srv_caller *caller, uint32_t ttl_seconds,
                       srv_token_reply *reply, srv_status *status);

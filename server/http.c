@@ -30,6 +30,7 @@
 #include "auth.h"
 #include "log.h"
 #include "metrics.h"
+#include "rpc.h"
 
 #define LISTEN_BACKLOG 128
 #define STRINGIFY(x) #x
@@ -117,6 +118,20 @@ int srv_http_match(const char *path, int compat_routes, enum srv_http_route *rou
     }
     *route = SRV_HTTP_ROUTE_USER_TOKEN;
     return SRV_OK;
+}
+
+enum ct_method srv_http_route_method(enum srv_http_route route)
+{
+    switch (route) {
+    case SRV_HTTP_ROUTE_APP_TOKEN:
+        return CT_METHOD_GET_APP_TOKEN;
+    case SRV_HTTP_ROUTE_USER_TOKEN:
+        return CT_METHOD_GET_USER_TOKEN;
+    case SRV_HTTP_ROUTE_RENEW:
+        return CT_METHOD_RENEW_TOKEN;
+    default:
+        return CT_METHOD_UNKNOWN;
+    }
 }
 
 const char *srv_http_allow(enum srv_http_route route)
@@ -358,7 +373,7 @@ typedef struct request {
     srv_http *http;
     struct MHD_Connection *connection;
     enum srv_http_route route;
-    const char *method_name; /* for logs and metrics; NULL = not an RPC */
+    enum ct_method method; /* for logs and metrics; UNKNOWN = not an RPC */
     struct timespec started;
     int begun;
     int answered;
@@ -405,27 +420,19 @@ static void format_peer(struct MHD_Connection *c, char *out, size_t outlen)
     snprintf(out, outlen, sa->sa_family == AF_INET6 ? "ipv6:[%s]:%s" : "ipv4:%s:%s", host, port);
 }
 
+static void request_peer(void *arg, char *out, size_t outlen)
+{
+    format_peer(((request *)arg)->connection, out, outlen);
+}
+
 /* Counts, times and logs one token call (anything the route table calls an
  * RPC), as the gRPC side does. Issued tokens are counted by the handlers. */
 static void finish_rpc(request *r, const srv_status *status)
 {
-    char peer[NI_MAXHOST + NI_MAXSERV + 16];
-    double seconds = elapsed_seconds(&r->started);
-    srv_rpc_log entry;
-
-    if (r->method_name == NULL) {
-        return;
+    if (r->method != CT_METHOD_UNKNOWN) {
+        srv_rpc_finished(SRV_TRANSPORT_HTTP, r->method, status, elapsed_seconds(&r->started),
+                         r->caller.name, request_peer, r);
     }
-    srv_metrics_rpc(SRV_TRANSPORT_HTTP, srv_metrics_method(r->method_name), status->code, seconds);
-    format_peer(r->connection, peer, sizeof(peer));
-    entry.transport = "http";
-    entry.method = r->method_name;
-    entry.code = srv_code_name(status->code);
-    entry.message = status->message;
-    entry.duration_ms = seconds * 1000.0;
-    entry.caller = r->caller.name;
-    entry.peer = peer;
-    srv_log_rpc(&entry);
 }
 
 /* Headers every answer carries: CORS for allowed origins, and Vary so that
@@ -733,20 +740,6 @@ static enum MHD_Result begin_rpc(request *r)
     return rc;
 }
 
-static const char *method_name_of(enum srv_http_route route)
-{
-    switch (route) {
-    case SRV_HTTP_ROUTE_APP_TOKEN:
-        return "GetAppToken";
-    case SRV_HTTP_ROUTE_USER_TOKEN:
-        return "GetUserToken";
-    case SRV_HTTP_ROUTE_RENEW:
-        return "RenewToken";
-    default:
-        return NULL;
-    }
-}
-
 /* The first call for a request: headers are in, the body (if any) is not. */
 static enum MHD_Result begin(request *r, const char *url, const char *method)
 {
@@ -783,7 +776,7 @@ static enum MHD_Result begin(request *r, const char *url, const char *method)
     case SRV_HTTP_ROUTE_METRICS:
         return answer_metrics(r);
     default:
-        r->method_name = method_name_of(r->route);
+        r->method = srv_http_route_method(r->route);
         return begin_rpc(r);
     }
 }
@@ -913,6 +906,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         }
         r->http = cls;
         r->connection = connection;
+        r->method = CT_METHOD_UNKNOWN;
         clock_gettime(CLOCK_MONOTONIC, &r->started);
         *con_cls = r;
         if (is_over_limit(connection)) {

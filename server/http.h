@@ -46,6 +46,10 @@ enum srv_http_route {
 int srv_http_match(const char *path, int compat_routes, enum srv_http_route *route, char *username,
                    size_t size, size_t *username_len, srv_status *status);
 
+/* The RPC method a route calls; CT_METHOD_UNKNOWN for the routes that are
+ * not RPCs (health, readiness, metrics). */
+enum ct_method srv_http_route_method(enum srv_http_route route);
+
 /* The methods a route answers, for the Allow header ("GET, OPTIONS"). HEAD
  * only on /healthz, /readyz and /metrics. */
 const char *srv_http_allow(enum srv_http_route route);

@@ -31,33 +31,24 @@ typedef struct histogram {
     atomic_uint_fast64_t sum_ns; /* integer nanoseconds: there is no atomic double add */
 } histogram;
 
-static atomic_uint_fast64_t rpc_counts[TRANSPORT_COUNT][SRV_METRIC_METHOD_COUNT][CODE_COUNT];
-static histogram rpc_latency[TRANSPORT_COUNT][SRV_METRIC_METHOD_COUNT];
+static atomic_uint_fast64_t rpc_counts[TRANSPORT_COUNT][CT_METHOD_COUNT][CODE_COUNT];
+static histogram rpc_latency[TRANSPORT_COUNT][CT_METHOD_COUNT];
 static atomic_uint_fast64_t tokens_issued[2]; /* app, user */
 
 static const char *const transport_names[TRANSPORT_COUNT] = {"grpc", "http"};
-static const char *const method_names[SRV_METRIC_METHOD_COUNT] = {
-    "GetAppToken",  "GetUserToken",         "RenewToken", "Health/Check",
-    "Health/Watch", "ServerReflectionInfo", "other"};
 static const char *const kind_names[2] = {"app", "user"};
 
-enum srv_metric_method srv_metrics_method(const char *name)
+/* The method label: its name, but "other" for paths nobody serves. */
+static const char *method_label(unsigned m)
 {
-    if (name != NULL) {
-        for (int i = 0; i < SRV_METRIC_OTHER; i++) {
-            if (strcmp(name, method_names[i]) == 0) {
-                return (enum srv_metric_method)i;
-            }
-        }
-    }
-    return SRV_METRIC_OTHER;
+    return m == CT_METHOD_UNKNOWN ? "other" : ct_method_name((enum ct_method)m);
 }
 
-void srv_metrics_rpc(enum srv_transport transport, enum srv_metric_method method,
-                     enum srv_code code, double seconds)
+void srv_metrics_rpc(enum srv_transport transport, enum ct_method method, enum srv_code code,
+                     double seconds)
 {
     unsigned t = (unsigned)transport < TRANSPORT_COUNT ? (unsigned)transport : 0;
-    unsigned m = (unsigned)method < SRV_METRIC_METHOD_COUNT ? (unsigned)method : SRV_METRIC_OTHER;
+    unsigned m = (unsigned)method < CT_METHOD_COUNT ? (unsigned)method : CT_METHOD_UNKNOWN;
     unsigned c = (unsigned)code < CODE_COUNT ? (unsigned)code : SRV_UNKNOWN;
     histogram *h = &rpc_latency[t][m];
     size_t b = 0;
@@ -133,7 +124,7 @@ static void render_rpcs(out *o)
     family(o, "chat_tokend_rpcs_total", "counter",
            "Finished RPCs by transport, method and status code.");
     for (unsigned t = 0; t < TRANSPORT_COUNT; t++) {
-        for (unsigned m = 0; m < SRV_METRIC_METHOD_COUNT; m++) {
+        for (unsigned m = 0; m < CT_METHOD_COUNT; m++) {
             for (unsigned c = 0; c < CODE_COUNT; c++) {
                 uint64_t v = load(&rpc_counts[t][m][c]);
                 /* only series that happened: 2*7*17 zero lines help nobody */
@@ -141,7 +132,7 @@ static void render_rpcs(out *o)
                     emit(o,
                          "chat_tokend_rpcs_total{transport=\"%s\",method=\"%s\",code=\"%s\"} "
                          "%llu\n",
-                         transport_names[t], method_names[m], srv_code_name((enum srv_code)c),
+                         transport_names[t], method_label(m), srv_code_name((enum srv_code)c),
                          (unsigned long long)v);
                 }
             }
@@ -167,16 +158,16 @@ static void render_histogram(out *o, unsigned t, unsigned m)
         emit(o,
              "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\","
              "le=\"%g\"} %llu\n",
-             transport_names[t], method_names[m], bucket_bounds[b], (unsigned long long)cumulative);
+             transport_names[t], method_label(m), bucket_bounds[b], (unsigned long long)cumulative);
     }
     emit(o,
          "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\",le=\"+Inf\"} "
          "%llu\n",
-         transport_names[t], method_names[m], (unsigned long long)total);
+         transport_names[t], method_label(m), (unsigned long long)total);
     emit(o, "chat_tokend_rpc_duration_seconds_sum{transport=\"%s\",method=\"%s\"} %.9f\n",
-         transport_names[t], method_names[m], (double)load(&h->sum_ns) / 1e9);
+         transport_names[t], method_label(m), (double)load(&h->sum_ns) / 1e9);
     emit(o, "chat_tokend_rpc_duration_seconds_count{transport=\"%s\",method=\"%s\"} %llu\n",
-         transport_names[t], method_names[m], (unsigned long long)total);
+         transport_names[t], method_label(m), (unsigned long long)total);
 }
 
 static void render_latency(out *o)
@@ -184,7 +175,7 @@ static void render_latency(out *o)
     family(o, "chat_tokend_rpc_duration_seconds", "histogram",
            "Time from a call's arrival to its status, by transport and method.");
     for (unsigned t = 0; t < TRANSPORT_COUNT; t++) {
-        for (unsigned m = 0; m < SRV_METRIC_METHOD_COUNT; m++) {
+        for (unsigned m = 0; m < CT_METHOD_COUNT; m++) {
             render_histogram(o, t, m);
         }
     }

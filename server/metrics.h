@@ -7,29 +7,15 @@
 #include <stddef.h>
 
 #include "directory/directory.h"
+#include "method.h"
 #include "status.h"
 
 enum srv_transport { SRV_TRANSPORT_GRPC = 0, SRV_TRANSPORT_HTTP = 1 };
 
-/* The methods metrics know; anything else counts as SRV_METRIC_OTHER. */
-enum srv_metric_method {
-    SRV_METRIC_GET_APP_TOKEN = 0,
-    SRV_METRIC_GET_USER_TOKEN,
-    SRV_METRIC_RENEW_TOKEN,
-    SRV_METRIC_HEALTH_CHECK,
-    SRV_METRIC_HEALTH_WATCH,
-    SRV_METRIC_REFLECTION,
-    SRV_METRIC_OTHER,
-    SRV_METRIC_METHOD_COUNT
-};
-
-/* Maps a method name as logged ("GetUserToken", "Health/Check", ...). */
-enum srv_metric_method srv_metrics_method(const char *name);
-
 /* One finished RPC: counts it by transport, method and status code, and
  * observes its latency in the method's histogram. Thread-safe, no locks. */
-void srv_metrics_rpc(enum srv_transport transport, enum srv_metric_method method,
-                     enum srv_code code, double seconds);
+void srv_metrics_rpc(enum srv_transport transport, enum ct_method method, enum srv_code code,
+                     double seconds);
 
 /* One token issued (by any method): a user token, or an app token. */
 void srv_metrics_token_issued(int user_token);

@@ -26,11 +26,12 @@ static int setup(void **state)
 {
     (void)state;
     memset(&cfg, 0, sizeof(cfg));
-    add_key("backend", "backend-secret", CT_METHOD_GET_USER_TOKEN | CT_METHOD_RENEW_TOKEN);
+    add_key("backend", "backend-secret",
+            CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
     add_key("admin", "admin-secret", CT_METHOD_ALL);
     snprintf(cfg.mtls_clients[0].id, sizeof(cfg.mtls_clients[0].id), "%s",
              "spiffe://cluster.local/ns/chat/sa/backend");
-    cfg.mtls_clients[0].methods = CT_METHOD_GET_USER_TOKEN;
+    cfg.mtls_clients[0].methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN);
     cfg.mtls_client_count = 1;
     return 0;
 }
@@ -62,7 +63,8 @@ static void bearer_key_identifies_its_caller_and_methods(void **state)
     (void)state;
     assert_int_equal(identify("Bearer backend-secret", NULL, NULL, &caller, &status), SRV_OK);
     assert_string_equal(caller.name, "backend");
-    assert_int_equal(caller.methods, CT_METHOD_GET_USER_TOKEN | CT_METHOD_RENEW_TOKEN);
+    assert_int_equal(caller.methods, CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                         CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
     assert_int_equal(identify("bearer admin-secret", NULL, NULL, &caller, &status), SRV_OK);
     assert_string_equal(caller.name, "admin");
 }
@@ -112,7 +114,7 @@ static void client_certificate_identity_maps_to_its_methods(void **state)
         identify(NULL, NULL, "spiffe://cluster.local/ns/chat/sa/backend", &caller, &status),
         SRV_OK);
     assert_string_equal(caller.name, "spiffe://cluster.local/ns/chat/sa/backend");
-    assert_int_equal(caller.methods, CT_METHOD_GET_USER_TOKEN);
+    assert_int_equal(caller.methods, CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN));
     assert_int_equal(
         identify(NULL, NULL, "spiffe://cluster.local/ns/chat/sa/other", &caller, &status),
         SRV_UNAUTHENTICATED);

@@ -1,0 +1,39 @@
+/* Unit tests for core/method.c: the one table of method names. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "method.h"
+
+static void maps_method_names_both_ways(void **state)
+{
+    (void)state;
+    assert_int_equal(ct_method_from_name("GetAppToken"), CT_METHOD_GET_APP_TOKEN);
+    assert_int_equal(ct_method_from_name("GetUserToken"), CT_METHOD_GET_USER_TOKEN);
+    assert_int_equal(ct_method_from_name("RenewToken"), CT_METHOD_RENEW_TOKEN);
+    assert_int_equal(ct_method_from_name("renewtoken"), CT_METHOD_UNKNOWN);
+    assert_string_equal(ct_method_name(CT_METHOD_RENEW_TOKEN), "RenewToken");
+    assert_string_equal(ct_method_name(CT_METHOD_COUNT), "unknown");
+}
+
+static void grants_only_token_service_methods(void **state)
+{
+    (void)state;
+    /* the standard services are open to all: the config cannot name them */
+    assert_int_equal(ct_method_from_name("Health/Check"), CT_METHOD_UNKNOWN);
+    assert_int_equal(ct_method_from_name("ServerReflectionInfo"), CT_METHOD_UNKNOWN);
+    assert_int_equal(CT_METHOD_ALL, CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN) |
+                                        CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                        CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(maps_method_names_both_ways),
+        cmocka_unit_test(grants_only_token_service_methods),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
