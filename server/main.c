@@ -111,14 +111,18 @@ static int grpc_serving(void *server)
     return srv_grpc_serving(server);
 }
 
+/* Starts the parts in order, waits for a signal, then takes them down in
+ * the reverse order: one ladder for the normal stop and every failed start. */
 static int run(const ct_config *cfg)
 {
     srv_context ctx = {cfg, NULL, NULL};
-    srv_grpc *server;
+    srv_grpc *server = NULL;
     srv_http *http = NULL;
+    unsigned grace = 0;
     sigset_t signals;
     char err[512];
     int sig = 0;
+    int rc = 1; /* until a signal asks for the stop */
 
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
@@ -138,23 +142,14 @@ static int run(const ct_config *cfg)
     server = srv_grpc_start(cfg, &ctx, err, sizeof(err));
     if (server == NULL) {
         srv_log_event(CT_LOG_ERROR, "start_failed", "%s", err);
-        if (ctx.directory != NULL) {
-            ud_directory_destroy(ctx.directory);
-        }
-        grpc_shutdown();
-        return 1;
+        goto stop_grpc_core;
     }
     if (cfg->http_listen[0] != '\0') {
         http = srv_http_start(cfg, &ctx, grpc_serving, server, err, sizeof(err));
         if (http == NULL) {
             srv_log_event(CT_LOG_ERROR, "start_failed", "%s", err);
             srv_grpc_drain(server);
-            srv_grpc_shutdown(server, 0);
-            ud_directory_stop(ctx.directory);
-            srv_grpc_destroy(server);
-            ud_directory_destroy(ctx.directory);
-            grpc_shutdown();
-            return 1;
+            goto stop_grpc;
         }
     }
     sigwait(&signals, &sig);
@@ -166,7 +161,11 @@ static int run(const ct_config *cfg)
     }
     drain_wait(&signals, cfg->drain_seconds);
     srv_log_lifecycle("stopping", "in-flight calls have %u s", cfg->grace_seconds);
-    srv_grpc_shutdown(server, cfg->grace_seconds);
+    grace = cfg->grace_seconds;
+    rc = 0;
+
+stop_grpc:
+    srv_grpc_shutdown(server, grace);
     if (http != NULL) {
         /* before the directory goes: it waits for the lookups under way */
         srv_http_stop(http);
@@ -176,10 +175,13 @@ static int run(const ct_config *cfg)
      * only after the workers, which read it, have been joined */
     ud_directory_stop(ctx.directory);
     srv_grpc_destroy(server);
+stop_grpc_core:
     ud_directory_destroy(ctx.directory);
     grpc_shutdown();
-    srv_log_lifecycle("stopped", NULL);
-    return 0;
+    if (rc == 0) {
+        srv_log_lifecycle("stopped", NULL);
+    }
+    return rc;
 }
 
 int main(int argc, char **argv)
