@@ -14,9 +14,7 @@
 
 #include "secret.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
@@ -28,135 +26,7 @@
 #define KEY_PATH_MAX 160     /* "auth.api_keys[63].methods" and the like */
 #define MESSAGE_MAX 512      /* one error message before the location prefix */
 #define SECRET_READ_MAX 4096 /* a key or certificate file, with room for newlines */
-#define UNIX_PATH_MAX 108    /* sizeof(sockaddr_un.sun_path) on Linux */
 #define DIRECTORY_MAX_RETRIES 10
-#define UNIX_PREFIX "unix:"
-
-/* ------------------------------------------------------------------ */
-/* Methods and listen addresses                                         */
-
-/* Splits "host:port" or "[v6]:port" into host (brackets dropped) and port.
- * 0 on success; -1 with the reason in why. */
-static int split_host_port(const char *addr, char *host, size_t hostlen, unsigned *port,
-                           const char **why)
-{
-    const char *host_start = addr;
-    const char *host_end;
-    const char *colon;
-    unsigned value = 0;
-    size_t digits;
-
-    if (addr[0] == '[') {
-        host_start = addr + 1;
-        host_end = strchr(host_start, ']');
-        if (host_end == NULL || host_end[1] != ':') {
-            *why = "an IPv6 address must be written [address]:port";
-            return -1;
-        }
-        colon = host_end + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL) {
-            *why = "must be host:port, [v6]:port or unix:/absolute/path";
-            return -1;
-        }
-        host_end = colon;
-        if (memchr(addr, ':', (size_t)(colon - addr)) != NULL) {
-            *why = "an IPv6 address must be written [address]:port";
-            return -1;
-        }
-    }
-    if (host_end == host_start) {
-        *why = "the host is empty";
-        return -1;
-    }
-    if ((size_t)(host_end - host_start) >= hostlen) {
-        *why = "the host is too long";
-        return -1;
-    }
-    digits = strlen(colon + 1);
-    if (digits == 0 || digits > 5 || strspn(colon + 1, "0123456789") != digits) {
-        *why = "the port must be a decimal number 0..65535";
-        return -1;
-    }
-    for (size_t i = 0; i < digits; i++) {
-        value = value * 10 + (unsigned)(colon[1 + i] - '0');
-    }
-    if (value > 65535) {
-        *why = "the port must be a decimal number 0..65535";
-        return -1;
-    }
-    memcpy(host, host_start, (size_t)(host_end - host_start));
-    host[host_end - host_start] = '\0';
-    if (port != NULL) {
-        *port = value;
-    }
-    return 0;
-}
-
-int ct_listen_is_local(const char *addr)
-{
-    char host[CT_CONFIG_ADDR_MAX];
-    const char *why;
-    struct in_addr v4;
-    struct in6_addr v6;
-
-    if (addr == NULL) {
-        return 0;
-    }
-    if (strncmp(addr, UNIX_PREFIX, strlen(UNIX_PREFIX)) == 0) {
-        return 1;
-    }
-    if (split_host_port(addr, host, sizeof(host), NULL, &why) != 0) {
-        return 0;
-    }
-    if (strcasecmp(host, "localhost") == 0) {
-        return 1;
-    }
-    if (inet_pton(AF_INET, host, &v4) == 1) {
-        return ((const unsigned char *)&v4)[0] == 127;
-    }
-    if (addr[0] == '[' && inet_pton(AF_INET6, host, &v6) == 1) {
-        return IN6_IS_ADDR_LOOPBACK(&v6) || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
-    }
-    return 0;
-}
-
-/* Checks one listen address; -1 with the reason in why. */
-static int check_listen(const char *addr, const char **why)
-{
-    char host[CT_CONFIG_ADDR_MAX];
-    struct in6_addr v6;
-    size_t len = strlen(UNIX_PREFIX);
-
-    if (strncmp(addr, UNIX_PREFIX, len) == 0) {
-        if (addr[len] != '/') {
-            *why = "a unix socket path must be absolute (unix:/path)";
-            return -1;
-        }
-        if (strlen(addr + len) >= UNIX_PATH_MAX) {
-            *why = "a unix socket path must be shorter than 108 bytes";
-            return -1;
-        }
-        return 0;
-    }
-    if (split_host_port(addr, host, sizeof(host), NULL, why) != 0) {
-        return -1;
-    }
-    if (addr[0] == '[') {
-        if (inet_pton(AF_INET6, host, &v6) != 1) {
-            *why = "the address in [brackets] is not an IPv6 address";
-            return -1;
-        }
-        return 0;
-    }
-    if (strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") !=
-        strlen(host)) {
-        *why = "the host may hold only letters, digits, '.' and '-'";
-        return -1;
-    }
-    return 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* Defaults, wiping                                                     */
@@ -229,10 +99,11 @@ static int is_hex(const char *s, size_t len)
 static int check_one_listen(struct problem *p, const char *addr)
 {
     const char *why = NULL;
+    ct_listen_addr parsed;
     if (addr[0] == '\0') {
         return report(p, "must not be empty");
     }
-    if (check_listen(addr, &why) != 0) {
+    if (ct_listen_parse(addr, &parsed, &why) != 0) {
         return report(p, "\"%s\": %s", addr, why);
     }
     return 0;

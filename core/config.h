@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "listen.h"
 #include "method.h"
 
 #define CT_CONFIG_MAX_LISTEN 8
@@ -127,11 +128,6 @@ int ct_config_validate(const ct_config *cfg, char *err, size_t errlen);
 
 /* Prints the effective configuration as YAML with every secret masked. */
 void ct_config_print(const ct_config *cfg, FILE *out);
-
-/* 1 for "unix:..." and for loopback hosts (127.0.0.0/8, localhost, [::1]).
- * Listen addresses are "host:port", "[v6]:port" or "unix:/absolute/path";
- * port 0 asks the kernel for a free port. */
-int ct_listen_is_local(const char *addr);
 
 /* Wipes the secrets in cfg (certificates, key hashes). */
 void ct_config_wipe(ct_config *cfg);

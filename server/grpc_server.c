@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -967,37 +966,30 @@ static grpc_server_credentials *main_credentials(const ct_config *cfg, char *err
     return creds;
 }
 
-/* A stale socket file from an earlier run would make bind fail. */
-static void remove_stale_socket(const char *addr)
-{
-    struct stat st;
-    const char *path = addr + strlen("unix:");
-
-    if (strncmp(addr, "unix:", 5) == 0 && stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        unlink(path);
-    }
-}
-
 static int add_listener(grpc_server *gs, const char *addr, grpc_server_credentials *creds,
                         char *err, size_t errlen)
 {
+    ct_listen_addr parsed;
+    const char *why = NULL;
+    char bound[CT_LISTEN_HOST_MAX + 16];
     int port;
 
-    remove_stale_socket(addr);
+    if (ct_listen_parse(addr, &parsed, &why) != 0) {
+        snprintf(err, errlen, "cannot listen on %s: %s", addr, why);
+        return -1;
+    }
+    ct_listen_remove_stale_socket(&parsed);
     port = grpc_server_add_http2_port(gs, addr, creds);
     if (port == 0) {
         snprintf(err, errlen, "cannot listen on %s (in use, or not an address)", addr);
         return -1;
     }
-    if (strncmp(addr, "unix:", 5) == 0) {
+    if (parsed.is_unix) {
         srv_log_lifecycle("listening", "%s", addr);
     } else {
         /* port 0 picks a free port: log the one we got (tests read it) */
-        char host[CT_CONFIG_ADDR_MAX];
-        const char *colon = strrchr(addr, ':');
-        size_t hostlen = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
-        snprintf(host, sizeof(host), "%.*s", (int)hostlen, addr);
-        srv_log_lifecycle("listening", "%s:%d", host, port);
+        ct_listen_format(&parsed, (unsigned)port, bound, sizeof(bound));
+        srv_log_lifecycle("listening", "%s", bound);
     }
     return 0;
 }

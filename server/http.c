@@ -18,7 +18,6 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <time.h>
@@ -363,7 +362,8 @@ struct srv_http {
     atomic_uint over;          /* connections past it, answered 503 */
     atomic_llong limit_logged; /* monotonic second of the last over-limit log line */
     int listen_fd;
-    char unix_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    ct_listen_addr addr; /* http.listen, parsed */
+    int unix_bound;      /* we made the socket file: remove it at the stop */
 };
 
 enum lookup_state { LOOKUP_RUNNING = 0, LOOKUP_SUSPENDED, LOOKUP_DONE };
@@ -997,51 +997,13 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     srv_log_event(CT_LOG_WARN, "http_server", "%s", message);
 }
 
-/* Splits "host:port" / "[v6]:port" into host (brackets dropped) and port. */
-static int split_host_port(const char *addr, char *host, size_t hostlen, char *port, size_t portlen)
-{
-    const char *colon;
-    const char *h = addr;
-    size_t n;
-
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (close == NULL || close[1] != ':') {
-            return -1;
-        }
-        h = addr + 1;
-        n = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL) {
-            return -1;
-        }
-        n = (size_t)(colon - addr);
-    }
-    if (n >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0') {
-        return -1;
-    }
-    memcpy(host, h, n);
-    host[n] = '\0';
-    snprintf(port, portlen, "%s", colon + 1);
-    return 0;
-}
-
-static int listen_unix(srv_http *h, const char *path, char *err, size_t errlen)
+static int listen_unix(srv_http *h, char *err, size_t errlen)
 {
     struct sockaddr_un sun;
-    struct stat st;
+    const char *path = h->addr.path;
     int fd;
 
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        snprintf(err, errlen, "http.listen: unix socket path is too long");
-        return -1;
-    }
-    /* a stale socket file from an earlier run would make bind fail */
-    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
-        unlink(path);
-    }
+    ct_listen_remove_stale_socket(&h->addr);
     memset(&sun, 0, sizeof(sun));
     sun.sun_family = AF_UNIX;
     memcpy(sun.sun_path, path, strlen(path) + 1);
@@ -1054,26 +1016,23 @@ static int listen_unix(srv_http *h, const char *path, char *err, size_t errlen)
         }
         return -1;
     }
-    snprintf(h->unix_path, sizeof(h->unix_path), "%s", path);
+    h->unix_bound = 1;
     h->listen_fd = fd;
     return 0;
 }
 
 static int listen_tcp(srv_http *h, const char *addr, char *err, size_t errlen)
 {
-    char host[CT_CONFIG_ADDR_MAX], port[16];
+    char port[16];
     struct addrinfo hints, *list = NULL;
     int one = 1, rc, fd = -1, saved = 0;
 
-    if (split_host_port(addr, host, sizeof(host), port, sizeof(port)) != 0) {
-        snprintf(err, errlen, "http.listen \"%s\" is not host:port, [v6]:port or unix:/path", addr);
-        return -1;
-    }
+    snprintf(port, sizeof(port), "%u", h->addr.port);
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    rc = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &list);
+    rc = getaddrinfo(h->addr.host, port, &hints, &list);
     if (rc != 0) {
         snprintf(err, errlen, "http.listen \"%s\": %s", addr, gai_strerror(rc));
         return -1;
@@ -1102,14 +1061,14 @@ static int listen_tcp(srv_http *h, const char *addr, char *err, size_t errlen)
 }
 
 /* Logs the address as the gRPC side does; port 0 becomes the one we got. */
-static void log_listening(srv_http *h, const char *addr)
+static void log_listening(srv_http *h)
 {
     const union MHD_DaemonInfo *info;
-    char host[CT_CONFIG_ADDR_MAX], port[16];
+    char bound_addr[CT_LISTEN_HOST_MAX + 16];
     unsigned bound = 0;
 
-    if (h->unix_path[0] != '\0') {
-        srv_log_lifecycle("listening", "http+unix:%s", h->unix_path);
+    if (h->addr.is_unix) {
+        srv_log_lifecycle("listening", "http+unix:%s", h->addr.path);
         return;
     }
     info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -1124,11 +1083,8 @@ static void log_listening(srv_http *h, const char *addr)
                                                    : ((struct sockaddr_in *)&ss)->sin_port);
         }
     }
-    if (split_host_port(addr, host, sizeof(host), port, sizeof(port)) != 0) {
-        host[0] = '\0';
-    }
-    srv_log_lifecycle("listening", strchr(host, ':') != NULL ? "http://[%s]:%u" : "http://%s:%u",
-                      host, bound);
+    ct_listen_format(&h->addr, bound, bound_addr, sizeof(bound_addr));
+    srv_log_lifecycle("listening", "http://%s", bound_addr);
 }
 
 static unsigned thread_count(void)
@@ -1149,6 +1105,7 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
     unsigned threads = thread_count();
     unsigned limit = cfg->http_max_connections;
     unsigned mhd_limit;
+    const char *why = NULL;
     int rc;
 
     if (h == NULL) {
@@ -1161,8 +1118,11 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
     h->serving_arg = serving_arg;
     h->listen_fd = -1;
     h->limit = limit;
-    if (strncmp(addr, "unix:", 5) == 0) {
-        rc = listen_unix(h, addr + 5, err, errlen);
+    if (ct_listen_parse(addr, &h->addr, &why) != 0) {
+        snprintf(err, errlen, "http.listen \"%s\": %s", addr, why);
+        rc = -1;
+    } else if (h->addr.is_unix) {
+        rc = listen_unix(h, err, errlen);
     } else {
         rc = listen_tcp(h, addr, err, errlen);
     }
@@ -1194,7 +1154,7 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
         free(h);
         return NULL;
     }
-    log_listening(h, addr);
+    log_listening(h);
     return h;
 }
 
@@ -1225,8 +1185,8 @@ void srv_http_stop(srv_http *http)
         /* quiesced: the socket is ours again (else MHD closed it) */
         close(fd);
     }
-    if (http->unix_path[0] != '\0') {
-        unlink(http->unix_path);
+    if (http->unix_bound) {
+        unlink(http->addr.path);
     }
     free(http);
 }
