@@ -4,7 +4,7 @@
  * check. The first input byte picks the options (compat routes, the CORS
  * list); the rest goes to every parser, as a NUL-terminated string to those
  * that take one and as exact-size bytes to the body parser. */
-#include "http.h"
+#include "http_rules.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,6 +1,6 @@
-/* Unit tests for the pure parts of server/http.c: routing and username
- * decoding, methods, ?ttl, the RenewToken body, the status table, CORS
- * origins and RFC 3339 times. The server itself is tested over real HTTP
+/* Unit tests for server/http_rules.c, the pure part of the HTTP side port:
+ * routing and username decoding, methods, ?ttl, the RenewToken body, the
+ * status table, CORS origins and RFC 3339 times. The server itself is tested over real HTTP
  * in tests/http/. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "http.h"
+#include "http_rules.h"
 
 typedef struct match {
     int rc;
