@@ -28,10 +28,10 @@
 #include "chattoken/v1/token_service.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "log.h"
-#include "proto_strings.h"
 #include "reflection.h"
 #include "rpc.h"
 #include "secret.h"
+#include "wire.h"
 
 #define MAX_WORKERS 64
 #define MESSAGE_MAX (64 * 1024)
@@ -409,7 +409,7 @@ static void dispatch_token_call(call *c)
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "no request message");
     } else if (authenticate(c) != SRV_OK) {
         /* the status says why */
-    } else if (srv_proto_has_nul_in_strings(data, len)) {
+    } else if (srv_wire_has_nul_in_strings(data, len)) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "string fields must not contain NUL bytes");
     } else {
         if (c->kind == CT_METHOD_GET_APP_TOKEN) {
