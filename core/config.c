@@ -237,14 +237,32 @@ struct caller_list {
     const char *id_key;   /* "name" */
     const char *required; /* the message when the identity is missing */
     const char *taken;    /* the message when it repeats, with %s and %zu */
-    const char *first;    /* the list's first item */
-    size_t count, stride, id_offset, methods_offset;
+    size_t first, count;  /* offsets in ct_config: the array, its length */
+    size_t stride, id_offset, methods_offset;
 };
 
-static int validate_callers(const struct caller_list *l, struct problem *p)
+#define CALLER_LIST(path, id, type, array, count, required, taken)                                 \
+    {                                                                                              \
+        path, #id, required, taken, offsetof(ct_config, array), offsetof(ct_config, count),        \
+            sizeof(type), offsetof(type, id), offsetof(type, methods)                              \
+    }
+
+static const struct caller_list caller_lists[] = {
+    CALLER_LIST("auth.api_keys", name, ct_api_key, api_keys, api_key_count,
+                "required (it names the caller in logs)",
+                "\"%s\" is already the name of auth.api_keys[%zu]"),
+    CALLER_LIST("auth.mtls_clients", id, ct_mtls_client, mtls_clients, mtls_client_count,
+                "required (the SAN or SPIFFE ID of the client certificate)",
+                "\"%s\" is already auth.mtls_clients[%zu]"),
+};
+
+static int validate_callers(const ct_config *cfg, const struct caller_list *l, struct problem *p)
 {
-    for (size_t i = 0; i < l->count; i++) {
-        const char *item = l->first + i * l->stride;
+    const char *first = (const char *)cfg + l->first;
+    size_t count = *(const size_t *)(const void *)((const char *)cfg + l->count);
+
+    for (size_t i = 0; i < count; i++) {
+        const char *item = first + i * l->stride;
         const char *id = item + l->id_offset;
         unsigned methods;
 
@@ -253,7 +271,7 @@ static int validate_callers(const struct caller_list *l, struct problem *p)
             return report(p, "%s", l->required);
         }
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(id, l->first + j * l->stride + l->id_offset) == 0) {
+            if (strcmp(id, first + j * l->stride + l->id_offset) == 0) {
                 return report(p, l->taken, id, j);
             }
         }
@@ -268,31 +286,10 @@ static int validate_callers(const struct caller_list *l, struct problem *p)
 
 static int validate_api_keys_and_clients(const ct_config *cfg, struct problem *p)
 {
-    const struct caller_list keys = {
-        "auth.api_keys",
-        "name",
-        "required (it names the caller in logs)",
-        "\"%s\" is already the name of auth.api_keys[%zu]",
-        (const char *)cfg->api_keys,
-        cfg->api_key_count,
-        sizeof(cfg->api_keys[0]),
-        offsetof(ct_api_key, name),
-        offsetof(ct_api_key, methods),
-    };
-    const struct caller_list clients = {
-        "auth.mtls_clients",
-        "id",
-        "required (the SAN or SPIFFE ID of the client certificate)",
-        "\"%s\" is already auth.mtls_clients[%zu]",
-        (const char *)cfg->mtls_clients,
-        cfg->mtls_client_count,
-        sizeof(cfg->mtls_clients[0]),
-        offsetof(ct_mtls_client, id),
-        offsetof(ct_mtls_client, methods),
-    };
-
-    if (validate_callers(&keys, p) != 0 || validate_callers(&clients, p) != 0) {
-        return -1;
+    for (size_t i = 0; i < sizeof(caller_lists) / sizeof(caller_lists[0]); i++) {
+        if (validate_callers(cfg, &caller_lists[i], p) != 0) {
+            return -1;
+        }
     }
     set_path(p, "auth.mtls_clients");
     if (cfg->mtls_client_count > 0 && cfg->tls_client_ca_file[0] == '\0') {
@@ -1116,14 +1113,59 @@ static int parse_mapping(struct loader *ld, const struct section *sec, void *bas
     return 0;
 }
 
+/* Moves to the next item of a list: 1 with its index pushed on the path, 0
+ * at the end of the list, -1 on an error (also: more than max items). */
+static int next_item(struct loader *ld, size_t index, size_t max, size_t *saved)
+{
+    if (next_event(ld) != 0) {
+        return -1;
+    }
+    if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
+        return 0;
+    }
+    if (index == max) {
+        return fail(ld, "at most %zu entries are allowed", max);
+    }
+    push_index(ld, index, saved);
+    return 1;
+}
+
+/* One item of a list, at item (slot bytes); the path points at it. */
+typedef int (*item_parser)(struct loader *ld, char *item, size_t slot, const void *arg);
+
+/* The items of a list (the current event starts it) into fixed slots. */
+static int parse_list(struct loader *ld, char *first, size_t slot, size_t max, size_t *count,
+                      item_parser parse_item, const void *arg)
+{
+    size_t index = 0;
+    size_t saved = 0;
+    int rc;
+
+    for (rc = next_item(ld, index, max, &saved); rc == 1; rc = next_item(ld, index, max, &saved)) {
+        if (remember(ld) != 0 || parse_item(ld, first + index * slot, slot, arg) != 0) {
+            return -1;
+        }
+        pop_path(ld, saved);
+        index++;
+    }
+    if (rc != 0) {
+        return -1;
+    }
+    *count = index;
+    return 0;
+}
+
+static int parse_string_item(struct loader *ld, char *item, size_t slot, const void *arg)
+{
+    (void)arg;
+    return parse_string(ld, item, slot);
+}
+
 /* A list of strings into fixed slots; listen also takes a single string.
  * Too many entries is an error, never a silent cut. */
 static int parse_string_list(struct loader *ld, char *first, size_t slot, size_t max, size_t *count,
                              int single_ok)
 {
-    size_t index = 0;
-    size_t saved;
-
     if (single_ok && ld->event.type == YAML_SCALAR_EVENT) {
         *count = 1;
         return parse_string(ld, first, slot);
@@ -1132,66 +1174,40 @@ static int parse_string_list(struct loader *ld, char *first, size_t slot, size_t
         return fail(ld, "expected a list%s, got %s", single_ok ? " or a string" : "",
                     describe(&ld->event));
     }
-    for (;;) {
-        if (next_event(ld) != 0) {
-            return -1;
-        }
-        if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
-            break;
-        }
-        if (index == max) {
-            return fail(ld, "at most %zu entries are allowed", max);
-        }
-        push_index(ld, index, &saved);
-        if (remember(ld) != 0 || parse_string(ld, first + index * slot, slot) != 0) {
-            return -1;
-        }
-        pop_path(ld, saved);
-        index++;
-    }
-    *count = index;
-    return 0;
+    return parse_list(ld, first, slot, max, count, parse_string_item, NULL);
 }
 
 /* A list of mappings into fixed slots; check (may be NULL) sees each item
  * with the bits of the keys it set, the path pointing at the item. */
 typedef int (*item_check)(struct loader *ld, void *item, unsigned set, yaml_mark_t mark);
 
+struct item_rules {
+    const struct section *sec;
+    item_check check;
+};
+
+static int parse_mapping_item(struct loader *ld, char *item, size_t slot, const void *arg)
+{
+    const struct item_rules *rules = arg;
+    unsigned set = 0;
+    yaml_mark_t mark = ld->event.start_mark;
+
+    memset(item, 0, slot);
+    if (parse_mapping(ld, rules->sec, item, &set) != 0) {
+        return -1;
+    }
+    return rules->check != NULL ? rules->check(ld, item, set, mark) : 0;
+}
+
 static int parse_item_list(struct loader *ld, const struct section *sec, char *first, size_t slot,
                            size_t max, size_t *count, item_check check)
 {
-    size_t index = 0;
-    size_t saved;
+    const struct item_rules rules = {sec, check};
 
     if (ld->event.type != YAML_SEQUENCE_START_EVENT) {
         return fail(ld, "expected a list, got %s", describe(&ld->event));
     }
-    for (;;) {
-        unsigned set = 0;
-        yaml_mark_t mark;
-        if (next_event(ld) != 0) {
-            return -1;
-        }
-        if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
-            break;
-        }
-        if (index == max) {
-            return fail(ld, "at most %zu entries are allowed", max);
-        }
-        push_index(ld, index, &saved);
-        mark = ld->event.start_mark;
-        memset(first + index * slot, 0, slot);
-        if (remember(ld) != 0 || parse_mapping(ld, sec, first + index * slot, &set) != 0) {
-            return -1;
-        }
-        if (check != NULL && check(ld, first + index * slot, set, mark) != 0) {
-            return -1;
-        }
-        pop_path(ld, saved);
-        index++;
-    }
-    *count = index;
-    return 0;
+    return parse_list(ld, first, slot, max, count, parse_mapping_item, &rules);
 }
 
 /* ------------------------------------------------------------------ */

@@ -308,57 +308,67 @@ static int authenticate(call *c)
 
 /* ---- TokenService ---- */
 
-static void fill_timestamp(Google__Protobuf__Timestamp *ts, int64_t seconds)
+static Google__Protobuf__Timestamp *timestamp(Google__Protobuf__Timestamp *ts, int64_t seconds)
 {
     google__protobuf__timestamp__init(ts);
     ts->seconds = seconds;
+    return ts;
+}
+
+/* Decodes a request; NULL with INVALID_ARGUMENT in c->status. */
+static void *unpack_request(call *c, const ProtobufCMessageDescriptor *type, const uint8_t *data,
+                            size_t len)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(type, NULL, len, data);
+
+    if (m == NULL) {
+        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "%s does not decode", type->short_name);
+    }
+    return m;
+}
+
+static void free_request(void *request)
+{
+    if (request != NULL) {
+        protobuf_c_message_free_unpacked(request, NULL);
+    }
 }
 
 static void answer_app(call *c, const uint8_t *data, size_t len)
 {
     Chattoken__V1__GetAppTokenRequest *req =
-        chattoken__v1__get_app_token_request__unpack(NULL, len, data);
+        unpack_request(c, &chattoken__v1__get_app_token_request__descriptor, data, len);
     Chattoken__V1__GetAppTokenResponse resp = CHATTOKEN__V1__GET_APP_TOKEN_RESPONSE__INIT;
     Google__Protobuf__Timestamp expire;
     srv_token_reply reply;
 
-    if (req == NULL) {
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "GetAppTokenRequest does not decode");
-        return;
-    }
-    if (srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply, &c->status) ==
-        SRV_OK) {
-        fill_timestamp(&expire, reply.expire_time);
+    if (req != NULL && srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply,
+                                         &c->status) == SRV_OK) {
         resp.token = reply.token;
-        resp.expire_time = &expire;
+        resp.expire_time = timestamp(&expire, reply.expire_time);
         set_response(c, &resp.base);
     }
-    chattoken__v1__get_app_token_request__free_unpacked(req, NULL);
+    free_request(req);
 }
 
 static void answer_renew(call *c, const uint8_t *data, size_t len)
 {
     Chattoken__V1__RenewTokenRequest *req =
-        chattoken__v1__renew_token_request__unpack(NULL, len, data);
+        unpack_request(c, &chattoken__v1__renew_token_request__descriptor, data, len);
     Chattoken__V1__RenewTokenResponse resp = CHATTOKEN__V1__RENEW_TOKEN_RESPONSE__INIT;
     Google__Protobuf__Timestamp expire;
     srv_token_reply reply;
 
-    if (req == NULL) {
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "RenewTokenRequest does not decode");
-        return;
-    }
-    if (srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
-                        req->ttl_seconds, &reply, &c->status) == SRV_OK) {
-        fill_timestamp(&expire, reply.expire_time);
+    if (req != NULL && srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
+                                       req->ttl_seconds, &reply, &c->status) == SRV_OK) {
         resp.token = reply.token;
-        resp.expire_time = &expire;
+        resp.expire_time = timestamp(&expire, reply.expire_time);
         resp.kind = reply.kind == SRV_KIND_APP ? CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_APP
                                                : CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_USER;
         resp.user_id = reply.user_id;
         set_response(c, &resp.base);
     }
-    chattoken__v1__renew_token_request__free_unpacked(req, NULL);
+    free_request(req);
 }
 
 /* Runs once, on the worker or on the directory thread (see the top). */
@@ -370,9 +380,8 @@ static void user_done(srv_user_request *request)
 
     c->status = request->status;
     if (c->status.code == SRV_OK) {
-        fill_timestamp(&expire, request->reply.expire_time);
         resp.token = request->reply.token;
-        resp.expire_time = &expire;
+        resp.expire_time = timestamp(&expire, request->reply.expire_time);
         resp.user_id = request->reply.user_id;
         resp.registered = request->reply.registered != 0;
         set_response(c, &resp.base);
@@ -384,15 +393,14 @@ static void user_done(srv_user_request *request)
 static int answer_user(call *c, const uint8_t *data, size_t len)
 {
     Chattoken__V1__GetUserTokenRequest *req =
-        chattoken__v1__get_user_token_request__unpack(NULL, len, data);
+        unpack_request(c, &chattoken__v1__get_user_token_request__descriptor, data, len);
 
     if (req == NULL) {
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "GetUserTokenRequest does not decode");
         return 0;
     }
     srv_get_user_token(c->server->ctx, &c->caller, req->username, strlen(req->username),
                        req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
-    chattoken__v1__get_user_token_request__free_unpacked(req, NULL);
+    free_request(req);
     return 1;
 }
 

@@ -45,6 +45,16 @@ def sha256_hex(text):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# What a backend key may call, and what an admin key may call.
+USER_METHODS = ("GetUserToken", "RenewToken")
+ALL_METHODS = ("GetAppToken", "GetUserToken", "RenewToken")
+
+
+def api_key(name, key, methods):
+    """An auth.api_keys entry for key (given by its SHA-256)."""
+    return {"name": name, "sha256": sha256_hex(key), "methods": list(methods)}
+
+
 def clean_env(extra=None):
     """os.environ without CHAT_TOKEN_* (the app section comes from the
     config), plus extra."""

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "common"))
@@ -52,12 +53,8 @@ class Server:
             "listen": ["127.0.0.1:0", "unix:" + self.socket_path],
             "app": {"id": APP_ID, "certificate": CERTIFICATE, "key": APP_KEY},
             "user_tokens": {"identity": "username"},
-            "auth": {"api_keys": [
-                {"name": "backend", "sha256": sha256_hex(BACKEND_KEY),
-                 "methods": ["GetUserToken", "RenewToken"]},
-                {"name": "admin", "sha256": sha256_hex(ADMIN_KEY),
-                 "methods": ["GetAppToken", "GetUserToken", "RenewToken"]},
-            ]},
+            "auth": {"api_keys": [tokend.api_key("backend", BACKEND_KEY, tokend.USER_METHODS),
+                                  tokend.api_key("admin", ADMIN_KEY, tokend.ALL_METHODS)]},
             "shutdown": {"drain_seconds": 0, "grace_seconds": 2},
         }
         self.tokend = tokend.Tokend(config, workdir=self.dir, secrets=(BACKEND_KEY, ADMIN_KEY))
@@ -97,3 +94,16 @@ class Server:
 
     def stop(self, timeout=15.0):
         self.tokend.stop(timeout)
+
+
+class ServerTestCase(unittest.TestCase):
+    """A test class sharing one Server: started before its first test,
+    stopped (with the exit-code and secret checks) after its last."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)

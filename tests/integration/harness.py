@@ -190,12 +190,8 @@ def base_config(**overrides):
         "user_tokens": {"identity": "username"},
         "auth": {
             "allow_unauthenticated": False,
-            "api_keys": [
-                {"name": "backend", "sha256": sha256_hex(BACKEND_KEY),
-                 "methods": ["GetUserToken", "RenewToken"]},
-                {"name": "admin", "sha256": sha256_hex(ADMIN_KEY),
-                 "methods": ["GetAppToken", "GetUserToken", "RenewToken"]},
-            ],
+            "api_keys": [tokend.api_key("backend", BACKEND_KEY, tokend.USER_METHODS),
+                         tokend.api_key("admin", ADMIN_KEY, tokend.ALL_METHODS)],
         },
         "workers": 2,
         "shutdown": {"drain_seconds": 0, "grace_seconds": 5},
@@ -439,6 +435,14 @@ def temp_dir(prefix="ct-it-"):
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def stop_in_dir(server, directory):
+    """Stops a class's server, then leaves its temp_dir() (tearDownClass)."""
+    try:
+        server.stop()
+    finally:
+        directory.__exit__(None, None, None)
 
 
 def require_node():

@@ -139,10 +139,9 @@ class ConfigFileTest(unittest.TestCase):
 
 
 class CertificateOverrideTest(unittest.TestCase):
-    def test_environment_certificate_signs_the_tokens(self):
-        cfg = h.base_config()
-        del cfg["app"]["certificate"]
-        server = h.Server(cfg, env={"CHAT_TOKEN_APP_CERTIFICATE": h.OTHER_CERTIFICATE})
+    def assert_signs_with_the_other_certificate(self, server):
+        """Starts server, gets a user token, stops it; the token verifies
+        with OTHER_CERTIFICATE."""
         server.add_secret(h.OTHER_CERTIFICATE)
         server.start()
         with h.Client(server, key=h.BACKEND_KEY) as c:
@@ -151,6 +150,12 @@ class CertificateOverrideTest(unittest.TestCase):
         self.assertEqual(r.code, grpc.StatusCode.OK, r.details)
         h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "alice",
                           "certificate": h.OTHER_CERTIFICATE}])
+
+    def test_environment_certificate_signs_the_tokens(self):
+        cfg = h.base_config()
+        del cfg["app"]["certificate"]
+        self.assert_signs_with_the_other_certificate(
+            h.Server(cfg, env={"CHAT_TOKEN_APP_CERTIFICATE": h.OTHER_CERTIFICATE}))
 
     def test_certificate_file_signs_the_tokens(self):
         with h.temp_dir() as d:
@@ -161,15 +166,7 @@ class CertificateOverrideTest(unittest.TestCase):
             cfg = h.base_config()
             del cfg["app"]["certificate"]
             cfg["app"]["certificate_file"] = cert_file
-            server = h.Server(cfg, workdir=d)
-            server.add_secret(h.OTHER_CERTIFICATE)
-            server.start()
-            with h.Client(server, key=h.BACKEND_KEY) as c:
-                r = c.get_user_token("alice")
-            server.stop()
-        self.assertEqual(r.code, grpc.StatusCode.OK, r.details)
-        h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "alice",
-                          "certificate": h.OTHER_CERTIFICATE}])
+            self.assert_signs_with_the_other_certificate(h.Server(cfg, workdir=d))
 
 
 if __name__ == "__main__":

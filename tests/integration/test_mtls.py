@@ -27,10 +27,7 @@ class MutualTlsTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.dir.__exit__(None, None, None)
+        h.stop_in_dir(cls.server, cls.dir)
 
     def client(self, who):
         return h.Client(self.server, credentials=self.certs.channel_credentials(who))
