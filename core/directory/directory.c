@@ -405,6 +405,33 @@ static int64_t flight_deadline(ud_directory *dir, flight *f)
     return d;
 }
 
+/* Detaches f's waiters (lock held), in front of rest. */
+static waiter *take_waiters(flight *f, waiter *rest)
+{
+    waiter *w = f->waiters;
+
+    if (w == NULL) {
+        return rest;
+    }
+    *f->waiters_tail = rest;
+    f->waiters = NULL;
+    f->waiters_tail = &f->waiters;
+    return w;
+}
+
+/* Answers and frees a detached list of waiters (lock not held); only the
+ * leader learns that its lookup registered the user. */
+static void answer_all(waiter *w, enum ud_status status, const char *uuid, int registered,
+                       const char *message)
+{
+    while (w != NULL) {
+        waiter *next = w->next;
+        answer(w->cb, w->arg, status, uuid, registered && w->leader, message);
+        free(w);
+        w = next;
+    }
+}
+
 /* Directory thread: answers every waiter, caches what is worth caching and
  * frees the flight. The cache is filled before the flight leaves the table,
  * so a lookup that finds no flight under the lock finds the cache entry. */
@@ -421,17 +448,9 @@ static void finish(ud_directory *dir, flight *f, enum ud_status status, const ch
     }
     pthread_mutex_lock(&dir->lock);
     table_remove(dir, f);
-    w = f->waiters;
-    f->waiters = NULL;
-    f->waiters_tail = &f->waiters;
+    w = take_waiters(f, NULL);
     pthread_mutex_unlock(&dir->lock);
-
-    while (w != NULL) {
-        waiter *next = w->next;
-        answer(w->cb, w->arg, status, uuid, registered && w->leader, message);
-        free(w);
-        w = next;
-    }
+    answer_all(w, status, uuid, registered, message);
     flight_free(dir, f);
 }
 
@@ -972,21 +991,10 @@ static void fail_everything(ud_directory *dir)
     adopt_incoming_locked(dir, 0);
     for (f = dir->active; f != NULL; f = f->next) {
         table_remove(dir, f);
-        if (f->waiters != NULL) {
-            *f->waiters_tail = all;
-            all = f->waiters;
-            f->waiters = NULL;
-            f->waiters_tail = &f->waiters;
-        }
+        all = take_waiters(f, all);
     }
     pthread_mutex_unlock(&dir->lock);
-
-    while (all != NULL) {
-        waiter *next = all->next;
-        answer(all->cb, all->arg, UD_UNAVAILABLE, NULL, 0, "shutting down");
-        free(all);
-        all = next;
-    }
+    answer_all(all, UD_UNAVAILABLE, NULL, 0, "shutting down");
     while (dir->active != NULL) {
         flight_free(dir, dir->active);
     }
