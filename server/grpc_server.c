@@ -334,57 +334,72 @@ static void free_request(void *request)
     }
 }
 
-static void answer_app(call *c, const uint8_t *data, size_t len)
+/* The response of c's method for a token reply: the one place that maps a
+ * reply to each TokenService response. */
+static void set_token_response(call *c, const srv_token_reply *reply)
 {
-    Chattoken__V1__GetAppTokenRequest *req =
-        unpack_request(c, &chattoken__v1__get_app_token_request__descriptor, data, len);
-    Chattoken__V1__GetAppTokenResponse resp = CHATTOKEN__V1__GET_APP_TOKEN_RESPONSE__INIT;
     Google__Protobuf__Timestamp expire;
-    srv_token_reply reply;
 
-    if (req != NULL && srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply,
-                                         &c->status) == SRV_OK) {
-        resp.token = reply.token;
-        resp.expire_time = timestamp(&expire, reply.expire_time);
+    timestamp(&expire, reply->expire_time);
+    if (c->kind == CT_METHOD_GET_APP_TOKEN) {
+        Chattoken__V1__GetAppTokenResponse resp = CHATTOKEN__V1__GET_APP_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
+        resp.expire_time = &expire;
+        set_response(c, &resp.base);
+    } else if (c->kind == CT_METHOD_RENEW_TOKEN) {
+        Chattoken__V1__RenewTokenResponse resp = CHATTOKEN__V1__RENEW_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
+        resp.expire_time = &expire;
+        resp.kind = reply->kind == SRV_KIND_APP ? CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_APP
+                                                : CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_USER;
+        resp.user_id = (char *)reply->user_id;
+        set_response(c, &resp.base);
+    } else {
+        Chattoken__V1__GetUserTokenResponse resp = CHATTOKEN__V1__GET_USER_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
+        resp.expire_time = &expire;
+        resp.user_id = (char *)reply->user_id;
+        resp.registered = reply->registered != 0;
         set_response(c, &resp.base);
     }
-    free_request(req);
 }
 
-static void answer_renew(call *c, const uint8_t *data, size_t len)
+/* GetAppToken and RenewToken: answered on this thread. */
+static void answer_now(call *c, const uint8_t *data, size_t len)
 {
-    Chattoken__V1__RenewTokenRequest *req =
-        unpack_request(c, &chattoken__v1__renew_token_request__descriptor, data, len);
-    Chattoken__V1__RenewTokenResponse resp = CHATTOKEN__V1__RENEW_TOKEN_RESPONSE__INIT;
-    Google__Protobuf__Timestamp expire;
     srv_token_reply reply;
+    int rc = SRV_INVALID_ARGUMENT;
 
-    if (req != NULL && srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
-                                       req->ttl_seconds, &reply, &c->status) == SRV_OK) {
-        resp.token = reply.token;
-        resp.expire_time = timestamp(&expire, reply.expire_time);
-        resp.kind = reply.kind == SRV_KIND_APP ? CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_APP
-                                               : CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_USER;
-        resp.user_id = reply.user_id;
-        set_response(c, &resp.base);
+    if (c->kind == CT_METHOD_GET_APP_TOKEN) {
+        Chattoken__V1__GetAppTokenRequest *req =
+            unpack_request(c, &chattoken__v1__get_app_token_request__descriptor, data, len);
+        if (req != NULL) {
+            rc =
+                srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply, &c->status);
+        }
+        free_request(req);
+    } else {
+        Chattoken__V1__RenewTokenRequest *req =
+            unpack_request(c, &chattoken__v1__renew_token_request__descriptor, data, len);
+        if (req != NULL) {
+            rc = srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
+                                 req->ttl_seconds, &reply, &c->status);
+        }
+        free_request(req);
     }
-    free_request(req);
+    if (rc == SRV_OK) {
+        set_token_response(c, &reply);
+    }
 }
 
 /* Runs once, on the worker or on the directory thread (see the top). */
 static void user_done(srv_user_request *request)
 {
     call *c = request->arg;
-    Chattoken__V1__GetUserTokenResponse resp = CHATTOKEN__V1__GET_USER_TOKEN_RESPONSE__INIT;
-    Google__Protobuf__Timestamp expire;
 
     c->status = request->status;
     if (c->status.code == SRV_OK) {
-        resp.token = request->reply.token;
-        resp.expire_time = timestamp(&expire, request->reply.expire_time);
-        resp.user_id = request->reply.user_id;
-        resp.registered = request->reply.registered != 0;
-        set_response(c, &resp.base);
+        set_token_response(c, &request->reply);
     }
     finish(c);
 }
@@ -420,12 +435,10 @@ static void dispatch_token_call(call *c)
     } else if (srv_wire_has_nul_in_strings(data, len)) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "string fields must not contain NUL bytes");
     } else {
-        if (c->kind == CT_METHOD_GET_APP_TOKEN) {
-            answer_app(c, data, len);
-        } else if (c->kind == CT_METHOD_RENEW_TOKEN) {
-            answer_renew(c, data, len);
-        } else {
+        if (c->kind == CT_METHOD_GET_USER_TOKEN) {
             handed_on = answer_user(c, data, len);
+        } else {
+            answer_now(c, data, len);
         }
     }
     free(data);
@@ -596,14 +609,15 @@ static void start_watch(call *c)
 
 /* ---- reflection ---- */
 
-static void reflect_recv(call *c)
+/* Reads the next message of c into c->payload; its event comes at step. */
+static void recv_message(call *c, enum call_step step)
 {
     grpc_op op;
 
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->payload;
-    c->step = STEP_REFLECT_RECV;
+    c->step = step;
     start_batch(c, &op, 1, c);
 }
 
@@ -650,17 +664,6 @@ static void reflect_answer(call *c)
 
 /* ---- generic calls: health, reflection, and everything unknown ---- */
 
-static void recv_message(call *c, enum call_step step)
-{
-    grpc_op op;
-
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->payload;
-    c->step = step;
-    start_batch(c, &op, 1, c);
-}
-
 static enum ct_method generic_method(const call *c)
 {
     for (size_t i = 0; i < sizeof(generic_paths) / sizeof(generic_paths[0]); i++) {
@@ -683,7 +686,7 @@ static void dispatch_generic(call *c)
         recv_message(c, STEP_WATCH_RECV);
     } else if (c->method == CT_METHOD_REFLECTION) {
         c->streaming = 1;
-        reflect_recv(c);
+        recv_message(c, STEP_REFLECT_RECV);
     } else {
         srv_fail(&c->status, SRV_UNIMPLEMENTED, "unknown method %.*s",
                  (int)(GRPC_SLICE_LENGTH(m) > 200 ? 200 : GRPC_SLICE_LENGTH(m)),
@@ -882,7 +885,7 @@ static void on_event(void *tag, int ok)
         break;
     case STEP_REFLECT_SEND:
         if (ok) {
-            reflect_recv(c);
+            recv_message(c, STEP_REFLECT_RECV);
         } else {
             finish(c);
         }
