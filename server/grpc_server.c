@@ -770,8 +770,10 @@ static void finish(call *c)
 static void call_peer(void *arg, char *out, size_t outlen)
 {
     char *peer = grpc_call_get_peer(((call *)arg)->call);
+    size_t len = peer != NULL ? strnlen(peer, outlen - 1) : 0;
 
-    snprintf(out, outlen, "%s", peer != NULL ? peer : "");
+    memcpy(out, peer != NULL ? peer : "", len); /* a copy, not a printf: this is per call */
+    out[len] = '\0';
     gpr_free(peer);
 }
 
