@@ -1,7 +1,16 @@
 /* AccessToken2 ("007"): the wire format, signing, the strict parser and the
  * Chat builders. The hot path keeps a deflater (core/deflate.c), an inflate
- * stream and a digest context per thread, so building a token allocates
- * nothing once warm. */
+ * stream and the HMAC key of the current second per thread, so building a
+ * token allocates nothing once warm. */
+
+/* HMAC-SHA256 runs on OpenSSL's low-level SHA256_* functions, deprecated in
+ * OpenSSL 3 but present in every build of it (Debian's included): they hash
+ * on a caller-owned SHA256_CTX with no provider look-up and no allocation,
+ * and a context is a plain struct that can be copied, which is what
+ * precomputed HMAC keys need. The EVP equivalent (EVP_MD_CTX_copy_ex from a
+ * precomputed context) allocates a new provider context on every copy. The
+ * block function is the same (SHA extensions or AVX2, picked at run time). */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include "token.h"
 
 #include "base64.h"
@@ -9,8 +18,8 @@
 #include "text.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,14 +30,20 @@
 /* Largest signing_info the builder writes: far above any real token. */
 #define BUILD_PAYLOAD_MAX 1024
 #define COMPRESSED_MAX (CT_TOKEN_MAX_CHARS / 4 * 3)
-
 #define SHA256_BLOCK 64
+
+/* An HMAC-SHA256 key as the hash states after its padded inner and outer
+ * blocks (two compressions); a MAC with it then costs the message's blocks
+ * plus one. */
+typedef struct hmac_key {
+    SHA256_CTX inner;
+    SHA256_CTX outer;
+} hmac_key;
 
 typedef struct codec_state {
     ct_deflater *deflater;
     z_stream inflater;
     int inflater_ready;
-    EVP_MD_CTX *digest;
     /* k1 = HMAC(LE32(issue_ts), certificate) depends on the second and the
      * certificate only: tokens built in the same second share it */
     int k1_valid;
@@ -38,9 +53,8 @@ typedef struct codec_state {
     uint8_t compressed[COMPRESSED_MAX];
 } codec_state;
 
-static pthread_once_t state_once = PTHREAD_ONCE_INIT;
 static pthread_key_t state_key;
-static EVP_MD *sha256;
+static pthread_once_t state_once = PTHREAD_ONCE_INIT;
 static _Thread_local codec_state *thread_state;
 
 static void state_free(void *p)
@@ -54,7 +68,6 @@ static void state_free(void *p)
         inflateEnd(&st->inflater);
     }
     ct_deflater_free(st->deflater);
-    EVP_MD_CTX_free(st->digest);
     OPENSSL_cleanse(st->k1, sizeof(st->k1));
     OPENSSL_cleanse(st->k1_certificate, sizeof(st->k1_certificate));
     free(st);
@@ -63,7 +76,6 @@ static void state_free(void *p)
 static void state_init_once(void)
 {
     pthread_key_create(&state_key, state_free);
-    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
 /* The calling thread's codec state, created on first use. */
@@ -75,16 +87,12 @@ static codec_state *state_get(void)
         return st;
     }
     pthread_once(&state_once, state_init_once);
-    if (sha256 == NULL) {
-        return NULL;
-    }
     st = calloc(1, sizeof(*st));
     if (st == NULL) {
         return NULL;
     }
     st->deflater = ct_deflater_new();
-    st->digest = EVP_MD_CTX_new();
-    if (st->deflater == NULL || st->digest == NULL) {
+    if (st->deflater == NULL) {
         state_free(st);
         return NULL;
     }
@@ -93,34 +101,38 @@ static codec_state *state_get(void)
     return st;
 }
 
-/* HMAC-SHA256 (RFC 2104) on the thread's digest context. EVP_MAC_init
- * allocates and goes through the provider on every call; our keys are at
- * most 32 bytes, under the 64-byte block, so the pads are built directly. */
-static int hmac_sha256(codec_state *st, const uint8_t *key, size_t keylen, const uint8_t *msg,
-                       size_t msglen, uint8_t out[CT_SIGNATURE_LEN])
+/* RFC 2104 with a key of at most one block (ours are 4 or 32 bytes). */
+static void hmac_key_init(hmac_key *hk, const uint8_t *key, size_t keylen)
 {
     uint8_t pad[SHA256_BLOCK];
-    uint8_t inner[CT_SIGNATURE_LEN];
-    unsigned int n = 0;
-    int ok;
 
     memset(pad, 0x36, sizeof(pad));
     for (size_t i = 0; i < keylen; i++) {
         pad[i] ^= key[i];
     }
-    ok = EVP_DigestInit_ex2(st->digest, sha256, NULL) &&
-         EVP_DigestUpdate(st->digest, pad, sizeof(pad)) &&
-         EVP_DigestUpdate(st->digest, msg, msglen) && EVP_DigestFinal_ex(st->digest, inner, &n);
+    SHA256_Init(&hk->inner);
+    SHA256_Update(&hk->inner, pad, sizeof(pad));
     for (size_t i = 0; i < sizeof(pad); i++) {
         pad[i] ^= 0x36 ^ 0x5c;
     }
-    ok = ok && EVP_DigestInit_ex2(st->digest, sha256, NULL) &&
-         EVP_DigestUpdate(st->digest, pad, sizeof(pad)) &&
-         EVP_DigestUpdate(st->digest, inner, sizeof(inner)) &&
-         EVP_DigestFinal_ex(st->digest, out, &n);
-    OPENSSL_cleanse(pad, sizeof(pad));
-    OPENSSL_cleanse(inner, sizeof(inner));
-    return ok && n == CT_SIGNATURE_LEN ? CT_OK : CT_E_INTERNAL;
+    SHA256_Init(&hk->outer);
+    SHA256_Update(&hk->outer, pad, sizeof(pad));
+    explicit_bzero(pad, sizeof(pad));
+}
+
+static void hmac_sha256(const hmac_key *hk, const uint8_t *msg, size_t msglen,
+                        uint8_t out[CT_SIGNATURE_LEN])
+{
+    SHA256_CTX ctx = hk->inner;
+    uint8_t inner[CT_SIGNATURE_LEN];
+
+    SHA256_Update(&ctx, msg, msglen);
+    SHA256_Final(inner, &ctx);
+    ctx = hk->outer;
+    SHA256_Update(&ctx, inner, sizeof(inner));
+    SHA256_Final(out, &ctx);
+    explicit_bzero(inner, sizeof(inner));
+    explicit_bzero(&ctx, sizeof(ctx));
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -131,33 +143,34 @@ static void put_le32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
-/* signature = HMAC(HMAC(LE32(salt), HMAC(LE32(issue_ts), certificate)), info) */
+/* signature = HMAC(HMAC(LE32(salt), HMAC(LE32(issue_ts), certificate)), info),
+ * HMAC(key, message). k1 = HMAC(LE32(issue_ts), certificate) is cached for
+ * the second; the salt is a fresh key for every token, so the other two
+ * MACs cost 2 + 2 and 2 + 3 compressions (a 72-byte user token info). */
 static int sign(codec_state *st, const char *certificate, uint32_t issue_ts, uint32_t salt,
                 const uint8_t *info, size_t infolen, uint8_t out[CT_SIGNATURE_LEN])
 {
     uint8_t le[4];
     uint8_t k[CT_SIGNATURE_LEN];
-    int rc = CT_OK;
+    hmac_key hk;
 
     if (!st->k1_valid || st->k1_issue_ts != issue_ts ||
         CRYPTO_memcmp(st->k1_certificate, certificate, CT_HEX_ID_LEN) != 0) {
-        st->k1_valid = 0;
         put_le32(le, issue_ts);
-        rc = hmac_sha256(st, le, 4, (const uint8_t *)certificate, CT_HEX_ID_LEN, st->k1);
-        if (rc != CT_OK) {
-            return rc;
-        }
+        hmac_key_init(&hk, le, 4);
+        hmac_sha256(&hk, (const uint8_t *)certificate, CT_HEX_ID_LEN, st->k1);
         st->k1_valid = 1;
         st->k1_issue_ts = issue_ts;
         memcpy(st->k1_certificate, certificate, CT_HEX_ID_LEN);
     }
     put_le32(le, salt);
-    rc = hmac_sha256(st, le, 4, st->k1, sizeof(st->k1), k);
-    if (rc == CT_OK) {
-        rc = hmac_sha256(st, k, sizeof(k), info, infolen, out);
-    }
-    OPENSSL_cleanse(k, sizeof(k));
-    return rc;
+    hmac_key_init(&hk, le, 4);
+    hmac_sha256(&hk, st->k1, sizeof(st->k1), k);
+    hmac_key_init(&hk, k, sizeof(k));
+    hmac_sha256(&hk, info, infolen, out);
+    explicit_bzero(k, sizeof(k));
+    explicit_bzero(&hk, sizeof(hk));
+    return CT_OK;
 }
 
 int ct_is_hex_id(const char *s)
@@ -305,7 +318,7 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
     }
     st = state_get();
     if (st == NULL) {
-        ct_set_error(err, errlen, "cannot set up the codec (out of memory or no HMAC)");
+        ct_set_error(err, errlen, "cannot set up the codec (out of memory)");
         return CT_E_INTERNAL;
     }
 
