@@ -519,37 +519,60 @@ static int dz_build_bl_tree(dz_state *s)
     return max_blindex;
 }
 
-/* compress_block with the dynamic trees or the static ones (fixed) */
+/* compress_block with the dynamic trees or the static ones (fixed). The bit
+ * accumulator lives in locals here: stores through s->out (bytes) would
+ * otherwise make the compiler reload s->bit_buf after every one. */
 static void dz_compress_block(dz_state *s, int fixed)
 {
     const uint16_t *lcode = fixed ? dz_static_lcode : s->ltree.code;
     const uint16_t *llen = fixed ? dz_static_llen16 : s->ltree.len;
     const uint16_t *dcode = fixed ? dz_static_dcode : s->dtree.code;
     const uint16_t *dlen = fixed ? dz_static_dlen16 : s->dtree.len;
+    uint64_t buf = s->bit_buf;
+    unsigned count = s->bit_count;
+
+#define DZ_PUT(value, length)                                                                      \
+    do {                                                                                           \
+        buf |= (uint64_t)(value) << count;                                                         \
+        count += (length);                                                                         \
+    } while (0)
     for (unsigned i = 0; i < s->sym_count; i++) {
         unsigned dist = s->sym_dist[i];
         unsigned lc = s->sym_lc[i];
         unsigned code;
-        unsigned extra;
 
         if (dist == 0) {
-            dz_send_bits(s, lcode[lc], llen[lc]);
-            continue;
+            DZ_PUT(lcode[lc], llen[lc]);
+        } else {
+            /* at most 15 + 5 + 15 + 13 = 48 bits: one flush after them */
+            code = dz_length_code[lc];
+            DZ_PUT(lcode[code + DZ_LITERALS + 1], llen[code + DZ_LITERALS + 1]);
+            if (dz_extra_lbits[code] != 0) { /* not for 258: code 28 has no base */
+                DZ_PUT(lc - dz_base_length[code], dz_extra_lbits[code]);
+            }
+            dist--;
+            code = dz_d_code(dist);
+            if (count >= 32) {
+                s->bit_buf = buf;
+                s->bit_count = count;
+                dz_put32(s);
+                buf = s->bit_buf;
+                count = s->bit_count;
+            }
+            DZ_PUT(dcode[code], dlen[code]);
+            DZ_PUT(dist - dz_base_dist[code], dz_extra_dbits[code]);
         }
-        code = dz_length_code[lc];
-        dz_send_bits(s, lcode[code + DZ_LITERALS + 1], llen[code + DZ_LITERALS + 1]);
-        extra = dz_extra_lbits[code];
-        if (extra != 0) {
-            dz_send_bits(s, lc - dz_base_length[code], extra);
-        }
-        dist--;
-        code = dz_d_code(dist);
-        dz_send_bits(s, dcode[code], dlen[code]);
-        extra = dz_extra_dbits[code];
-        if (extra != 0) {
-            dz_send_bits(s, dist - dz_base_dist[code], extra);
+        if (count >= 32) {
+            s->bit_buf = buf;
+            s->bit_count = count;
+            dz_put32(s);
+            buf = s->bit_buf;
+            count = s->bit_count;
         }
     }
+#undef DZ_PUT
+    s->bit_buf = buf;
+    s->bit_count = count;
     dz_send_bits(s, lcode[DZ_END_BLOCK], llen[DZ_END_BLOCK]);
 }
 
