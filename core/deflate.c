@@ -13,8 +13,9 @@
  * the linked zlib for many thousands of payloads. What differs is bookkeeping
  * only, each with the reason it cannot change the output:
  *  - The hash table has zlib's 2^15 buckets and hash function, so every chain
- *    holds the same positions in the same order; only the buckets this input
- *    used are cleared afterwards, instead of the whole table.
+ *    holds the same positions in the same order; instead of clearing the
+ *    table for each input, entries are stamped (base + position) and those
+ *    of earlier inputs read as NIL.
  *  - Match lengths are counted up to the end of the input, not up to 258 bytes
  *    of window that may hold bytes of an earlier stream. zlib clamps its
  *    result to the lookahead and stops the chain at nice_match (itself clamped
@@ -33,13 +34,12 @@
  * construction and tie-breaking) follows zlib 1.2.13, (C) 1995-2022
  * Jean-loup Gailly and Mark Adler, under the zlib license; this is an
  * altered, reduced re-implementation of it, not the original software. Only
- * the decoder (inflate) and adler32 come from the linked zlib. */
+ * the decoder (inflate) comes from the linked zlib. */
 #include "deflate.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #define DZ_MIN_MATCH 3
 #define DZ_MAX_MATCH 258
@@ -55,6 +55,7 @@
 #define DZ_MAX_CHAIN 128
 #define DZ_TOO_FAR 4096
 #define DZ_LITERALS 256
+#define DZ_MATCH 256 /* sym[] values from here on are matches */
 #define DZ_END_BLOCK 256
 #define DZ_LENGTH_CODES 29
 #define DZ_L_CODES (DZ_LITERALS + 1 + DZ_LENGTH_CODES)
@@ -105,12 +106,19 @@ typedef struct dz_tree {
 } dz_tree;
 
 typedef struct dz_state {
-    uint16_t head[DZ_HASH_SIZE]; /* 0 (NIL) everywhere between calls */
+    /* base + position, for this call's positions; anything <= base is NIL
+     * (zlib's head[] is per stream: no clearing between calls this way) */
+    uint32_t head[DZ_HASH_SIZE];
+    uint32_t base;
     uint16_t prev[DZ_INPUT_MAX];
-    uint16_t bucket[DZ_INPUT_MAX]; /* the hash of each inserted position */
-    uint16_t sym_dist[DZ_INPUT_MAX];
-    uint8_t sym_lc[DZ_INPUT_MAX];
+    /* zlib's symbol buffer: a literal byte, or DZ_MATCH + i for the i-th
+     * match (one 16-bit store per literal, the common symbol) */
+    uint16_t sym[DZ_INPUT_MAX];
     unsigned sym_count;
+    uint16_t match_dist[DZ_INPUT_MAX / DZ_MIN_MATCH + 1];
+    uint8_t match_lc[DZ_INPUT_MAX / DZ_MIN_MATCH + 1]; /* length - DZ_MIN_MATCH */
+    unsigned match_count;
+    unsigned long extra_bits;                  /* of the matches' lengths and distances */
     uint64_t lit_used[(DZ_L_CODES + 63) / 64]; /* bit n: ltree.freq[n] != 0 */
     uint32_t dist_used;                        /* bit n: dtree.freq[n] != 0 */
     /* dz_huffman_cost's histogram: all 0 between calls; merged weights reach
@@ -530,20 +538,41 @@ static void dz_compress_block(dz_state *s, int fixed)
     const uint16_t *dlen = fixed ? dz_static_dlen16 : s->dtree.len;
     uint64_t buf = s->bit_buf;
     unsigned count = s->bit_count;
+    uint8_t *out = s->out;
 
 #define DZ_PUT(value, length)                                                                      \
     do {                                                                                           \
         buf |= (uint64_t)(value) << count;                                                         \
         count += (length);                                                                         \
     } while (0)
+/* dz_put32 on the locals; bytes past out_end are only counted */
+#define DZ_FLUSH32()                                                                               \
+    do {                                                                                           \
+        if (s->out_end - out >= 4) {                                                               \
+            out[0] = (uint8_t)buf;                                                                 \
+            out[1] = (uint8_t)(buf >> 8);                                                          \
+            out[2] = (uint8_t)(buf >> 16);                                                         \
+            out[3] = (uint8_t)(buf >> 24);                                                         \
+        } else {                                                                                   \
+            for (int byte = 0; out + byte < s->out_end; byte++) {                                  \
+                out[byte] = (uint8_t)(buf >> (8 * byte));                                          \
+            }                                                                                      \
+        }                                                                                          \
+        out += 4;                                                                                  \
+        buf >>= 32;                                                                                \
+        count -= 32;                                                                               \
+    } while (0)
     for (unsigned i = 0; i < s->sym_count; i++) {
-        unsigned dist = s->sym_dist[i];
-        unsigned lc = s->sym_lc[i];
+        unsigned sym = s->sym[i];
+        unsigned dist;
+        unsigned lc;
         unsigned code;
 
-        if (dist == 0) {
-            DZ_PUT(lcode[lc], llen[lc]);
+        if (sym < DZ_MATCH) {
+            DZ_PUT(lcode[sym], llen[sym]);
         } else {
+            dist = s->match_dist[sym - DZ_MATCH];
+            lc = s->match_lc[sym - DZ_MATCH];
             /* at most 15 + 5 + 15 + 13 = 48 bits: one flush after them */
             code = dz_length_code[lc];
             DZ_PUT(lcode[code + DZ_LITERALS + 1], llen[code + DZ_LITERALS + 1]);
@@ -553,24 +582,18 @@ static void dz_compress_block(dz_state *s, int fixed)
             dist--;
             code = dz_d_code(dist);
             if (count >= 32) {
-                s->bit_buf = buf;
-                s->bit_count = count;
-                dz_put32(s);
-                buf = s->bit_buf;
-                count = s->bit_count;
+                DZ_FLUSH32();
             }
             DZ_PUT(dcode[code], dlen[code]);
             DZ_PUT(dist - dz_base_dist[code], dz_extra_dbits[code]);
         }
         if (count >= 32) {
-            s->bit_buf = buf;
-            s->bit_count = count;
-            dz_put32(s);
-            buf = s->bit_buf;
-            count = s->bit_count;
+            DZ_FLUSH32();
         }
     }
 #undef DZ_PUT
+#undef DZ_FLUSH32
+    s->out = out;
     s->bit_buf = buf;
     s->bit_count = count;
     dz_send_bits(s, lcode[DZ_END_BLOCK], llen[DZ_END_BLOCK]);
@@ -634,29 +657,67 @@ static unsigned long dz_huffman_cost(uint16_t *weights, unsigned count, unsigned
     return cost;
 }
 
+/* dz_huffman_cost for four weights (0 = absent), without the histogram. */
+static unsigned long dz_huffman_cost4(const unsigned weight[4])
+{
+    unsigned w[4] = {weight[0], weight[1], weight[2], weight[3]};
+    unsigned n = 0;
+    unsigned long cost = 0;
+
+    for (int i = 0; i < 4; i++) {
+        if (w[i] != 0) {
+            w[n++] = w[i];
+        }
+    }
+    if (n == 1) {
+        return w[0]; /* zlib adds a second code: this one has length 1 */
+    }
+    while (n > 1) {
+        /* the two smallest to the front, merged into one */
+        for (unsigned k = 0; k < 2; k++) {
+            unsigned min = k;
+            unsigned t;
+            for (unsigned i = k + 1; i < n; i++) {
+                if (w[i] < w[min]) {
+                    min = i;
+                }
+            }
+            t = w[k];
+            w[k] = w[min];
+            w[min] = t;
+        }
+        w[0] += w[1];
+        cost += w[0];
+        w[1] = w[--n];
+    }
+    return cost;
+}
+
 /* What a lower bound on the dynamic block needs to know about the symbols
  * zlib's send_tree writes for a tree's code lengths (the "bit length"
  * symbols 0..18), by class. */
+enum { DZ_ZEROS, DZ_REP_3_10_CLASS, DZ_REP_11_138_CLASS, DZ_NON_ZERO, DZ_CLASSES };
 typedef struct dz_bl_census {
-    unsigned zeros;      /* symbol 0: zero runs under 3, one per length */
-    unsigned rep_3_10;   /* symbol 17 (3 extra bits): zero runs of 3..10 */
-    unsigned rep_11_138; /* symbol 18 (7 extra bits): zero runs of 11..138 */
-    unsigned non_zero;   /* symbols 1..16, at least */
+    /* [DZ_ZEROS] symbol 0: zero runs under 3, one per length;
+     * [DZ_REP_3_10_CLASS] symbol 17 (3 extra bits): zero runs of 3..10;
+     * [DZ_REP_11_138_CLASS] symbol 18 (7 extra bits): zero runs of 11..138;
+     * [DZ_NON_ZERO] symbols 1..16, at least */
+    unsigned count[DZ_CLASSES];
 } dz_bl_census;
 
 /* A run of r zero lengths, as scan_tree splits it: chunks of at most 138. */
 static void dz_census_zero_run(dz_bl_census *c, unsigned r)
 {
-    while (r >= 138) {
-        c->rep_11_138++;
+    while (r > 138) {
+        c->count[DZ_REP_11_138_CLASS]++;
         r -= 138;
     }
     if (r >= 11) {
-        c->rep_11_138++;
+        c->count[DZ_REP_11_138_CLASS]++;
     } else if (r >= 3) {
-        c->rep_3_10++;
+        c->count[DZ_REP_3_10_CLASS]++;
     } else {
-        c->zeros += r;
+        c->count[DZ_ZEROS] += r;
     }
 }
 
@@ -667,9 +728,9 @@ static void dz_census_zero_run(dz_bl_census *c, unsigned r)
 static void dz_census_used_run(dz_bl_census *c, unsigned k)
 {
     if (k < 4) {
-        c->non_zero += k;
+        c->count[DZ_NON_ZERO] += k;
     } else {
-        c->non_zero += k <= 12 ? 2 : (k + 5) / 6;
+        c->count[DZ_NON_ZERO] += k <= 12 ? 2 : (k + 5) / 6;
     }
 }
 
@@ -724,14 +785,14 @@ static int dz_dynamic_possible(dz_state *s, size_t len, unsigned long *static_le
     const dz_tree *lt = &s->ltree;
     const dz_tree *dt = &s->dtree;
     uint16_t *weights = s->weights;
-    dz_bl_census census = {0, 0, 0, 0};
-    unsigned long static_bits = 0;
-    unsigned long bound = 5 + 5 + 4;
+    dz_bl_census census = {{0, 0, 0, 0}};
+    /* the extra bits of lengths and distances, the same in every block */
+    unsigned long static_bits = s->extra_bits;
+    unsigned long bound = 5 + 5 + 4 + s->extra_bits;
     unsigned used = 0;
     unsigned dist_used = 0;
     unsigned dist_total = 0;
     unsigned dist_pos[DZ_D_CODES];
-    unsigned bl_total;
     unsigned floor_log2;
     int max_blindex = 3;
     int prev = -1;
@@ -741,10 +802,8 @@ static int dz_dynamic_possible(dz_state *s, size_t len, unsigned long *static_le
         for (uint64_t word = s->lit_used[w]; word != 0; word &= word - 1) {
             unsigned n = w * 64 + (unsigned)__builtin_ctzll(word);
             unsigned f = lt->freq[n];
-            unsigned xbits = n > DZ_LITERALS ? dz_extra_lbits[n - DZ_LITERALS - 1] : 0;
 
-            static_bits += (unsigned long)f * (dz_static_llen[n] + xbits);
-            bound += (unsigned long)f * xbits;
+            static_bits += (unsigned long)f * dz_static_llen[n];
             weights[f]++;
             used++;
             dz_census_add(&census, n, &prev, &run);
@@ -764,8 +823,7 @@ static int dz_dynamic_possible(dz_state *s, size_t len, unsigned long *static_le
         unsigned n = (unsigned)__builtin_ctz(word);
         unsigned f = dt->freq[n];
 
-        static_bits += (unsigned long)f * (dz_static_dlen[n] + dz_extra_dbits[n]);
-        bound += (unsigned long)f * dz_extra_dbits[n];
+        static_bits += (unsigned long)f * dz_static_dlen[n];
         weights[f]++;
         dist_total += f;
         dist_pos[dist_used++] = n;
@@ -791,15 +849,8 @@ static int dz_dynamic_possible(dz_state *s, size_t len, unsigned long *static_le
     dz_census_used_run(&census, run);
     *static_lenb = (static_bits + 3 + 7) >> 3;
 
-    bl_total = census.zeros + census.rep_3_10 + census.rep_11_138 + census.non_zero;
-    weights[census.zeros]++;
-    weights[census.rep_3_10]++;
-    weights[census.rep_11_138]++;
-    weights[census.non_zero]++;
-    used = 4 - weights[0]; /* classes that did not occur */
-    weights[0] = 0;
-    bound +=
-        dz_huffman_cost(weights, used, bl_total) + 3ul * census.rep_3_10 + 7ul * census.rep_11_138;
+    bound += dz_huffman_cost4(census.count) + 3ul * census.count[DZ_REP_3_10_CLASS] +
+             7ul * census.count[DZ_REP_11_138_CLASS];
     bound += 3ul * ((unsigned long)max_blindex + 1);
     return ((bound + 3 + 7) >> 3) < (*static_lenb < len + 4 ? *static_lenb : len + 4);
 }
@@ -890,22 +941,26 @@ static unsigned dz_longest_match(const dz_state *s, const uint8_t *in, unsigned 
     return best <= lookahead ? best : lookahead;
 }
 
-static unsigned dz_insert(dz_state *s, const uint8_t *in, unsigned pos, unsigned *ins_h)
+/* zlib's UPDATE_HASH: the hash of the 3 bytes ending with c */
+static inline unsigned dz_hash(unsigned h, unsigned c)
 {
-    unsigned head;
+    return ((h << DZ_HASH_SHIFT) ^ c) & DZ_HASH_MASK;
+}
 
-    *ins_h = ((*ins_h << DZ_HASH_SHIFT) ^ in[pos + DZ_MIN_MATCH - 1]) & DZ_HASH_MASK;
-    s->bucket[pos] = (uint16_t)*ins_h;
-    head = s->head[*ins_h];
+/* zlib's INSERT_STRING for position pos with hash h: the chain's head */
+static inline unsigned dz_insert(dz_state *s, unsigned pos, unsigned h)
+{
+    unsigned head = s->head[h];
+
+    head = head > s->base ? head - s->base : 0; /* older calls' entries are NIL */
     s->prev[pos] = (uint16_t)head;
-    s->head[*ins_h] = (uint16_t)pos;
+    s->head[h] = s->base + pos;
     return head;
 }
 
 static void dz_tally_lit(dz_state *s, unsigned c)
 {
-    s->sym_dist[s->sym_count] = 0;
-    s->sym_lc[s->sym_count++] = (uint8_t)c;
+    s->sym[s->sym_count++] = (uint16_t)c;
     s->ltree.freq[c]++;
     s->lit_used[c / 64] |= (uint64_t)1 << (c % 64);
 }
@@ -915,8 +970,10 @@ static void dz_tally_dist(dz_state *s, unsigned dist, unsigned lc)
     unsigned lcode = dz_length_code[lc] + DZ_LITERALS + 1;
     unsigned dcode = dz_d_code(dist - 1);
 
-    s->sym_dist[s->sym_count] = (uint16_t)dist;
-    s->sym_lc[s->sym_count++] = (uint8_t)lc;
+    s->extra_bits += dz_extra_lbits[lcode - DZ_LITERALS - 1] + dz_extra_dbits[dcode];
+    s->match_dist[s->match_count] = (uint16_t)dist;
+    s->match_lc[s->match_count] = (uint8_t)lc;
+    s->sym[s->sym_count++] = (uint16_t)(DZ_MATCH + s->match_count++);
     s->ltree.freq[lcode]++;
     s->lit_used[lcode / 64] |= (uint64_t)1 << (lcode % 64);
     s->dtree.freq[dcode]++;
@@ -945,13 +1002,15 @@ static void dz_deflate_block(dz_state *s, const uint8_t *in, unsigned n)
              * pending and none starting here (empty chain), so the previous
              * byte goes out as a literal */
             while (lookahead >= DZ_MIN_MATCH &&
-                   (hash_head = dz_insert(s, in, strstart, &ins_h)) == 0) {
+                   (ins_h = dz_hash(ins_h, in[strstart + DZ_MIN_MATCH - 1]),
+                    hash_head = dz_insert(s, strstart, ins_h)) == 0) {
                 dz_tally_lit(s, in[strstart - 1]);
                 strstart++;
                 lookahead--;
             }
         } else if (lookahead >= DZ_MIN_MATCH) {
-            hash_head = dz_insert(s, in, strstart, &ins_h);
+            ins_h = dz_hash(ins_h, in[strstart + DZ_MIN_MATCH - 1]);
+            hash_head = dz_insert(s, strstart, ins_h);
         }
         prev_length = match_length;
         prev_match = match_start;
@@ -970,7 +1029,8 @@ static void dz_deflate_block(dz_state *s, const uint8_t *in, unsigned n)
             prev_length -= 2;
             do {
                 if (++strstart <= max_insert) {
-                    dz_insert(s, in, strstart, &ins_h);
+                    ins_h = dz_hash(ins_h, in[strstart + DZ_MIN_MATCH - 1]);
+                    dz_insert(s, strstart, ins_h);
                 }
             } while (--prev_length != 0);
             match_available = 0;
@@ -1012,6 +1072,26 @@ static void dz_tree_setup(dz_state *s)
     s->bltree.static_len = NULL;
 }
 
+/* Adler-32 (RFC 1950) of at most DZ_INPUT_MAX bytes: under zlib's NMAX (5552)
+ * neither sum can overflow 32 bits, so one modulo at the end suffices. */
+static unsigned long dz_adler32(const uint8_t *in, size_t n)
+{
+    uint32_t a = 1;
+    uint32_t b = 0;
+    size_t i = 0;
+
+    /* 4 bytes a turn: b gains 4a + 4x0 + 3x1 + 2x2 + x3 */
+    for (; i + 4 <= n; i += 4) {
+        b += 4 * a + 4u * in[i] + 3u * in[i + 1] + 2u * in[i + 2] + in[i + 3];
+        a += (uint32_t)in[i] + in[i + 1] + in[i + 2] + in[i + 3];
+    }
+    for (; i < n; i++) {
+        a += in[i];
+        b += a;
+    }
+    return (unsigned long)(b % 65521u) << 16 | (a % 65521u);
+}
+
 /* The zlib stream of in[0..n): header 78 9c, one block, Adler-32. */
 static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, size_t outcap,
                        size_t *outlen)
@@ -1021,6 +1101,11 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
     if (n > DZ_INPUT_MAX || outcap < 6) {
         return -1;
     }
+    if (s->base > UINT32_MAX - 2 * (DZ_INPUT_MAX + 1)) {
+        /* once in 4 million tokens: start the stamps again */
+        memset(s->head, 0, sizeof(s->head));
+        s->base = 0;
+    }
     memset(s->ltree.freq, 0, DZ_L_CODES * sizeof(s->ltree.freq[0]));
     memset(s->dtree.freq, 0, DZ_D_CODES * sizeof(s->dtree.freq[0]));
     memset(s->bltree.freq, 0, DZ_BL_CODES * sizeof(s->bltree.freq[0]));
@@ -1029,6 +1114,8 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
     s->lit_used[DZ_END_BLOCK / 64] = (uint64_t)1 << (DZ_END_BLOCK % 64);
     s->dist_used = 0;
     s->sym_count = 0;
+    s->match_count = 0;
+    s->extra_bits = 0;
     s->opt_len = 0;
     s->static_len = 0;
     s->out = out + 2;
@@ -1038,14 +1125,12 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
     out[0] = 0x78; /* deflate, 32 KiB window */
     out[1] = 0x9c; /* level 6 ("default"), check bits */
     dz_deflate_block(s, in, (unsigned)n);
-    /* the table is all NIL again for the next call: undo only what we set */
-    for (size_t pos = 0; pos + DZ_MIN_MATCH <= n; pos++) {
-        s->head[s->bucket[pos]] = 0;
-    }
+    /* every entry of this call becomes NIL for the next one */
+    s->base += (uint32_t)n + 1;
     if (s->out > s->out_end) {
         return -1;
     }
-    adler = adler32(adler32(0L, Z_NULL, 0), in, (uInt)n);
+    adler = dz_adler32(in, n);
     s->out[0] = (uint8_t)(adler >> 24);
     s->out[1] = (uint8_t)(adler >> 16);
     s->out[2] = (uint8_t)(adler >> 8);
@@ -1055,7 +1140,7 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
 }
 
 struct ct_deflater {
-    dz_state state; /* 74 KiB, mostly the hash heads */
+    dz_state state; /* 140 KiB, mostly the hash heads */
 };
 
 static pthread_once_t static_once = PTHREAD_ONCE_INIT;
@@ -1065,7 +1150,7 @@ ct_deflater *ct_deflater_new(void)
     ct_deflater *d;
 
     pthread_once(&static_once, dz_static_init);
-    d = calloc(1, sizeof(*d)); /* zeroed: every hash head starts NIL */
+    d = calloc(1, sizeof(*d)); /* zeroed: every hash head starts NIL, base 0 */
     if (d != NULL) {
         dz_tree_setup(&d->state);
     }

@@ -3,13 +3,14 @@
  * stream and the HMAC key of the current second per thread, so building a
  * token allocates nothing once warm. */
 
-/* HMAC-SHA256 runs on OpenSSL's low-level SHA256_* functions, deprecated in
- * OpenSSL 3 but present in every build of it (Debian's included): they hash
- * on a caller-owned SHA256_CTX with no provider look-up and no allocation,
- * and a context is a plain struct that can be copied, which is what
- * precomputed HMAC keys need. The EVP equivalent (EVP_MD_CTX_copy_ex from a
- * precomputed context) allocates a new provider context on every copy. The
- * block function is the same (SHA extensions or AVX2, picked at run time). */
+/* HMAC-SHA256 runs on OpenSSL's low-level SHA256_Init and SHA256_Transform
+ * (the compression function), deprecated in OpenSSL 3 but present in every
+ * build of it (Debian's included): they hash on a caller-owned SHA256_CTX
+ * with no provider look-up and no allocation, and a context is a plain
+ * struct that can be copied, which is what precomputed HMAC keys need. The
+ * EVP equivalent (EVP_MD_CTX_copy_ex from a precomputed context) allocates a
+ * new provider context on every copy. The block function is OpenSSL's own
+ * (SHA extensions, AVX2, ..., picked at run time). */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "token.h"
 
@@ -31,6 +32,13 @@
 #define BUILD_PAYLOAD_MAX 1024
 #define COMPRESSED_MAX (CT_TOKEN_MAX_CHARS / 4 * 3)
 #define SHA256_BLOCK 64
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define BIG_ENDIAN32(x) (x)
+#define BIG_ENDIAN64(x) (x)
+#else
+#define BIG_ENDIAN32(x) __builtin_bswap32(x)
+#define BIG_ENDIAN64(x) __builtin_bswap64(x)
+#endif
 
 /* An HMAC-SHA256 key as the hash states after its padded inner and outer
  * blocks (two compressions); a MAC with it then costs the message's blocks
@@ -111,27 +119,70 @@ static void hmac_key_init(hmac_key *hk, const uint8_t *key, size_t keylen)
         pad[i] ^= key[i];
     }
     SHA256_Init(&hk->inner);
-    SHA256_Update(&hk->inner, pad, sizeof(pad));
+    SHA256_Transform(&hk->inner, pad);
     for (size_t i = 0; i < sizeof(pad); i++) {
         pad[i] ^= 0x36 ^ 0x5c;
     }
     SHA256_Init(&hk->outer);
-    SHA256_Update(&hk->outer, pad, sizeof(pad));
+    SHA256_Transform(&hk->outer, pad);
     explicit_bzero(pad, sizeof(pad));
+}
+
+/* Hashes msg into ctx, which has hashed one block already (the HMAC pad),
+ * and pads the message (FIPS 180-4: 0x80, zeros, the length in bits,
+ * big-endian): ctx->h is then the digest, as words. SHA256_Transform is the
+ * compression function alone; SHA256_Update and SHA256_Final would do the
+ * same through their buffer at about twice the bookkeeping, which for
+ * messages this short is most of the cost besides the compressions. */
+static void sha256_after_block(SHA256_CTX *ctx, const uint8_t *msg, size_t msglen)
+{
+    uint8_t tail[2 * SHA256_BLOCK];
+    uint64_t bits = ((uint64_t)SHA256_BLOCK + msglen) * 8;
+    size_t full = msglen / SHA256_BLOCK * SHA256_BLOCK;
+    size_t rest = msglen - full;
+    size_t tail_len = rest + 9 <= SHA256_BLOCK ? SHA256_BLOCK : 2 * SHA256_BLOCK;
+
+    for (size_t at = 0; at < full; at += SHA256_BLOCK) {
+        SHA256_Transform(ctx, msg + at);
+    }
+    memcpy(tail, msg + full, rest);
+    tail[rest] = 0x80;
+    memset(tail + rest + 1, 0, tail_len - rest - 1 - 8);
+    bits = BIG_ENDIAN64(bits);
+    memcpy(tail + tail_len - 8, &bits, 8);
+    SHA256_Transform(ctx, tail);
+    if (tail_len > SHA256_BLOCK) {
+        SHA256_Transform(ctx, tail + SHA256_BLOCK);
+    }
+    explicit_bzero(tail, tail_len);
+}
+
+/* The digest words of ctx as bytes, big-endian. */
+static void sha256_digest(const SHA256_CTX *ctx, uint8_t out[CT_SIGNATURE_LEN])
+{
+    for (int i = 0; i < 8; i++) {
+        uint32_t word = BIG_ENDIAN32((uint32_t)ctx->h[i]);
+        memcpy(out + 4 * i, &word, 4);
+    }
 }
 
 static void hmac_sha256(const hmac_key *hk, const uint8_t *msg, size_t msglen,
                         uint8_t out[CT_SIGNATURE_LEN])
 {
     SHA256_CTX ctx = hk->inner;
-    uint8_t inner[CT_SIGNATURE_LEN];
+    uint8_t outer[SHA256_BLOCK];
+    uint64_t bits = BIG_ENDIAN64((uint64_t)(SHA256_BLOCK + CT_SIGNATURE_LEN) * 8);
 
-    SHA256_Update(&ctx, msg, msglen);
-    SHA256_Final(inner, &ctx);
+    sha256_after_block(&ctx, msg, msglen);
+    /* the outer hash's one block: the inner digest, already padded */
+    sha256_digest(&ctx, outer);
+    outer[CT_SIGNATURE_LEN] = 0x80;
+    memset(outer + CT_SIGNATURE_LEN + 1, 0, SHA256_BLOCK - CT_SIGNATURE_LEN - 1 - 8);
+    memcpy(outer + SHA256_BLOCK - 8, &bits, 8);
     ctx = hk->outer;
-    SHA256_Update(&ctx, inner, sizeof(inner));
-    SHA256_Final(out, &ctx);
-    explicit_bzero(inner, sizeof(inner));
+    SHA256_Transform(&ctx, outer);
+    sha256_digest(&ctx, out);
+    explicit_bzero(outer, sizeof(outer));
     explicit_bzero(&ctx, sizeof(ctx));
 }
 
@@ -141,6 +192,22 @@ static void put_le32(uint8_t *p, uint32_t v)
     p[1] = (uint8_t)(v >> 8);
     p[2] = (uint8_t)(v >> 16);
     p[3] = (uint8_t)(v >> 24);
+}
+
+/* Constant-time equality of two certificates (CRYPTO_memcmp, inline: it
+ * runs for every token). */
+static int same_certificate(const char *a, const char *b)
+{
+    uint64_t diff = 0;
+
+    for (size_t i = 0; i < CT_HEX_ID_LEN; i += 8) {
+        uint64_t x;
+        uint64_t y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        diff |= x ^ y;
+    }
+    return diff == 0;
 }
 
 /* signature = HMAC(HMAC(LE32(salt), HMAC(LE32(issue_ts), certificate)), info),
@@ -155,7 +222,7 @@ static int sign(codec_state *st, const char *certificate, uint32_t issue_ts, uin
     hmac_key hk;
 
     if (!st->k1_valid || st->k1_issue_ts != issue_ts ||
-        CRYPTO_memcmp(st->k1_certificate, certificate, CT_HEX_ID_LEN) != 0) {
+        !same_certificate(st->k1_certificate, certificate)) {
         put_le32(le, issue_ts);
         hmac_key_init(&hk, le, 4);
         hmac_sha256(&hk, (const uint8_t *)certificate, CT_HEX_ID_LEN, st->k1);
@@ -175,19 +242,35 @@ static int sign(codec_state *st, const char *certificate, uint32_t issue_ts, uin
 
 int ct_is_hex_id(const char *s)
 {
-    size_t i;
+    const uint64_t ones = 0x0101010101010101u;
+    const uint64_t high = 0x8080808080808080u;
 
-    if (s == NULL) {
+    if (s == NULL || strnlen(s, CT_HEX_ID_LEN + 1) != CT_HEX_ID_LEN) {
         return 0;
     }
-    for (i = 0; i < CT_HEX_ID_LEN; i++) {
-        unsigned c = (unsigned char)s[i];
-        /* ct_hex_digit's set, inline: this runs twice per token built */
-        if (c - '0' >= 10u && (c | 0x20u) - 'a' >= 6u) {
+    /* ct_hex_digit's set, 8 characters at a time (this runs twice for every
+     * token built): with every byte under 0x80, adding 0x80 - k to a byte
+     * sets its top bit exactly when the byte is >= k, without a carry into
+     * the next byte; so a byte is a digit when it is >= '0' and not >= '9'
+     * + 1, a letter when, lower-cased, it is >= 'a' and not >= 'f' + 1. */
+    for (size_t i = 0; i < CT_HEX_ID_LEN; i += 8) {
+        uint64_t x;
+        uint64_t lower;
+        uint64_t digit;
+        uint64_t letter;
+
+        memcpy(&x, s + i, 8);
+        if ((x & high) != 0) {
+            return 0;
+        }
+        digit = (x + (0x80 - '0') * ones) & ~(x + (0x80 - '9' - 1) * ones);
+        lower = x | 0x20 * ones;
+        letter = (lower + (0x80 - 'a') * ones) & ~(lower + (0x80 - 'f' - 1) * ones);
+        if (((digit | letter) & high) != high) {
             return 0;
         }
     }
-    return s[CT_HEX_ID_LEN] == '\0';
+    return 1;
 }
 
 /* ---- writer ---- */
