@@ -13,8 +13,9 @@
  * the linked zlib for many thousands of payloads. What differs is bookkeeping
  * only, each with the reason it cannot change the output:
  *  - The hash table has zlib's 2^15 buckets and hash function, so every chain
- *    holds the same positions in the same order; only the buckets this input
- *    used are cleared afterwards, instead of the whole table.
+ *    holds the same positions in the same order; instead of clearing the
+ *    table for each input, entries are stamped (base + position) and those
+ *    of earlier inputs read as NIL.
  *  - Match lengths are counted up to the end of the input, not up to 258 bytes
  *    of window that may hold bytes of an earlier stream. zlib clamps its
  *    result to the lookahead and stops the chain at nice_match (itself clamped
@@ -33,13 +34,12 @@
  * construction and tie-breaking) follows zlib 1.2.13, (C) 1995-2022
  * Jean-loup Gailly and Mark Adler, under the zlib license; this is an
  * altered, reduced re-implementation of it, not the original software. Only
- * the decoder (inflate) and adler32 come from the linked zlib. */
+ * the decoder (inflate) comes from the linked zlib. */
 #include "deflate.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #define DZ_MIN_MATCH 3
 #define DZ_MAX_MATCH 258
@@ -55,6 +55,7 @@
 #define DZ_MAX_CHAIN 128
 #define DZ_TOO_FAR 4096
 #define DZ_LITERALS 256
+#define DZ_MATCH 256 /* sym[] values from here on are matches */
 #define DZ_END_BLOCK 256
 #define DZ_LENGTH_CODES 29
 #define DZ_L_CODES (DZ_LITERALS + 1 + DZ_LENGTH_CODES)
@@ -86,6 +87,8 @@ static uint16_t dz_static_lcode[DZ_L_CODES + 2];
 static uint8_t dz_static_llen[DZ_L_CODES + 2];
 static uint16_t dz_static_dcode[DZ_D_CODES];
 static uint8_t dz_static_dlen[DZ_D_CODES];
+static uint16_t dz_static_llen16[DZ_L_CODES + 2]; /* the same, for dz_compress_block */
+static uint16_t dz_static_dlen16[DZ_D_CODES];
 
 /* One Huffman tree: zlib's ct_data union split into arrays. zlib overlays
  * Freq/Code and Dad/Len, but never reads one after writing the other. */
@@ -103,11 +106,24 @@ typedef struct dz_tree {
 } dz_tree;
 
 typedef struct dz_state {
-    uint16_t head[DZ_HASH_SIZE]; /* 0 (NIL) everywhere between calls */
+    /* base + position, for this call's positions; anything <= base is NIL
+     * (zlib's head[] is per stream: no clearing between calls this way) */
+    uint32_t head[DZ_HASH_SIZE];
+    uint32_t base;
     uint16_t prev[DZ_INPUT_MAX];
-    uint16_t sym_dist[DZ_INPUT_MAX];
-    uint8_t sym_lc[DZ_INPUT_MAX];
+    /* zlib's symbol buffer: a literal byte, or DZ_MATCH + i for the i-th
+     * match (one 16-bit store per literal, the common symbol) */
+    uint16_t sym[DZ_INPUT_MAX];
     unsigned sym_count;
+    uint16_t match_dist[DZ_INPUT_MAX / DZ_MIN_MATCH + 1];
+    uint8_t match_lc[DZ_INPUT_MAX / DZ_MIN_MATCH + 1]; /* length - DZ_MIN_MATCH */
+    unsigned match_count;
+    unsigned long extra_bits;                  /* of the matches' lengths and distances */
+    uint64_t lit_used[(DZ_L_CODES + 63) / 64]; /* bit n: ltree.freq[n] != 0 */
+    uint32_t dist_used;                        /* bit n: dtree.freq[n] != 0 */
+    /* dz_huffman_cost's histogram: all 0 between calls; merged weights reach
+     * the symbol count (+1 for END_BLOCK), bit-length symbols far fewer */
+    uint16_t weights[DZ_INPUT_MAX + 2];
     dz_tree ltree;
     dz_tree dtree;
     dz_tree bltree;
@@ -189,11 +205,13 @@ static void dz_static_init(void)
     for (n = 0; n <= 287; n++) {
         len[n] = n <= 143 ? 8 : n <= 255 ? 9 : n <= 279 ? 7 : 8;
         dz_static_llen[n] = (uint8_t)len[n];
+        dz_static_llen16[n] = len[n];
         bl_count[len[n]]++;
     }
     dz_gen_codes(dz_static_lcode, len, DZ_L_CODES + 1, bl_count);
     for (n = 0; n < DZ_D_CODES; n++) {
         dz_static_dlen[n] = 5;
+        dz_static_dlen16[n] = 5;
         dz_static_dcode[n] = (uint16_t)dz_bi_reverse((unsigned)n, 5);
     }
 }
@@ -205,25 +223,51 @@ static unsigned dz_d_code(unsigned dist)
 
 /* ---- bit writer (send_bits, bi_windup) ---- */
 
-static void dz_send_bits(dz_state *s, unsigned value, unsigned length)
+/* Moves the low 32 bits of the accumulator out, LSB first. Bytes past
+ * out_end are only counted; the caller checks. */
+static __attribute__((noinline)) void dz_put32(dz_state *s)
+{
+    if (s->out_end - s->out >= 4) {
+        s->out[0] = (uint8_t)s->bit_buf;
+        s->out[1] = (uint8_t)(s->bit_buf >> 8);
+        s->out[2] = (uint8_t)(s->bit_buf >> 16);
+        s->out[3] = (uint8_t)(s->bit_buf >> 24);
+    } else {
+        for (int i = 0; i < 4; i++) {
+            if (s->out + i < s->out_end) {
+                s->out[i] = (uint8_t)(s->bit_buf >> (8 * i));
+            }
+        }
+    }
+    s->out += 4;
+    s->bit_buf >>= 32;
+    s->bit_count -= 32;
+}
+
+/* length <= 16, and fewer than 32 bits wait in the accumulator: no overflow */
+static inline void dz_send_bits(dz_state *s, unsigned value, unsigned length)
 {
     s->bit_buf |= (uint64_t)value << s->bit_count;
     s->bit_count += length;
-    while (s->bit_count >= 8) {
-        if (s->out < s->out_end) {
-            *s->out = (uint8_t)s->bit_buf;
-        }
-        s->out++; /* past out_end only counts; the caller checks */
-        s->bit_buf >>= 8;
-        s->bit_count -= 8;
+    if (s->bit_count >= 32) {
+        dz_put32(s);
     }
 }
 
+/* Pads to a byte boundary with zero bits and writes every waiting byte. */
 static void dz_windup(dz_state *s)
 {
-    if (s->bit_count > 0) {
-        dz_send_bits(s, 0, 8 - s->bit_count);
+    unsigned bytes = (s->bit_count + 7) / 8;
+
+    for (unsigned i = 0; i < bytes; i++) {
+        if (s->out < s->out_end) {
+            *s->out = (uint8_t)s->bit_buf;
+        }
+        s->out++;
+        s->bit_buf >>= 8;
     }
+    s->bit_buf = 0;
+    s->bit_count = 0;
 }
 
 /* ---- Huffman trees (trees.c) ---- */
@@ -483,51 +527,332 @@ static int dz_build_bl_tree(dz_state *s)
     return max_blindex;
 }
 
-/* compress_block with the dynamic trees (dcode NULL) or the static ones */
+/* compress_block with the dynamic trees or the static ones (fixed). The bit
+ * accumulator lives in locals here: stores through s->out (bytes) would
+ * otherwise make the compiler reload s->bit_buf after every one. */
 static void dz_compress_block(dz_state *s, int fixed)
 {
-    for (unsigned i = 0; i < s->sym_count; i++) {
-        unsigned dist = s->sym_dist[i];
-        unsigned lc = s->sym_lc[i];
-        unsigned code;
-        unsigned extra;
+    const uint16_t *lcode = fixed ? dz_static_lcode : s->ltree.code;
+    const uint16_t *llen = fixed ? dz_static_llen16 : s->ltree.len;
+    const uint16_t *dcode = fixed ? dz_static_dcode : s->dtree.code;
+    const uint16_t *dlen = fixed ? dz_static_dlen16 : s->dtree.len;
+    uint64_t buf = s->bit_buf;
+    unsigned count = s->bit_count;
+    uint8_t *out = s->out;
 
-        if (dist == 0) {
-            if (fixed) {
-                dz_send_bits(s, dz_static_lcode[lc], dz_static_llen[lc]);
-            } else {
-                dz_send_code(s, &s->ltree, (int)lc);
+#define DZ_PUT(value, length)                                                                      \
+    do {                                                                                           \
+        buf |= (uint64_t)(value) << count;                                                         \
+        count += (length);                                                                         \
+    } while (0)
+/* dz_put32 on the locals; bytes past out_end are only counted */
+#define DZ_FLUSH32()                                                                               \
+    do {                                                                                           \
+        if (s->out_end - out >= 4) {                                                               \
+            out[0] = (uint8_t)buf;                                                                 \
+            out[1] = (uint8_t)(buf >> 8);                                                          \
+            out[2] = (uint8_t)(buf >> 16);                                                         \
+            out[3] = (uint8_t)(buf >> 24);                                                         \
+        } else {                                                                                   \
+            for (int byte = 0; out + byte < s->out_end; byte++) {                                  \
+                out[byte] = (uint8_t)(buf >> (8 * byte));                                          \
+            }                                                                                      \
+        }                                                                                          \
+        out += 4;                                                                                  \
+        buf >>= 32;                                                                                \
+        count -= 32;                                                                               \
+    } while (0)
+    for (unsigned i = 0; i < s->sym_count; i++) {
+        unsigned sym = s->sym[i];
+        unsigned dist;
+        unsigned lc;
+        unsigned code;
+
+        if (sym < DZ_MATCH) {
+            DZ_PUT(lcode[sym], llen[sym]);
+        } else {
+            dist = s->match_dist[sym - DZ_MATCH];
+            lc = s->match_lc[sym - DZ_MATCH];
+            /* at most 15 + 5 + 15 + 13 = 48 bits: one flush after them */
+            code = dz_length_code[lc];
+            DZ_PUT(lcode[code + DZ_LITERALS + 1], llen[code + DZ_LITERALS + 1]);
+            if (dz_extra_lbits[code] != 0) { /* not for 258: code 28 has no base */
+                DZ_PUT(lc - dz_base_length[code], dz_extra_lbits[code]);
             }
+            dist--;
+            code = dz_d_code(dist);
+            if (count >= 32) {
+                DZ_FLUSH32();
+            }
+            DZ_PUT(dcode[code], dlen[code]);
+            DZ_PUT(dist - dz_base_dist[code], dz_extra_dbits[code]);
+        }
+        if (count >= 32) {
+            DZ_FLUSH32();
+        }
+    }
+#undef DZ_PUT
+#undef DZ_FLUSH32
+    s->out = out;
+    s->bit_buf = buf;
+    s->bit_count = count;
+    dz_send_bits(s, lcode[DZ_END_BLOCK], llen[DZ_END_BLOCK]);
+}
+
+/* A stored block: after the 3 header bits, the byte-aligned LEN, NLEN and
+ * the input itself. */
+static void dz_send_stored(dz_state *s, const uint8_t *in, size_t len)
+{
+    dz_send_bits(s, 0 + 1, 3); /* stored, last */
+    dz_windup(s);
+    if ((size_t)(s->out_end - s->out) >= len + 4) {
+        s->out[0] = (uint8_t)len;
+        s->out[1] = (uint8_t)(len >> 8);
+        s->out[2] = (uint8_t)~len;
+        s->out[3] = (uint8_t)(~len >> 8);
+        memcpy(s->out + 4, in, len);
+    }
+    s->out += len + 4; /* past out_end only counts; the caller checks */
+}
+
+/* sum f * len of an optimal prefix code (Huffman's, with no length limit)
+ * for count leaves whose weights are counted in weights[] (weights[w]:
+ * leaves of weight w, w <= total): the sum of the merged weights, the same
+ * however ties are broken. Merging the two lightest items never creates one
+ * lighter than the lightest left, so the histogram is walked upwards once,
+ * merging pairs of equal weight in bulk. Leaves weights[] all zero again. */
+static unsigned long dz_huffman_cost(uint16_t *weights, unsigned count, unsigned total)
+{
+    unsigned long cost = 0;
+    unsigned v = 1;
+
+    if (count == 1) {
+        weights[total] = 0;
+        return total; /* zlib adds a second code: this one has length 1 */
+    }
+    while (count > 1) {
+        unsigned u;
+        while (weights[v] == 0) {
+            v++;
+        }
+        if (weights[v] >= 2) {
+            unsigned pairs = weights[v] / 2u;
+            weights[v] = (uint16_t)(weights[v] - 2 * pairs);
+            weights[2 * v] = (uint16_t)(weights[2 * v] + pairs);
+            cost += 2ul * v * pairs;
+            count -= pairs;
             continue;
         }
-        code = dz_length_code[lc];
-        if (fixed) {
-            dz_send_bits(s, dz_static_lcode[code + DZ_LITERALS + 1],
-                         dz_static_llen[code + DZ_LITERALS + 1]);
-        } else {
-            dz_send_code(s, &s->ltree, (int)(code + DZ_LITERALS + 1));
+        u = v + 1;
+        while (weights[u] == 0) {
+            u++;
         }
-        extra = dz_extra_lbits[code];
-        if (extra != 0) {
-            dz_send_bits(s, lc - dz_base_length[code], extra);
-        }
-        dist--;
-        code = dz_d_code(dist);
-        if (fixed) {
-            dz_send_bits(s, dz_static_dcode[code], dz_static_dlen[code]);
-        } else {
-            dz_send_code(s, &s->dtree, (int)code);
-        }
-        extra = dz_extra_dbits[code];
-        if (extra != 0) {
-            dz_send_bits(s, dist - dz_base_dist[code], extra);
+        weights[v] = 0;
+        weights[u]--;
+        weights[v + u]++;
+        cost += v + u;
+        count--;
+    }
+    weights[total] = 0; /* the root */
+    return cost;
+}
+
+/* dz_huffman_cost for four weights (0 = absent), without the histogram. */
+static unsigned long dz_huffman_cost4(const unsigned weight[4])
+{
+    unsigned w[4] = {weight[0], weight[1], weight[2], weight[3]};
+    unsigned n = 0;
+    unsigned long cost = 0;
+
+    for (int i = 0; i < 4; i++) {
+        if (w[i] != 0) {
+            w[n++] = w[i];
         }
     }
-    if (fixed) {
-        dz_send_bits(s, dz_static_lcode[DZ_END_BLOCK], dz_static_llen[DZ_END_BLOCK]);
+    if (n == 1) {
+        return w[0]; /* zlib adds a second code: this one has length 1 */
+    }
+    while (n > 1) {
+        /* the two smallest to the front, merged into one */
+        for (unsigned k = 0; k < 2; k++) {
+            unsigned min = k;
+            unsigned t;
+            for (unsigned i = k + 1; i < n; i++) {
+                if (w[i] < w[min]) {
+                    min = i;
+                }
+            }
+            t = w[k];
+            w[k] = w[min];
+            w[min] = t;
+        }
+        w[0] += w[1];
+        cost += w[0];
+        w[1] = w[--n];
+    }
+    return cost;
+}
+
+/* What a lower bound on the dynamic block needs to know about the symbols
+ * zlib's send_tree writes for a tree's code lengths (the "bit length"
+ * symbols 0..18), by class. */
+enum { DZ_ZEROS, DZ_REP_3_10_CLASS, DZ_REP_11_138_CLASS, DZ_NON_ZERO, DZ_CLASSES };
+typedef struct dz_bl_census {
+    /* [DZ_ZEROS] symbol 0: zero runs under 3, one per length;
+     * [DZ_REP_3_10_CLASS] symbol 17 (3 extra bits): zero runs of 3..10;
+     * [DZ_REP_11_138_CLASS] symbol 18 (7 extra bits): zero runs of 11..138;
+     * [DZ_NON_ZERO] symbols 1..16, at least */
+    unsigned count[DZ_CLASSES];
+} dz_bl_census;
+
+/* A run of r zero lengths, as scan_tree splits it: chunks of at most 138. */
+static void dz_census_zero_run(dz_bl_census *c, unsigned r)
+{
+    while (r > 138) {
+        c->count[DZ_REP_11_138_CLASS]++;
+        r -= 138;
+    }
+    if (r >= 11) {
+        c->count[DZ_REP_11_138_CLASS]++;
+    } else if (r >= 3) {
+        c->count[DZ_REP_3_10_CLASS]++;
     } else {
-        dz_send_code(s, &s->ltree, DZ_END_BLOCK);
+        c->count[DZ_ZEROS] += r;
     }
+}
+
+/* A run of k non-zero lengths (k consecutive used symbols) takes at least:
+ * k symbols when k < 4 (after a zero, scan_tree repeats a length only for 4
+ * or more in a row); otherwise 2 (a length, then code 16 for up to 6 more),
+ * and no symbol after that covers more than 6 lengths. */
+static void dz_census_used_run(dz_bl_census *c, unsigned k)
+{
+    if (k < 4) {
+        c->count[DZ_NON_ZERO] += k;
+    } else {
+        c->count[DZ_NON_ZERO] += k <= 12 ? 2 : (k + 5) / 6;
+    }
+}
+
+/* Adds the used symbol at position n to the census of its tree's code
+ * lengths (zlib gives every used symbol a non-zero length and no other);
+ * *prev (-1 at first) and *run carry the state from symbol to symbol. */
+static void dz_census_add(dz_bl_census *c, unsigned n, int *prev, unsigned *run)
+{
+    unsigned gap = (unsigned)((int)n - *prev - 1);
+
+    if (gap == 0) {
+        ++*run;
+    } else {
+        if (*run > 0) {
+            dz_census_used_run(c, *run);
+        }
+        dz_census_zero_run(c, gap);
+        *run = 1;
+    }
+    *prev = (int)n;
+}
+
+/* Whether zlib, at this point of _tr_flush_block, could choose the dynamic
+ * block, decided from the symbol counts alone; sets *static_lenb as zlib
+ * computes it. Each part of the dynamic block's opt_len is bounded below:
+ *  - the data: sum f * len over the literal/length tree, and over the
+ *    distance tree, is at least the cost of a Huffman code for the used
+ *    symbols (optimal among all prefix codes, so no more than zlib's
+ *    length-limited one; a code zlib forces for a tree with fewer than two
+ *    symbols adds its length - 1 >= 0); the extra bits are the same for
+ *    every code;
+ *  - the bit-length symbols of both trees: the used symbols get non-zero
+ *    lengths and the others zero, so the zero runs, hence the symbols 0, 17
+ *    and 18, are known exactly, and the runs of used symbols need at least
+ *    dz_census_used_run symbols among 1..16. They are coded with a prefix
+ *    code too: at least the Huffman cost of these four classes (merging
+ *    symbols into a class and dropping occurrences only lowers it), plus the
+ *    extra bits of 17 and 18;
+ *  - the header: 5 + 5 + 4 bits, and 3 bits for each bit-length code up to
+ *    the last one used in zlib's order (16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11,
+ *    4, 12, 3, 13, 2, 14, 1, 15), at least 4. With K used literal/length
+ *    symbols, some has a code of at most floor(log2 K) bits (Kraft, for the
+ *    full tree Huffman builds: a tree of at most 1059 weight is at most 15
+ *    deep, so zlib never shortens it), and a distance tree of at most two
+ *    used codes has two codes of length 1.
+ * When even that bound is not below both the fixed block and the stored one,
+ * zlib picks one of those, and which one depends on static_len alone. */
+static int dz_dynamic_possible(dz_state *s, size_t len, unsigned long *static_lenb)
+{
+    /* position of code length 1..7 in zlib's bit-length order */
+    static const uint8_t rank_of_length[8] = {0, 17, 15, 13, 11, 9, 7, 5};
+    const dz_tree *lt = &s->ltree;
+    const dz_tree *dt = &s->dtree;
+    uint16_t *weights = s->weights;
+    dz_bl_census census = {{0, 0, 0, 0}};
+    /* the extra bits of lengths and distances, the same in every block */
+    unsigned long static_bits = s->extra_bits;
+    unsigned long bound = 5 + 5 + 4 + s->extra_bits;
+    unsigned used = 0;
+    unsigned dist_used = 0;
+    unsigned dist_total = 0;
+    unsigned dist_pos[DZ_D_CODES];
+    unsigned floor_log2;
+    int max_blindex = 3;
+    int prev = -1;
+    unsigned run = 0;
+
+    for (unsigned w = 0; w < sizeof(s->lit_used) / sizeof(s->lit_used[0]); w++) {
+        for (uint64_t word = s->lit_used[w]; word != 0; word &= word - 1) {
+            unsigned n = w * 64 + (unsigned)__builtin_ctzll(word);
+            unsigned f = lt->freq[n];
+
+            static_bits += (unsigned long)f * dz_static_llen[n];
+            weights[f]++;
+            used++;
+            dz_census_add(&census, n, &prev, &run);
+        }
+    }
+    dz_census_used_run(&census, run);
+    bound += dz_huffman_cost(weights, used, s->sym_count + 1);
+    floor_log2 = 31u - (unsigned)__builtin_clz(used);
+    if (floor_log2 < 7 && rank_of_length[floor_log2] > max_blindex) {
+        max_blindex = rank_of_length[floor_log2];
+    }
+
+    prev = -1;
+    run = 0;
+    dist_pos[0] = 0;
+    for (uint32_t word = s->dist_used; word != 0; word &= word - 1) {
+        unsigned n = (unsigned)__builtin_ctz(word);
+        unsigned f = dt->freq[n];
+
+        static_bits += (unsigned long)f * dz_static_dlen[n];
+        weights[f]++;
+        dist_total += f;
+        dist_pos[dist_used++] = n;
+    }
+    if (dist_used > 0) {
+        bound += dz_huffman_cost(weights, dist_used, dist_total);
+    }
+    if (dist_used <= 2) {
+        /* two codes of length 1, with zlib's forced ones: none used gives
+         * codes 0 and 1; one used, d, adds code 1 (d = 0), 2 (d = 1) or 0 */
+        max_blindex = rank_of_length[1];
+        if (dist_used == 0) {
+            dist_pos[1] = 1;
+        } else if (dist_used == 1) {
+            dist_pos[1] = dist_pos[0] < 2 ? dist_pos[0] + 1 : dist_pos[0];
+            dist_pos[0] = dist_pos[0] < 2 ? dist_pos[0] : 0;
+        }
+        dist_used = 2;
+    }
+    for (unsigned i = 0; i < dist_used; i++) {
+        dz_census_add(&census, dist_pos[i], &prev, &run);
+    }
+    dz_census_used_run(&census, run);
+    *static_lenb = (static_bits + 3 + 7) >> 3;
+
+    bound += dz_huffman_cost4(census.count) + 3ul * census.count[DZ_REP_3_10_CLASS] +
+             7ul * census.count[DZ_REP_11_138_CLASS];
+    bound += 3ul * ((unsigned long)max_blindex + 1);
+    return ((bound + 3 + 7) >> 3) < (*static_lenb < len + 4 ? *static_lenb : len + 4);
 }
 
 /* _tr_flush_block for the last (and only) block of the stream */
@@ -537,6 +862,17 @@ static void dz_flush_block(dz_state *s, const uint8_t *in, size_t len)
     unsigned long static_lenb;
     int max_blindex;
 
+    if (!dz_dynamic_possible(s, len, &static_lenb)) {
+        /* zlib's choice between the two with opt_lenb >= min(static, stored) */
+        if (len + 4 <= static_lenb) {
+            dz_send_stored(s, in, len);
+        } else {
+            dz_send_bits(s, (1 << 1) + 1, 3);
+            dz_compress_block(s, 1);
+        }
+        dz_windup(s);
+        return;
+    }
     dz_build_tree(s, &s->ltree);
     dz_build_tree(s, &s->dtree);
     max_blindex = dz_build_bl_tree(s);
@@ -546,13 +882,7 @@ static void dz_flush_block(dz_state *s, const uint8_t *in, size_t len)
         opt_lenb = static_lenb;
     }
     if (len + 4 <= opt_lenb) {
-        dz_send_bits(s, 0 + 1, 3); /* stored, last */
-        dz_windup(s);
-        dz_send_bits(s, (unsigned)len, 16);
-        dz_send_bits(s, (unsigned)~len & 0xffff, 16);
-        for (size_t i = 0; i < len; i++) {
-            dz_send_bits(s, in[i], 8);
-        }
+        dz_send_stored(s, in, len);
     } else if (static_lenb == opt_lenb) {
         dz_send_bits(s, (1 << 1) + 1, 3);
         dz_compress_block(s, 1);
@@ -611,30 +941,43 @@ static unsigned dz_longest_match(const dz_state *s, const uint8_t *in, unsigned 
     return best <= lookahead ? best : lookahead;
 }
 
-static unsigned dz_insert(dz_state *s, const uint8_t *in, unsigned pos, unsigned *ins_h)
+/* zlib's UPDATE_HASH: the hash of the 3 bytes ending with c */
+static inline unsigned dz_hash(unsigned h, unsigned c)
 {
-    unsigned head;
+    return ((h << DZ_HASH_SHIFT) ^ c) & DZ_HASH_MASK;
+}
 
-    *ins_h = ((*ins_h << DZ_HASH_SHIFT) ^ in[pos + DZ_MIN_MATCH - 1]) & DZ_HASH_MASK;
-    head = s->head[*ins_h];
+/* zlib's INSERT_STRING for position pos with hash h: the chain's head */
+static inline unsigned dz_insert(dz_state *s, unsigned pos, unsigned h)
+{
+    unsigned head = s->head[h];
+
+    head = head > s->base ? head - s->base : 0; /* older calls' entries are NIL */
     s->prev[pos] = (uint16_t)head;
-    s->head[*ins_h] = (uint16_t)pos;
+    s->head[h] = s->base + pos;
     return head;
 }
 
 static void dz_tally_lit(dz_state *s, unsigned c)
 {
-    s->sym_dist[s->sym_count] = 0;
-    s->sym_lc[s->sym_count++] = (uint8_t)c;
+    s->sym[s->sym_count++] = (uint16_t)c;
     s->ltree.freq[c]++;
+    s->lit_used[c / 64] |= (uint64_t)1 << (c % 64);
 }
 
 static void dz_tally_dist(dz_state *s, unsigned dist, unsigned lc)
 {
-    s->sym_dist[s->sym_count] = (uint16_t)dist;
-    s->sym_lc[s->sym_count++] = (uint8_t)lc;
-    s->ltree.freq[dz_length_code[lc] + DZ_LITERALS + 1]++;
-    s->dtree.freq[dz_d_code(dist - 1)]++;
+    unsigned lcode = dz_length_code[lc] + DZ_LITERALS + 1;
+    unsigned dcode = dz_d_code(dist - 1);
+
+    s->extra_bits += dz_extra_lbits[lcode - DZ_LITERALS - 1] + dz_extra_dbits[dcode];
+    s->match_dist[s->match_count] = (uint16_t)dist;
+    s->match_lc[s->match_count] = (uint8_t)lc;
+    s->sym[s->sym_count++] = (uint16_t)(DZ_MATCH + s->match_count++);
+    s->ltree.freq[lcode]++;
+    s->lit_used[lcode / 64] |= (uint64_t)1 << (lcode % 64);
+    s->dtree.freq[dcode]++;
+    s->dist_used |= (uint32_t)1 << dcode;
 }
 
 /* deflate_slow over the whole input at once, then the block. */
@@ -654,8 +997,20 @@ static void dz_deflate_block(dz_state *s, const uint8_t *in, unsigned n)
     }
     while (lookahead > 0) {
         unsigned hash_head = 0;
-        if (lookahead >= DZ_MIN_MATCH) {
-            hash_head = dz_insert(s, in, strstart, &ins_h);
+        if (match_available && match_length < DZ_MIN_MATCH) {
+            /* the common case, as the general step below takes it: no match
+             * pending and none starting here (empty chain), so the previous
+             * byte goes out as a literal */
+            while (lookahead >= DZ_MIN_MATCH &&
+                   (ins_h = dz_hash(ins_h, in[strstart + DZ_MIN_MATCH - 1]),
+                    hash_head = dz_insert(s, strstart, ins_h)) == 0) {
+                dz_tally_lit(s, in[strstart - 1]);
+                strstart++;
+                lookahead--;
+            }
+        } else if (lookahead >= DZ_MIN_MATCH) {
+            ins_h = dz_hash(ins_h, in[strstart + DZ_MIN_MATCH - 1]);
+            hash_head = dz_insert(s, strstart, ins_h);
         }
         prev_length = match_length;
         prev_match = match_start;
@@ -674,7 +1029,8 @@ static void dz_deflate_block(dz_state *s, const uint8_t *in, unsigned n)
             prev_length -= 2;
             do {
                 if (++strstart <= max_insert) {
-                    dz_insert(s, in, strstart, &ins_h);
+                    ins_h = dz_hash(ins_h, in[strstart + DZ_MIN_MATCH - 1]);
+                    dz_insert(s, strstart, ins_h);
                 }
             } while (--prev_length != 0);
             match_available = 0;
@@ -716,6 +1072,26 @@ static void dz_tree_setup(dz_state *s)
     s->bltree.static_len = NULL;
 }
 
+/* Adler-32 (RFC 1950) of at most DZ_INPUT_MAX bytes: under zlib's NMAX (5552)
+ * neither sum can overflow 32 bits, so one modulo at the end suffices. */
+static unsigned long dz_adler32(const uint8_t *in, size_t n)
+{
+    uint32_t a = 1;
+    uint32_t b = 0;
+    size_t i = 0;
+
+    /* 4 bytes a turn: b gains 4a + 4x0 + 3x1 + 2x2 + x3 */
+    for (; i + 4 <= n; i += 4) {
+        b += 4 * a + 4u * in[i] + 3u * in[i + 1] + 2u * in[i + 2] + in[i + 3];
+        a += (uint32_t)in[i] + in[i + 1] + in[i + 2] + in[i + 3];
+    }
+    for (; i < n; i++) {
+        a += in[i];
+        b += a;
+    }
+    return (unsigned long)(b % 65521u) << 16 | (a % 65521u);
+}
+
 /* The zlib stream of in[0..n): header 78 9c, one block, Adler-32. */
 static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, size_t outcap,
                        size_t *outlen)
@@ -725,11 +1101,21 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
     if (n > DZ_INPUT_MAX || outcap < 6) {
         return -1;
     }
+    if (s->base > UINT32_MAX - 2 * (DZ_INPUT_MAX + 1)) {
+        /* once in 4 million tokens: start the stamps again */
+        memset(s->head, 0, sizeof(s->head));
+        s->base = 0;
+    }
     memset(s->ltree.freq, 0, DZ_L_CODES * sizeof(s->ltree.freq[0]));
     memset(s->dtree.freq, 0, DZ_D_CODES * sizeof(s->dtree.freq[0]));
     memset(s->bltree.freq, 0, DZ_BL_CODES * sizeof(s->bltree.freq[0]));
     s->ltree.freq[DZ_END_BLOCK] = 1;
+    memset(s->lit_used, 0, sizeof(s->lit_used));
+    s->lit_used[DZ_END_BLOCK / 64] = (uint64_t)1 << (DZ_END_BLOCK % 64);
+    s->dist_used = 0;
     s->sym_count = 0;
+    s->match_count = 0;
+    s->extra_bits = 0;
     s->opt_len = 0;
     s->static_len = 0;
     s->out = out + 2;
@@ -739,17 +1125,12 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
     out[0] = 0x78; /* deflate, 32 KiB window */
     out[1] = 0x9c; /* level 6 ("default"), check bits */
     dz_deflate_block(s, in, (unsigned)n);
-    /* the table is all NIL again for the next call: undo only what we set */
-    for (size_t pos = 0; pos + DZ_MIN_MATCH <= n; pos++) {
-        unsigned h = ((unsigned)in[pos] << 2 * DZ_HASH_SHIFT ^
-                      (unsigned)in[pos + 1] << DZ_HASH_SHIFT ^ in[pos + 2]) &
-                     DZ_HASH_MASK;
-        s->head[h] = 0;
-    }
+    /* every entry of this call becomes NIL for the next one */
+    s->base += (uint32_t)n + 1;
     if (s->out > s->out_end) {
         return -1;
     }
-    adler = adler32(adler32(0L, Z_NULL, 0), in, (uInt)n);
+    adler = dz_adler32(in, n);
     s->out[0] = (uint8_t)(adler >> 24);
     s->out[1] = (uint8_t)(adler >> 16);
     s->out[2] = (uint8_t)(adler >> 8);
@@ -759,7 +1140,7 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
 }
 
 struct ct_deflater {
-    dz_state state; /* 74 KiB, mostly the hash heads */
+    dz_state state; /* 140 KiB, mostly the hash heads */
 };
 
 static pthread_once_t static_once = PTHREAD_ONCE_INIT;
@@ -769,7 +1150,7 @@ ct_deflater *ct_deflater_new(void)
     ct_deflater *d;
 
     pthread_once(&static_once, dz_static_init);
-    d = calloc(1, sizeof(*d)); /* zeroed: every hash head starts NIL */
+    d = calloc(1, sizeof(*d)); /* zeroed: every hash head starts NIL, base 0 */
     if (d != NULL) {
         dz_tree_setup(&d->state);
     }

@@ -28,6 +28,7 @@
 #include "chattoken/v1/token_service.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "log.h"
+#include "message_arena.h"
 #include "reflection.h"
 #include "rpc.h"
 #include "secret.h"
@@ -35,6 +36,9 @@
 
 #define MAX_WORKERS 64
 #define MESSAGE_MAX (64 * 1024)
+/* requests up to this size are read and decoded on the stack (a token
+ * request is a few dozen bytes); larger ones, up to MESSAGE_MAX, on the heap */
+#define STACK_MESSAGE 1024
 /* Requests kept posted per method and queue: enough that a burst of new
  * calls rarely waits for a re-post. */
 #define POSTED_PER_METHOD 16
@@ -173,34 +177,56 @@ static double elapsed_ms(const struct timespec *start)
            (double)(now.tv_nsec - start->tv_nsec) / 1e6;
 }
 
-/* Copies a byte buffer into out (bounded); -1 when over MESSAGE_MAX. */
-static int read_payload(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
+static void free_payload(const uint8_t *stack, uint8_t *data)
+{
+    if (data != stack) {
+        free(data);
+    }
+}
+
+/* Copies a byte buffer into *out (bounded): into stack[STACK_MESSAGE] when it
+ * fits, else into a heap block the caller frees when *out != stack. Reads
+ * slice by slice: grpc_byte_buffer_reader_readall would allocate a copy.
+ * -1 when over MESSAGE_MAX or out of memory. */
+static int read_payload(grpc_byte_buffer *bb, uint8_t *stack, uint8_t **out, size_t *len)
 {
     grpc_byte_buffer_reader reader;
     grpc_slice slice;
+    size_t total;
+    size_t at = 0;
 
-    *out = NULL;
+    *out = stack;
     *len = 0;
     if (bb == NULL) {
         return 0;
     }
+    total = grpc_byte_buffer_length(bb);
+    if (total > MESSAGE_MAX) {
+        return -1;
+    }
+    if (total > STACK_MESSAGE) {
+        *out = malloc(total);
+        if (*out == NULL) {
+            *out = stack;
+            return -1;
+        }
+    }
     if (!grpc_byte_buffer_reader_init(&reader, bb)) {
+        free_payload(stack, *out);
+        *out = stack;
         return -1;
     }
-    slice = grpc_byte_buffer_reader_readall(&reader);
+    while (grpc_byte_buffer_reader_next(&reader, &slice)) {
+        size_t n = GRPC_SLICE_LENGTH(slice);
+        if (n > total - at) {
+            n = total - at; /* cannot happen: the length was the sum */
+        }
+        memcpy(*out + at, GRPC_SLICE_START_PTR(slice), n);
+        at += n;
+        grpc_slice_unref(slice);
+    }
     grpc_byte_buffer_reader_destroy(&reader);
-    if (GRPC_SLICE_LENGTH(slice) > MESSAGE_MAX) {
-        grpc_slice_unref(slice);
-        return -1;
-    }
-    *len = GRPC_SLICE_LENGTH(slice);
-    *out = malloc(*len + 1);
-    if (*out == NULL) {
-        grpc_slice_unref(slice);
-        return -1;
-    }
-    memcpy(*out, GRPC_SLICE_START_PTR(slice), *len);
-    grpc_slice_unref(slice);
+    *len = at;
     return 0;
 }
 
@@ -315,11 +341,12 @@ static Google__Protobuf__Timestamp *timestamp(Google__Protobuf__Timestamp *ts, i
     return ts;
 }
 
-/* Decodes a request; NULL with INVALID_ARGUMENT in c->status. */
-static void *unpack_request(call *c, const ProtobufCMessageDescriptor *type, const uint8_t *data,
-                            size_t len)
+/* Decodes a request into arena (no heap allocation unless it outgrows the
+ * arena's buffer); NULL with INVALID_ARGUMENT in c->status. */
+static void *unpack_request(call *c, const ProtobufCMessageDescriptor *type, srv_arena *arena,
+                            const uint8_t *data, size_t len)
 {
-    ProtobufCMessage *m = protobuf_c_message_unpack(type, NULL, len, data);
+    ProtobufCMessage *m = protobuf_c_message_unpack(type, &arena->allocator, len, data);
 
     if (m == NULL) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "%s does not decode", type->short_name);
@@ -327,10 +354,10 @@ static void *unpack_request(call *c, const ProtobufCMessageDescriptor *type, con
     return m;
 }
 
-static void free_request(void *request)
+static void free_request(void *request, srv_arena *arena)
 {
     if (request != NULL) {
-        protobuf_c_message_free_unpacked(request, NULL);
+        protobuf_c_message_free_unpacked(request, &arena->allocator);
     }
 }
 
@@ -367,25 +394,28 @@ static void set_token_response(call *c, const srv_token_reply *reply)
 /* GetAppToken and RenewToken: answered on this thread. */
 static void answer_now(call *c, const uint8_t *data, size_t len)
 {
+    uint8_t arena_buf[STACK_MESSAGE];
+    srv_arena arena;
     srv_token_reply reply;
     int rc = SRV_INVALID_ARGUMENT;
 
+    srv_arena_init(&arena, arena_buf, sizeof(arena_buf));
     if (c->kind == CT_METHOD_GET_APP_TOKEN) {
         Chattoken__V1__GetAppTokenRequest *req =
-            unpack_request(c, &chattoken__v1__get_app_token_request__descriptor, data, len);
+            unpack_request(c, &chattoken__v1__get_app_token_request__descriptor, &arena, data, len);
         if (req != NULL) {
             rc =
                 srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply, &c->status);
         }
-        free_request(req);
+        free_request(req, &arena);
     } else {
         Chattoken__V1__RenewTokenRequest *req =
-            unpack_request(c, &chattoken__v1__renew_token_request__descriptor, data, len);
+            unpack_request(c, &chattoken__v1__renew_token_request__descriptor, &arena, data, len);
         if (req != NULL) {
             rc = srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
                                  req->ttl_seconds, &reply, &c->status);
         }
-        free_request(req);
+        free_request(req, &arena);
     }
     if (rc == SRV_OK) {
         set_token_response(c, &reply);
@@ -407,26 +437,32 @@ static void user_done(srv_user_request *request)
 /* Returns 1 when the call was handed on (user_done finishes it). */
 static int answer_user(call *c, const uint8_t *data, size_t len)
 {
-    Chattoken__V1__GetUserTokenRequest *req =
-        unpack_request(c, &chattoken__v1__get_user_token_request__descriptor, data, len);
+    uint8_t arena_buf[STACK_MESSAGE];
+    srv_arena arena;
+    Chattoken__V1__GetUserTokenRequest *req;
+
+    /* the handler copies the username before it returns */
+    srv_arena_init(&arena, arena_buf, sizeof(arena_buf));
+    req = unpack_request(c, &chattoken__v1__get_user_token_request__descriptor, &arena, data, len);
 
     if (req == NULL) {
         return 0;
     }
     srv_get_user_token(c->server->ctx, &c->caller, req->username, strlen(req->username),
                        req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
-    free_request(req);
+    free_request(req, &arena);
     return 1;
 }
 
 static void dispatch_token_call(call *c)
 {
+    uint8_t stack[STACK_MESSAGE];
     uint8_t *data = NULL;
     size_t len = 0;
     int handed_on = 0;
 
     c->method = c->kind;
-    if (read_payload(c->payload, &data, &len) != 0) {
+    if (read_payload(c->payload, stack, &data, &len) != 0) {
         srv_fail(&c->status, SRV_RESOURCE_EXHAUSTED, "request is over %d bytes", MESSAGE_MAX);
     } else if (c->payload == NULL) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "no request message");
@@ -441,7 +477,7 @@ static void dispatch_token_call(call *c)
             answer_now(c, data, len);
         }
     }
-    free(data);
+    free_payload(stack, data);
     if (!handed_on) {
         finish(c);
     }
@@ -471,14 +507,15 @@ static void set_health_response(call *c, int status)
 /* Decodes a HealthCheckRequest's service name into out; -1 on garbage. */
 static int health_request(call *c, char *out, size_t outlen)
 {
+    uint8_t stack[STACK_MESSAGE];
     uint8_t *data = NULL;
     size_t len = 0;
     Grpc__Health__V1__HealthCheckRequest *req = NULL;
 
-    if (read_payload(c->payload, &data, &len) == 0 && c->payload != NULL) {
+    if (read_payload(c->payload, stack, &data, &len) == 0 && c->payload != NULL) {
         req = grpc__health__v1__health_check_request__unpack(NULL, len, data);
     }
-    free(data);
+    free_payload(stack, data);
     if (req == NULL) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "HealthCheckRequest does not decode");
         return -1;
@@ -623,6 +660,7 @@ static void recv_message(call *c, enum call_step step)
 
 static void reflect_answer(call *c)
 {
+    uint8_t stack[STACK_MESSAGE];
     uint8_t *data = NULL;
     uint8_t *answer = NULL;
     size_t len = 0;
@@ -635,14 +673,14 @@ static void reflect_answer(call *c)
         finish(c);
         return;
     }
-    if (read_payload(c->payload, &data, &len) != 0 ||
+    if (read_payload(c->payload, stack, &data, &len) != 0 ||
         srv_reflection_answer(data, len, &answer, &answer_len, err, sizeof(err)) != 0) {
-        free(data);
+        free_payload(stack, data);
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "reflection request does not decode");
         finish(c);
         return;
     }
-    free(data);
+    free_payload(stack, data);
     grpc_byte_buffer_destroy(c->payload);
     c->payload = NULL;
     if (c->response != NULL) {

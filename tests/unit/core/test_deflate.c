@@ -11,7 +11,7 @@
  * matches that run into the end of the input; the three block types (stored,
  * fixed, dynamic), each of which must be seen; user ids of every length
  * 1..255; generic tokens up to the 1024-byte payload bound. A fixed seed keeps
- * a failure reproducible. */
+ * a failure reproducible; one more pass takes a new seed on every run. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 #include <zlib.h>
 
 #include "base64.h"
+#include "deflate.h"
 #include "token.h"
 
 #define APP_ID "970CA35de60c44645bbae8a215061b33"
@@ -217,6 +219,61 @@ static void long_chains_and_long_matches(void **state)
     }
 }
 
+/* Fresh payloads of every size 0..CT_DEFLATE_INPUT_MAX straight into
+ * ct_deflate, from a seed that changes with every run (printed; set
+ * CT_DEFLATE_SEED to replay one): byte soup over alphabets of 1..256 symbols,
+ * token-shaped payloads (length-prefixed random signature, hex app id,
+ * little-endian integers, text) and runs of one byte with noise, so that the
+ * dynamic-block bound in core/deflate.c meets inputs nobody chose. */
+static void fresh_payloads_of_every_size(void **state)
+{
+    static const char hex[] = "0123456789abcdefABCDEF";
+    uint8_t payload[CT_DEFLATE_INPUT_MAX];
+    uint8_t ours[PAYLOAD_MAX];
+    uint8_t theirs[PAYLOAD_MAX];
+    const char *env = getenv("CT_DEFLATE_SEED");
+    uint64_t seed = env != NULL ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
+    ct_deflater *d = ct_deflater_new();
+    unsigned seen[4] = {0, 0, 0, 0};
+
+    (void)state;
+    assert_non_null(d);
+    print_message("fresh_payloads_of_every_size: CT_DEFLATE_SEED=%llu\n", (unsigned long long)seed);
+    rng_state = seed | 1;
+    for (size_t len = 0; len <= CT_DEFLATE_INPUT_MAX; len++) {
+        for (int kind = 0; kind < 3; kind++) {
+            size_t ours_len = 0;
+            size_t theirs_len;
+            unsigned alphabet = 1 + rng() % 256;
+            for (size_t i = 0; i < len; i++) {
+                if (kind == 0) {
+                    payload[i] = (uint8_t)(rng() % alphabet);
+                } else if (kind == 1) {
+                    /* 2 + 32 signature, 2 + 32 hex id, then integers and text */
+                    payload[i] = i < 2       ? (uint8_t)(i == 0 ? 32 : 0)
+                                 : i < 34    ? (uint8_t)rng()
+                                 : i < 36    ? (uint8_t)(i == 34 ? 32 : 0)
+                                 : i < 68    ? (uint8_t)hex[rng() % 22]
+                                 : i % 7 < 3 ? (uint8_t)(rng() % 4)
+                                             : (uint8_t)('a' + rng() % 26);
+                } else {
+                    payload[i] = rng() % 8 == 0 ? (uint8_t)rng() : (uint8_t)alphabet;
+                }
+            }
+            assert_int_equal(ct_deflate(d, payload, len, ours, sizeof(ours), &ours_len), 0);
+            theirs_len = reference_deflate(payload, len, theirs, sizeof(theirs));
+            if (ours_len != theirs_len || memcmp(ours, theirs, ours_len) != 0) {
+                fail_msg(
+                    "deflate differs from zlib: %zu-byte payload, kind %d, CT_DEFLATE_SEED=%llu",
+                    len, kind, (unsigned long long)seed);
+            }
+            seen[(ours[2] >> 1) & 3]++;
+        }
+    }
+    ct_deflater_free(d);
+    assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+}
+
 static void every_block_type_was_exercised(void **state)
 {
     (void)state;
@@ -233,6 +290,7 @@ int main(void)
         cmocka_unit_test(chat_tokens_for_every_user_length),
         cmocka_unit_test(generic_tokens_up_to_the_payload_bound),
         cmocka_unit_test(long_chains_and_long_matches),
+        cmocka_unit_test(fresh_payloads_of_every_size),
         cmocka_unit_test(every_block_type_was_exercised),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
