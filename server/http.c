@@ -223,6 +223,16 @@ static enum MHD_Result respond_text(request *r, unsigned status, const char *tex
     return respond(r, status, "text/plain; charset=utf-8", (char *)text, strlen(text), 0);
 }
 
+/* The proto3 JSON name of a TokenKind. */
+static const char *token_kind_name(enum srv_token_kind kind)
+{
+    static const char *const names[SRV_KIND_COUNT] = {"TOKEN_KIND_UNSPECIFIED", "TOKEN_KIND_APP",
+                                                      "TOKEN_KIND_USER", "TOKEN_KIND_RTC",
+                                                      "TOKEN_KIND_RTM"};
+
+    return (unsigned)kind < SRV_KIND_COUNT ? names[kind] : names[0];
+}
+
 /* The answer to a token call: the token as text/plain for the compat
  * routes (what the seed's web client reads with res.text()), JSON for
  * RenewToken. */
@@ -245,8 +255,7 @@ static enum MHD_Result answer_token(request *r, const srv_token_reply *reply,
         expire[0] = '\0';
     }
     obj = json_pack("{s:s,s:s,s:s,s:s}", "token", reply->token, "expire_time", expire, "kind",
-                    reply->kind == SRV_KIND_APP ? "TOKEN_KIND_APP" : "TOKEN_KIND_USER", "user_id",
-                    reply->user_id);
+                    token_kind_name(reply->kind), "user_id", reply->user_id);
     text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(obj);
     if (text == NULL) {
