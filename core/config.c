@@ -222,7 +222,9 @@ static int validate_tls(const ct_config *cfg, struct problem *p)
 static int check_methods(struct problem *p, unsigned methods)
 {
     if (methods == 0) {
-        return report(p, "name at least one method (GetAppToken, GetUserToken, RenewToken)");
+        return report(
+            p, "name at least one method (GetAppToken, GetUserToken, RenewToken, GetRtcToken, "
+               "GetRtmToken)");
     }
     if ((methods & ~(unsigned)CT_METHOD_ALL) != 0) {
         return report(p, "unknown method bits 0x%x", methods & ~(unsigned)CT_METHOD_ALL);
@@ -856,7 +858,8 @@ static int parse_methods(struct loader *ld, unsigned *out)
         method = has_no_nul(ld) ? ct_method_from_name(scalar_text(ld)) : CT_METHOD_UNKNOWN;
         if (method == CT_METHOD_UNKNOWN) {
             return fail(ld,
-                        "unknown method \"%.40s\" (valid: GetAppToken, GetUserToken, RenewToken)",
+                        "unknown method \"%.40s\" (valid: GetAppToken, GetUserToken, RenewToken, "
+                        "GetRtcToken, GetRtmToken)",
                         scalar_text(ld));
         }
         bit = CT_METHOD_BIT(method);
@@ -1444,6 +1447,9 @@ static const struct field http_fields[] = {
                  .doc = "the HTTP side port: `host:port`"),
     BOOL_FIELD("compat_routes", http_compat_routes, .def = 1,
                .doc = "serve the seed's `GET /chat/app/token` and `GET /chat/user/{name}/token`"),
+    BOOL_FIELD("agora_token_service_routes", http_agora_token_service_routes, .def = 0,
+               .doc = "serve the routes and JSON shapes of agora-token-service, under the same "
+                      "auth"),
     SECTION_FIELD("cors", cors_section),
     U32_FIELD("max_connections", http_max_connections, .def = 1024, .min = 1, .max = UINT32_MAX,
               .doc = "concurrent HTTP connections"),

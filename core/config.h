@@ -100,6 +100,9 @@ typedef struct ct_config {
     /* http: the optional side port ("" listen = off) */
     char http_listen[CT_CONFIG_ADDR_MAX];
     int http_compat_routes;
+    /* the routes and JSON shapes of AgoraIO-Community/agora-token-service
+     * (server/http_agora.c) */
+    int http_agora_token_service_routes;
     size_t http_cors_origin_count;
     char http_cors_origins[CT_CONFIG_MAX_CORS_ORIGINS][CT_CONFIG_ADDR_MAX];
     uint32_t http_max_connections;

@@ -5,7 +5,8 @@
 
 static const char *const names[CT_METHOD_COUNT] = {
     [CT_METHOD_GET_APP_TOKEN] = "GetAppToken", [CT_METHOD_GET_USER_TOKEN] = "GetUserToken",
-    [CT_METHOD_RENEW_TOKEN] = "RenewToken",    [CT_METHOD_HEALTH_CHECK] = "Health/Check",
+    [CT_METHOD_RENEW_TOKEN] = "RenewToken",    [CT_METHOD_GET_RTC_TOKEN] = "GetRtcToken",
+    [CT_METHOD_GET_RTM_TOKEN] = "GetRtmToken", [CT_METHOD_HEALTH_CHECK] = "Health/Check",
     [CT_METHOD_HEALTH_WATCH] = "Health/Watch", [CT_METHOD_REFLECTION] = "ServerReflectionInfo",
     [CT_METHOD_UNKNOWN] = "unknown",
 };

@@ -9,6 +9,8 @@ enum ct_method {
     CT_METHOD_GET_APP_TOKEN = 0,
     CT_METHOD_GET_USER_TOKEN,
     CT_METHOD_RENEW_TOKEN,
+    CT_METHOD_GET_RTC_TOKEN,
+    CT_METHOD_GET_RTM_TOKEN,
     /* the standard services, open to every caller */
     CT_METHOD_HEALTH_CHECK,
     CT_METHOD_HEALTH_WATCH,
@@ -16,7 +18,7 @@ enum ct_method {
     CT_METHOD_UNKNOWN, /* a path nobody serves */
     CT_METHOD_COUNT
 };
-#define CT_METHOD_TOKEN_COUNT (CT_METHOD_RENEW_TOKEN + 1)
+#define CT_METHOD_TOKEN_COUNT (CT_METHOD_GET_RTM_TOKEN + 1)
 
 /* Callers are granted methods as a bit set of TokenService methods. */
 #define CT_METHOD_BIT(method) (1u << (unsigned)(method))

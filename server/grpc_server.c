@@ -31,6 +31,7 @@
 #include "message_arena.h"
 #include "reflection.h"
 #include "rpc.h"
+#include "rtc_proto.h"
 #include "secret.h"
 #include "wire.h"
 
@@ -377,9 +378,19 @@ static void set_token_response(call *c, const srv_token_reply *reply)
         Chattoken__V1__RenewTokenResponse resp = CHATTOKEN__V1__RENEW_TOKEN_RESPONSE__INIT;
         resp.token = (char *)reply->token;
         resp.expire_time = &expire;
-        resp.kind = reply->kind == SRV_KIND_APP ? CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_APP
-                                                : CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_USER;
+        /* srv_token_kind has the proto's numbers */
+        resp.kind = (Chattoken__V1__TokenKind)reply->kind;
         resp.user_id = (char *)reply->user_id;
+        set_response(c, &resp.base);
+    } else if (c->kind == CT_METHOD_GET_RTC_TOKEN) {
+        Chattoken__V1__GetRtcTokenResponse resp = CHATTOKEN__V1__GET_RTC_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
+        resp.expire_time = &expire;
+        set_response(c, &resp.base);
+    } else if (c->kind == CT_METHOD_GET_RTM_TOKEN) {
+        Chattoken__V1__GetRtmTokenResponse resp = CHATTOKEN__V1__GET_RTM_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
+        resp.expire_time = &expire;
         set_response(c, &resp.base);
     } else {
         Chattoken__V1__GetUserTokenResponse resp = CHATTOKEN__V1__GET_USER_TOKEN_RESPONSE__INIT;
@@ -391,7 +402,8 @@ static void set_token_response(call *c, const srv_token_reply *reply)
     }
 }
 
-/* GetAppToken and RenewToken: answered on this thread. */
+/* GetAppToken, RenewToken, GetRtcToken and GetRtmToken: answered on this
+ * thread. */
 static void answer_now(call *c, const uint8_t *data, size_t len)
 {
     uint8_t arena_buf[STACK_MESSAGE];
@@ -406,6 +418,23 @@ static void answer_now(call *c, const uint8_t *data, size_t len)
         if (req != NULL) {
             rc =
                 srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply, &c->status);
+        }
+        free_request(req, &arena);
+    } else if (c->kind == CT_METHOD_GET_RTC_TOKEN) {
+        Chattoken__V1__GetRtcTokenRequest *req =
+            unpack_request(c, &chattoken__v1__get_rtc_token_request__descriptor, &arena, data, len);
+        srv_rtc_request r;
+        if (req != NULL) {
+            srv_rtc_request_from_proto(req, &r);
+            rc = srv_get_rtc_token(c->server->ctx, &c->caller, &r, &reply, &c->status);
+        }
+        free_request(req, &arena);
+    } else if (c->kind == CT_METHOD_GET_RTM_TOKEN) {
+        Chattoken__V1__GetRtmTokenRequest *req =
+            unpack_request(c, &chattoken__v1__get_rtm_token_request__descriptor, &arena, data, len);
+        if (req != NULL) {
+            rc = srv_get_rtm_token(c->server->ctx, &c->caller, req->user_id, req->ttl_seconds,
+                                   &reply, &c->status);
         }
         free_request(req, &arena);
     } else {

@@ -3,13 +3,14 @@
 #include "handlers.h"
 
 #include "metrics.h"
+#include "rtc_handlers.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-static int64_t now_seconds(const srv_context *ctx)
+int64_t srv_now(const srv_context *ctx)
 {
     return ctx->now != NULL ? ctx->now() : (int64_t)time(NULL);
 }
@@ -24,7 +25,7 @@ int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *s
 }
 
 /* 0 means the configured default; above the maximum is the caller's error. */
-static int resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, srv_status *status)
+int srv_resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, srv_status *status)
 {
     if (requested == 0) {
         *ttl = cfg->default_ttl_seconds;
@@ -44,7 +45,7 @@ static int issue(const srv_context *ctx, const char *user_id, uint32_t ttl, srv_
                  srv_status *status)
 {
     const ct_config *cfg = ctx->config;
-    int64_t now = now_seconds(ctx);
+    int64_t now = srv_now(ctx);
     uint32_t salt;
     char err[128];
     int rc;
@@ -69,7 +70,7 @@ static int issue(const srv_context *ctx, const char *user_id, uint32_t ttl, srv_
     }
     reply->expire_time = now + ttl;
     snprintf(reply->user_id, sizeof(reply->user_id), "%s", user_id);
-    srv_metrics_token_issued(reply->kind == SRV_KIND_USER);
+    srv_metrics_token_issued(reply->kind);
     return srv_ok(status);
 }
 
@@ -80,7 +81,7 @@ int srv_get_app_token(const srv_context *ctx, const srv_caller *caller, uint32_t
 
     reply->token[0] = '\0';
     if (srv_authorize(caller, CT_METHOD_GET_APP_TOKEN, status) != SRV_OK ||
-        resolve_ttl(ctx->config, ttl_seconds, &ttl, status) != SRV_OK) {
+        srv_resolve_ttl(ctx->config, ttl_seconds, &ttl, status) != SRV_OK) {
         return status->code;
     }
     reply->registered = 0;
@@ -126,7 +127,7 @@ void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const 
     req->reply.registered = 0;
     req->reply.token[0] = '\0';
     if (srv_authorize(caller, CT_METHOD_GET_USER_TOKEN, &req->status) != SRV_OK ||
-        resolve_ttl(ctx->config, ttl_seconds, &req->ttl, &req->status) != SRV_OK) {
+        srv_resolve_ttl(ctx->config, ttl_seconds, &req->ttl, &req->status) != SRV_OK) {
         done(req);
         return;
     }
@@ -158,7 +159,8 @@ static int chat_privilege(const ct_token *tok, const ct_privilege **privilege, c
 
     if (tok->service_count != 1 || tok->unknown_service_type != 0 || s->type != CT_SERVICE_CHAT) {
         return srv_fail(status, SRV_INVALID_ARGUMENT,
-                        "token must hold exactly one Chat service, it holds %u services",
+                        "token must hold one Chat service, an RTC service (with or without RTM) "
+                        "or one RTM service; it holds %u services",
                         tok->declared_service_count);
     }
     if (s->privilege_count != 1 || (s->privileges[0].id != CT_CHAT_PRIVILEGE_USER &&
@@ -200,6 +202,16 @@ static int signed_by_us(const ct_config *cfg, const ct_token *tok, srv_status *s
                     "token signature does not verify with this app's certificates");
 }
 
+int srv_check_renew_grace(const srv_context *ctx, uint64_t expired_at, srv_status *status)
+{
+    if ((int64_t)expired_at + (int64_t)ctx->config->renew_grace_seconds < srv_now(ctx)) {
+        return srv_fail(status, SRV_FAILED_PRECONDITION,
+                        "token expired more than %u s ago: the client must log in again",
+                        ctx->config->renew_grace_seconds);
+    }
+    return srv_ok(status);
+}
+
 /* One parsed token per thread: it is 64 KiB, too large for every call. */
 static _Thread_local ct_token renew_token;
 
@@ -219,7 +231,7 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
 
     reply->registered = 0;
     if (srv_authorize(caller, CT_METHOD_RENEW_TOKEN, status) != SRV_OK ||
-        resolve_ttl(cfg, ttl_seconds, &ttl, status) != SRV_OK) {
+        srv_resolve_ttl(cfg, ttl_seconds, &ttl, status) != SRV_OK) {
         return status->code;
     }
     rc = ct_token_parse(token, token_len, tok, err, sizeof(err));
@@ -227,8 +239,13 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
         return srv_fail(status, SRV_INVALID_ARGUMENT, "token does not parse (%s): %s",
                         ct_result_name(rc), err);
     }
-    if (signed_by_us(cfg, tok, status) != SRV_OK ||
-        chat_privilege(tok, &privilege, &user_id, status) != SRV_OK) {
+    if (signed_by_us(cfg, tok, status) != SRV_OK) {
+        return status->code;
+    }
+    if (srv_rtc_token_holds_rtc_or_rtm(tok)) {
+        return srv_renew_rtc_or_rtm(ctx, tok, ttl, reply, status);
+    }
+    if (chat_privilege(tok, &privilege, &user_id, status) != SRV_OK) {
         return status->code;
     }
     /* an app token is worth as much as GetAppToken: same permission */
@@ -242,10 +259,8 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     if (ct_token_expire_at(tok) < expired_at) {
         expired_at = ct_token_expire_at(tok);
     }
-    if ((int64_t)expired_at + (int64_t)cfg->renew_grace_seconds < now_seconds(ctx)) {
-        return srv_fail(status, SRV_FAILED_PRECONDITION,
-                        "token expired more than %u s ago: the client must log in again",
-                        cfg->renew_grace_seconds);
+    if (srv_check_renew_grace(ctx, expired_at, status) != SRV_OK) {
+        return status->code;
     }
     memcpy(identity, user_id.data, user_id.len);
     identity[user_id.len] = '\0';

@@ -15,14 +15,23 @@
 #include "token.h"
 #include "username.h"
 
-enum srv_token_kind { SRV_KIND_UNSPECIFIED = 0, SRV_KIND_APP = 1, SRV_KIND_USER = 2 };
+/* The numbers of the proto's TokenKind (and of srv_metrics_token_kind). */
+enum srv_token_kind {
+    SRV_KIND_UNSPECIFIED = 0,
+    SRV_KIND_APP = 1,
+    SRV_KIND_USER = 2,
+    SRV_KIND_RTC = 3,
+    SRV_KIND_RTM = 4,
+};
+#define SRV_KIND_COUNT 5
 
 typedef struct srv_token_reply {
     char token[CT_BUILD_MAX_CHARS];
     int64_t expire_time; /* unix seconds */
     enum srv_token_kind kind;
-    char user_id[CT_USER_ID_MAX + 1]; /* "" for app tokens */
-    int registered;                   /* GetUserToken: this call registered the user */
+    /* "" for app tokens; the RTC account (uid in decimal) or RTM user id */
+    char user_id[CT_USER_ID_MAX + 1];
+    int registered; /* GetUserToken: this call registered the user */
 } srv_token_reply;
 
 /* What the handlers need; shared read-only by all threads. */
@@ -66,5 +75,15 @@ struct srv_user_request {
 void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const char *username,
                         size_t username_len, uint32_t ttl_seconds, int64_t deadline_ms,
                         srv_user_request *request, srv_done_fn done, void *arg);
+
+/* For the handlers of other token kinds (rtc_handlers.c): */
+/* the clock of ctx, unix seconds */
+int64_t srv_now(const srv_context *ctx);
+/* ttl_seconds: 0 = tokens.default_ttl_seconds, above tokens.max_ttl_seconds
+ * INVALID_ARGUMENT naming the limit */
+int srv_resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, srv_status *status);
+/* RenewToken: FAILED_PRECONDITION when expired_at (unix seconds) is more
+ * than tokens.renew_grace_seconds ago */
+int srv_check_renew_grace(const srv_context *ctx, uint64_t expired_at, srv_status *status);
 
 #endif

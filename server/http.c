@@ -27,6 +27,7 @@
 #include <microhttpd.h>
 
 #include "auth.h"
+#include "http_agora.h"
 #include "log.h"
 #include "metrics.h"
 #include "rpc.h"
@@ -102,6 +103,8 @@ typedef struct request {
     int lookup_started;
     atomic_int lookup_state;
     srv_user_request user;
+    int agora;         /* an agora-token-service route (http_agora.c) */
+    srv_agora_ask ask; /* its parameters, once parsed */
 } request;
 
 static double elapsed_seconds(const struct timespec *since)
@@ -206,21 +209,48 @@ static enum MHD_Result respond(request *r, unsigned status, const char *content_
  * errors that have no gRPC call behind them). */
 static enum MHD_Result respond_error(request *r, const srv_status *status, unsigned http_status)
 {
-    json_t *obj =
-        json_pack("{s:s,s:s}", "code", srv_code_name(status->code), "message", status->message);
+    unsigned code = http_status != 0 ? http_status : srv_http_status_for(status->code);
+    /* agora-token-service's errors carry "status" (and "message"): so do
+     * ours on its routes */
+    json_t *obj = r->agora ? json_pack("{s:s,s:s,s:i}", "code", srv_code_name(status->code),
+                                       "message", status->message, "status", (int)code)
+                           : json_pack("{s:s,s:s}", "code", srv_code_name(status->code), "message",
+                                       status->message);
     char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
 
     json_decref(obj);
     if (text == NULL) {
         return MHD_NO;
     }
-    return respond(r, http_status != 0 ? http_status : srv_http_status_for(status->code),
-                   "application/json", text, strlen(text), 1);
+    return respond(r, code, "application/json", text, strlen(text), 1);
+}
+
+/* {"key": "value"}, 200 */
+static enum MHD_Result respond_json_pair(request *r, const char *key, const char *value)
+{
+    json_t *obj = json_pack("{s:s}", key, value);
+    char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
+
+    json_decref(obj);
+    if (text == NULL) {
+        return MHD_NO;
+    }
+    return respond(r, MHD_HTTP_OK, "application/json", text, strlen(text), 1);
 }
 
 static enum MHD_Result respond_text(request *r, unsigned status, const char *text)
 {
     return respond(r, status, "text/plain; charset=utf-8", (char *)text, strlen(text), 0);
+}
+
+/* The proto3 JSON name of a TokenKind. */
+static const char *token_kind_name(enum srv_token_kind kind)
+{
+    static const char *const names[SRV_KIND_COUNT] = {"TOKEN_KIND_UNSPECIFIED", "TOKEN_KIND_APP",
+                                                      "TOKEN_KIND_USER", "TOKEN_KIND_RTC",
+                                                      "TOKEN_KIND_RTM"};
+
+    return (unsigned)kind < SRV_KIND_COUNT ? names[kind] : names[0];
 }
 
 /* The answer to a token call: the token as text/plain for the compat
@@ -237,6 +267,9 @@ static enum MHD_Result answer_token(request *r, const srv_token_reply *reply,
     if (status->code != SRV_OK) {
         return respond_error(r, status, 0);
     }
+    if (r->agora) {
+        return respond_json_pair(r, r->ask.token_key, reply->token);
+    }
     if (r->route != SRV_HTTP_ROUTE_RENEW) {
         return respond(r, MHD_HTTP_OK, "text/plain; charset=utf-8", (char *)reply->token,
                        strlen(reply->token), 0);
@@ -245,8 +278,7 @@ static enum MHD_Result answer_token(request *r, const srv_token_reply *reply,
         expire[0] = '\0';
     }
     obj = json_pack("{s:s,s:s,s:s,s:s}", "token", reply->token, "expire_time", expire, "kind",
-                    reply->kind == SRV_KIND_APP ? "TOKEN_KIND_APP" : "TOKEN_KIND_USER", "user_id",
-                    reply->user_id);
+                    token_kind_name(reply->kind), "user_id", reply->user_id);
     text = obj != NULL ? json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(obj);
     if (text == NULL) {
@@ -351,14 +383,14 @@ static void on_user_done(srv_user_request *user)
     atomic_fetch_sub(&h->lookups, 1);
 }
 
-static enum MHD_Result start_user_token(request *r)
+static enum MHD_Result start_user_token(request *r, const char *username, size_t username_len)
 {
     srv_http *h = r->http;
 
     r->lookup_started = 1;
     atomic_store(&r->lookup_state, LOOKUP_RUNNING);
     atomic_fetch_add(&h->lookups, 1);
-    srv_get_user_token(h->ctx, &r->caller, r->username, r->username_len, r->ttl,
+    srv_get_user_token(h->ctx, &r->caller, username, username_len, r->ttl,
                        ud_monotonic_ms() + SRV_HTTP_LOOKUP_TIMEOUT_MS, &r->user, on_user_done, r);
     if (atomic_load(&r->lookup_state) == LOOKUP_DONE) {
         return answer_token(r, &r->user.reply, &r->user.status);
@@ -392,6 +424,37 @@ static enum MHD_Result answer_renew(request *r)
     return rc;
 }
 
+/* A Content-Length over SRV_HTTP_BODY_MAX is answered 413 at once (1). */
+static int refuse_large_body(request *r, enum MHD_Result *rc)
+{
+    const char *value =
+        MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    srv_status status;
+
+    if (value == NULL || strtoull(value, NULL, 10) <= SRV_HTTP_BODY_MAX) {
+        return 0;
+    }
+    srv_fail(&status, SRV_INVALID_ARGUMENT, "body is larger than %d bytes", SRV_HTTP_BODY_MAX);
+    finish_rpc(r, &status);
+    *rc = respond_error(r, &status, MHD_HTTP_CONTENT_TOO_LARGE);
+    return 1;
+}
+
+/* A query argument as received (no unescaping, see on_unescape): NULL when
+ * absent, "" for "?name" without a value. */
+static const char *query_value(request *r, const char *name)
+{
+    const char *value = NULL;
+    size_t len = 0;
+
+    if (MHD_lookup_connection_value_n(r->connection, MHD_GET_ARGUMENT_KIND, name, strlen(name),
+                                      &value, &len) == MHD_YES &&
+        value == NULL) {
+        return "";
+    }
+    return value;
+}
+
 /* Content-Type: application/json, optionally with parameters. */
 static int is_json(const char *content_type)
 {
@@ -407,9 +470,7 @@ static enum MHD_Result begin_rpc(request *r)
 {
     srv_status status;
     srv_token_reply reply;
-    const char *value = NULL;
-    size_t len = 0;
-    enum MHD_Result rc;
+    enum MHD_Result rc = MHD_YES;
 
     if (authenticate(r, &status) != SRV_OK) {
         snprintf(r->caller.name, sizeof(r->caller.name), "%s", "");
@@ -423,29 +484,15 @@ static enum MHD_Result begin_rpc(request *r)
             finish_rpc(r, &status);
             return respond_error(r, &status, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE);
         }
-        value = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND,
-                                            MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (value != NULL && strtoull(value, NULL, 10) > SRV_HTTP_BODY_MAX) {
-            srv_fail(&status, SRV_INVALID_ARGUMENT, "body is larger than %d bytes",
-                     SRV_HTTP_BODY_MAX);
-            finish_rpc(r, &status);
-            return respond_error(r, &status, MHD_HTTP_CONTENT_TOO_LARGE);
-        }
-        return MHD_YES; /* the body comes in the next calls */
+        return refuse_large_body(r, &rc) ? rc : MHD_YES; /* the body comes next */
     }
-    /* the query is raw (no unescaping, see on_unescape): ttl is digits only */
-    value = NULL;
-    if (MHD_lookup_connection_value_n(r->connection, MHD_GET_ARGUMENT_KIND, "ttl", 3, &value,
-                                      &len) == MHD_YES &&
-        value == NULL) {
-        value = "";
-    }
-    if (srv_http_parse_ttl(value, &r->ttl, &status) != SRV_OK) {
+    /* the query is raw: ttl is digits only */
+    if (srv_http_parse_ttl(query_value(r, "ttl"), &r->ttl, &status) != SRV_OK) {
         finish_rpc(r, &status);
         return respond_error(r, &status, 0);
     }
     if (r->route == SRV_HTTP_ROUTE_USER_TOKEN) {
-        return start_user_token(r);
+        return start_user_token(r, r->username, r->username_len);
     }
     srv_get_app_token(r->http->ctx, &r->caller, r->ttl, &reply, &status);
     rc = answer_token(r, &reply, &status);
@@ -453,9 +500,142 @@ static enum MHD_Result begin_rpc(request *r)
     return rc;
 }
 
+/* A method the route does not answer is 405 with Allow; OPTIONS is a
+ * (CORS preflight) answer of its own. 1 when answered, with *rc set. */
+static int answered_by_method(request *r, const char *method, enum MHD_Result *rc)
+{
+    srv_status status;
+
+    if (!srv_http_method_allowed(r->route, method)) {
+        srv_fail(&status, SRV_UNIMPLEMENTED, "method %s is not allowed here (allowed: %s)", method,
+                 srv_http_allow(r->route));
+        *rc = respond_error(r, &status, MHD_HTTP_METHOD_NOT_ALLOWED);
+        return 1;
+    }
+    if (strcmp(method, "OPTIONS") == 0) {
+        *rc = answer_preflight(r);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- agora-token-service's routes (http_agora.c has the rules) ---- */
+
+/* Appends one query argument, as received, to the location being built. */
+static enum MHD_Result append_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    char *location = cls;
+    size_t n = strlen(location);
+
+    (void)kind;
+    snprintf(location + n, SRV_HTTP_URL_MAX * 2 - n, "%s%s%s%s", strchr(location, '?') ? "&" : "?",
+             key, value != NULL ? "=" : "", value != NULL ? value : "");
+    return MHD_YES;
+}
+
+/* gin's trailing-slash redirect: 301 for GET, 307 otherwise, query kept. */
+static enum MHD_Result respond_redirect(request *r, unsigned status, const char *path)
+{
+    char location[SRV_HTTP_URL_MAX * 2];
+    struct MHD_Response *resp;
+    enum MHD_Result rc;
+
+    snprintf(location, sizeof(location), "%s", path);
+    MHD_get_connection_values(r->connection, MHD_GET_ARGUMENT_KIND, append_query, location);
+    resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        return MHD_NO;
+    }
+    common_headers(r, resp);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, location);
+    r->answered = 1;
+    rc = MHD_queue_response(r->connection, status, resp);
+    MHD_destroy_response(resp);
+    return rc;
+}
+
+/* Calls the handler of r->ask (parsed) and answers. */
+static enum MHD_Result answer_agora(request *r)
+{
+    const srv_context *ctx = r->http->ctx;
+    srv_token_reply reply;
+    srv_status status;
+    enum MHD_Result rc;
+
+    r->method = srv_agora_method(r->ask.kind);
+    switch (r->ask.kind) {
+    case SRV_AGORA_CHAT_ACCOUNT:
+        r->ttl = r->ask.ttl;
+        return start_user_token(r, r->ask.user, strlen(r->ask.user));
+    case SRV_AGORA_CHAT_APP:
+        srv_get_app_token(ctx, &r->caller, r->ask.ttl, &reply, &status);
+        break;
+    case SRV_AGORA_RTM:
+        srv_get_rtm_token(ctx, &r->caller, r->ask.user, r->ask.ttl, &reply, &status);
+        break;
+    default:
+        srv_get_rtc_token(ctx, &r->caller, &r->ask.rtc, &reply, &status);
+        break;
+    }
+    rc = answer_token(r, &reply, &status);
+    memset(&reply, 0, sizeof(reply));
+    return rc;
+}
+
+/* POST /getToken, its body read: a body that does not parse is an HTTP
+ * error, not an RPC (which one the body would have said). */
+static enum MHD_Result answer_agora_body(request *r)
+{
+    srv_status status;
+
+    if (srv_agora_ask_from_body(r->body != NULL ? r->body : "", r->body_len, &r->ask, &status) !=
+        SRV_OK) {
+        return respond_error(r, &status, 0);
+    }
+    return answer_agora(r);
+}
+
+static enum MHD_Result begin_agora(request *r, const srv_agora_match *m, const char *method)
+{
+    int post = m->route == SRV_AGORA_GET_TOKEN;
+    enum MHD_Result rc = MHD_YES;
+    srv_status status;
+
+    r->agora = 1;
+    r->route = post ? SRV_HTTP_ROUTE_AGORA_POST : SRV_HTTP_ROUTE_AGORA_GET;
+    if (answered_by_method(r, method, &rc)) {
+        return rc;
+    }
+    if (m->redirect) {
+        return respond_redirect(r, post ? MHD_HTTP_TEMPORARY_REDIRECT : MHD_HTTP_MOVED_PERMANENTLY,
+                                m->location);
+    }
+    if (m->route == SRV_AGORA_PING) {
+        return respond_json_pair(r, "message", "pong");
+    }
+    /* for POST, the body says which method: until then not an RPC */
+    r->method = srv_agora_method(m->route);
+    if (authenticate(r, &status) != SRV_OK) {
+        snprintf(r->caller.name, sizeof(r->caller.name), "%s", "");
+        finish_rpc(r, &status);
+        return respond_error(r, &status, 0);
+    }
+    if (post) {
+        return refuse_large_body(r, &rc) ? rc : MHD_YES; /* the body comes next */
+    }
+    /* raw, as ?ttl= is: digits only */
+    if (srv_agora_ask_from_path(m, query_value(r, "expiry"), &r->ask, &status) != SRV_OK) {
+        finish_rpc(r, &status);
+        return respond_error(r, &status, 0);
+    }
+    return answer_agora(r);
+}
+
 /* The first call for a request: headers are in, the body (if any) is not. */
 static enum MHD_Result begin(request *r, const char *url, const char *method)
 {
+    enum MHD_Result rc = MHD_YES;
     srv_status status;
 
     r->origin = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, "Origin");
@@ -465,6 +645,16 @@ static enum MHD_Result begin(request *r, const char *url, const char *method)
                  SRV_HTTP_URL_MAX);
         return respond_error(r, &status, MHD_HTTP_URI_TOO_LONG);
     }
+    if (r->http->cfg->http_agora_token_service_routes) {
+        srv_agora_match m;
+        if (srv_agora_match_path(url, &m, &status) != SRV_OK) {
+            r->agora = 1;
+            return respond_error(r, &status, 0);
+        }
+        if (m.route != SRV_AGORA_NONE) {
+            return begin_agora(r, &m, method);
+        }
+    }
     if (srv_http_match(url, r->http->cfg->http_compat_routes, &r->route, r->username,
                        sizeof(r->username), &r->username_len, &status) != SRV_OK) {
         return respond_error(r, &status, 0);
@@ -473,13 +663,8 @@ static enum MHD_Result begin(request *r, const char *url, const char *method)
         srv_fail(&status, SRV_NOT_FOUND, "no route for this path");
         return respond_error(r, &status, MHD_HTTP_NOT_FOUND);
     }
-    if (!srv_http_method_allowed(r->route, method)) {
-        srv_fail(&status, SRV_UNIMPLEMENTED, "method %s is not allowed here (allowed: %s)", method,
-                 srv_http_allow(r->route));
-        return respond_error(r, &status, MHD_HTTP_METHOD_NOT_ALLOWED);
-    }
-    if (strcmp(method, "OPTIONS") == 0) {
-        return answer_preflight(r);
+    if (answered_by_method(r, method, &rc)) {
+        return rc;
     }
     switch (r->route) {
     case SRV_HTTP_ROUTE_HEALTHZ:
@@ -661,7 +846,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
         *upload_data_size = 0;
         return MHD_YES;
     }
-    return answer_renew(r);
+    return r->route == SRV_HTTP_ROUTE_AGORA_POST ? answer_agora_body(r) : answer_renew(r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *connection, void **con_cls,

@@ -1,4 +1,4 @@
-/* The pure part of the HTTP side port: routing and username decoding, the
+/* The pure part of the HTTP side port: routing and path-segment decoding, the
  * methods each route answers, ?ttl and the RenewToken body, the one table
  * from gRPC codes to HTTP statuses, CORS origins and RFC 3339 times. No
  * sockets here: http.c calls these, and so do the unit tests and the fuzzer,
@@ -15,33 +15,28 @@
 
 #include "text.h"
 
-/* Percent-decodes segment[0..len) into out (size bytes with the NUL). */
-static int decode_segment(const char *segment, size_t len, char *out, size_t size, size_t *outlen,
-                          srv_status *status)
+int srv_http_decode_segment(const char *what, const char *segment, size_t len, char *out,
+                            size_t size, size_t *outlen, srv_status *status)
 {
     size_t n = 0;
 
     for (size_t i = 0; i < len; i++) {
         char c = segment[i];
         if (c == '%') {
-            if (len - i < 3) {
-                return srv_fail(status, SRV_INVALID_ARGUMENT,
-                                "username: '%%' must be followed by two hex digits");
-            }
-            int h = ct_hex_digit(segment[i + 1]);
-            int l = ct_hex_digit(segment[i + 2]);
+            int h = len - i >= 3 ? ct_hex_digit(segment[i + 1]) : -1;
+            int l = len - i >= 3 ? ct_hex_digit(segment[i + 2]) : -1;
             if (h < 0 || l < 0) {
                 return srv_fail(status, SRV_INVALID_ARGUMENT,
-                                "username: '%%' must be followed by two hex digits");
+                                "%s: '%%' must be followed by two hex digits", what);
             }
             c = (char)(h * 16 + l);
             if (c == '\0') {
-                return srv_fail(status, SRV_INVALID_ARGUMENT, "username: %%00 is not allowed");
+                return srv_fail(status, SRV_INVALID_ARGUMENT, "%s: %%00 is not allowed", what);
             }
             i += 2;
         }
         if (n + 1 >= size) {
-            return srv_fail(status, SRV_INVALID_ARGUMENT, "username is longer than %zu characters",
+            return srv_fail(status, SRV_INVALID_ARGUMENT, "%s is longer than %zu characters", what,
                             size - 1);
         }
         out[n++] = c;
@@ -90,7 +85,8 @@ int srv_http_match(const char *path, int compat_routes, enum srv_http_route *rou
     if (memchr(segment, '/', segment_len) != NULL) {
         return SRV_OK;
     }
-    if (decode_segment(segment, segment_len, username, size, username_len, status) != SRV_OK) {
+    if (srv_http_decode_segment("username", segment, segment_len, username, size, username_len,
+                                status) != SRV_OK) {
         return status->code;
     }
     *route = SRV_HTTP_ROUTE_USER_TOKEN;
@@ -115,9 +111,11 @@ const char *srv_http_allow(enum srv_http_route route)
 {
     switch (route) {
     case SRV_HTTP_ROUTE_RENEW:
+    case SRV_HTTP_ROUTE_AGORA_POST:
         return "POST, OPTIONS";
     case SRV_HTTP_ROUTE_APP_TOKEN:
     case SRV_HTTP_ROUTE_USER_TOKEN:
+    case SRV_HTTP_ROUTE_AGORA_GET:
         return "GET, OPTIONS";
     case SRV_HTTP_ROUTE_NONE:
         return "";
@@ -134,23 +132,25 @@ int srv_http_method_allowed(enum srv_http_route route, const char *method)
     if (strcmp(method, "OPTIONS") == 0) {
         return 1;
     }
-    if (route == SRV_HTTP_ROUTE_RENEW) {
+    if (route == SRV_HTTP_ROUTE_RENEW || route == SRV_HTTP_ROUTE_AGORA_POST) {
         return strcmp(method, "POST") == 0;
     }
     /* HEAD only where it costs nothing: a HEAD that issued a token would
      * count one that nobody receives */
-    if (route == SRV_HTTP_ROUTE_APP_TOKEN || route == SRV_HTTP_ROUTE_USER_TOKEN) {
+    if (route == SRV_HTTP_ROUTE_APP_TOKEN || route == SRV_HTTP_ROUTE_USER_TOKEN ||
+        route == SRV_HTTP_ROUTE_AGORA_GET) {
         return strcmp(method, "GET") == 0;
     }
     return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
-int srv_http_parse_ttl(const char *value, uint32_t *ttl, srv_status *status)
+int srv_http_parse_seconds(const char *name, const char *value, uint32_t *seconds,
+                           srv_status *status)
 {
     uint64_t v = 0;
     size_t len;
 
-    *ttl = 0;
+    *seconds = 0;
     srv_ok(status);
     if (value == NULL) {
         return SRV_OK;
@@ -158,20 +158,25 @@ int srv_http_parse_ttl(const char *value, uint32_t *ttl, srv_status *status)
     len = strlen(value);
     if (len == 0 || len > 10) {
         return srv_fail(status, SRV_INVALID_ARGUMENT,
-                        "ttl must be a number of seconds (1 to 10 digits)");
+                        "%s must be a number of seconds (1 to 10 digits)", name);
     }
     for (size_t i = 0; i < len; i++) {
         if (value[i] < '0' || value[i] > '9') {
             return srv_fail(status, SRV_INVALID_ARGUMENT,
-                            "ttl must be a number of seconds (digits only)");
+                            "%s must be a number of seconds (digits only)", name);
         }
         v = v * 10 + (uint64_t)(value[i] - '0');
     }
     if (v > UINT32_MAX) {
-        return srv_fail(status, SRV_INVALID_ARGUMENT, "ttl is out of range");
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "%s is out of range", name);
     }
-    *ttl = (uint32_t)v;
+    *seconds = (uint32_t)v;
     return SRV_OK;
+}
+
+int srv_http_parse_ttl(const char *value, uint32_t *ttl, srv_status *status)
+{
+    return srv_http_parse_seconds("ttl", value, ttl, status);
 }
 
 /* ttl_seconds: a JSON integer 0..UINT32_MAX. */
@@ -190,10 +195,28 @@ static int renew_ttl(json_t *value, uint32_t *ttl, srv_status *status)
     return SRV_OK;
 }
 
+json_t *srv_http_load_object(const char *body, size_t len, srv_status *status)
+{
+    json_error_t jerr;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+
+    srv_ok(status);
+    if (root == NULL) {
+        /* jansson's text names a position, never the content */
+        srv_fail(status, SRV_INVALID_ARGUMENT, "body is not JSON: %s", jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        srv_fail(status, SRV_INVALID_ARGUMENT, "body must be a JSON object");
+        return NULL;
+    }
+    return root;
+}
+
 int srv_http_parse_renew(const char *body, size_t len, char **token, size_t *token_len,
                          uint32_t *ttl, srv_status *status)
 {
-    json_error_t jerr;
     json_t *root, *value;
     const char *key;
     const char *text = NULL;
@@ -203,15 +226,9 @@ int srv_http_parse_renew(const char *body, size_t len, char **token, size_t *tok
     *token = NULL;
     *token_len = 0;
     *ttl = 0;
-    srv_ok(status);
-    root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    root = srv_http_load_object(body, len, status);
     if (root == NULL) {
-        /* jansson's text names a position, never the content */
-        return srv_fail(status, SRV_INVALID_ARGUMENT, "body is not JSON: %s", jerr.text);
-    }
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return srv_fail(status, SRV_INVALID_ARGUMENT, "body must be a JSON object");
+        return status->code;
     }
     json_object_foreach(root, key, value)
     {

@@ -33,6 +33,10 @@ enum srv_http_route {
     SRV_HTTP_ROUTE_HEALTHZ,
     SRV_HTTP_ROUTE_READYZ,
     SRV_HTTP_ROUTE_METRICS,
+    /* agora-token-service's routes (http_agora.h): its GET token routes and
+     * /ping, and POST /getToken */
+    SRV_HTTP_ROUTE_AGORA_GET,
+    SRV_HTTP_ROUTE_AGORA_POST,
 };
 
 /* Matches a raw request path (as received: still percent-encoded, no query)
@@ -45,6 +49,13 @@ enum srv_http_route {
  * nothing matches) or INVALID_ARGUMENT with a message. */
 int srv_http_match(const char *path, int compat_routes, enum srv_http_route *route, char *username,
                    size_t size, size_t *username_len, srv_status *status);
+
+/* Percent-decodes one path segment (segment[0..len)) into out (size bytes
+ * with the NUL): "%" must be followed by two hex digits and may not encode
+ * NUL; more than size - 1 bytes is refused. Messages start with what.
+ * SRV_OK or INVALID_ARGUMENT. */
+int srv_http_decode_segment(const char *what, const char *segment, size_t len, char *out,
+                            size_t size, size_t *outlen, srv_status *status);
 
 /* The RPC method a route calls; CT_METHOD_UNKNOWN for the routes that are
  * not RPCs (health, readiness, metrics). */
@@ -60,6 +71,14 @@ int srv_http_method_allowed(enum srv_http_route route, const char *method);
 /* ?ttl=SECONDS: NULL means absent (0, the configured default); else 1 to 10
  * decimal digits that fit in uint32. SRV_OK or INVALID_ARGUMENT. */
 int srv_http_parse_ttl(const char *value, uint32_t *ttl, srv_status *status);
+/* The same for a parameter called name (messages start with it). */
+int srv_http_parse_seconds(const char *name, const char *value, uint32_t *seconds,
+                           srv_status *status);
+
+/* A request body that must be a JSON object (duplicate keys refused):
+ * jansson's json_t (the caller json_decref's it), or NULL with
+ * INVALID_ARGUMENT in status. */
+struct json_t *srv_http_load_object(const char *body, size_t len, srv_status *status);
 
 /* The RenewToken body: a JSON object {"token": "...", "ttl_seconds": N}
  * (ttlSeconds accepted too, as in proto3 JSON; ttl optional, other keys

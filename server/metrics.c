@@ -33,10 +33,12 @@ typedef struct histogram {
 
 static atomic_uint_fast64_t rpc_counts[TRANSPORT_COUNT][CT_METHOD_COUNT][CODE_COUNT];
 static histogram rpc_latency[TRANSPORT_COUNT][CT_METHOD_COUNT];
-static atomic_uint_fast64_t tokens_issued[2]; /* app, user */
+/* by enum srv_metrics_token_kind; [0] unused */
+static atomic_uint_fast64_t tokens_issued[SRV_METRICS_TOKEN_RTM + 1];
 
 static const char *const transport_names[TRANSPORT_COUNT] = {"grpc", "http"};
-static const char *const kind_names[2] = {"app", "user"};
+static const char *const kind_names[SRV_METRICS_TOKEN_RTM + 1] = {NULL, "app", "user", "rtc",
+                                                                  "rtm"};
 
 /* The method label: its name, but "other" for paths nobody serves. */
 static const char *method_label(unsigned m)
@@ -64,9 +66,12 @@ void srv_metrics_rpc(enum srv_transport transport, enum ct_method method, enum s
     atomic_fetch_add_explicit(&h->sum_ns, (uint_fast64_t)(seconds * 1e9), memory_order_relaxed);
 }
 
-void srv_metrics_token_issued(int user_token)
+void srv_metrics_token_issued(unsigned kind)
 {
-    atomic_fetch_add_explicit(&tokens_issued[user_token ? 1 : 0], 1, memory_order_relaxed);
+    if (kind < SRV_METRICS_TOKEN_APP || kind > SRV_METRICS_TOKEN_RTM) {
+        return;
+    }
+    atomic_fetch_add_explicit(&tokens_issued[kind], 1, memory_order_relaxed);
 }
 
 static uint64_t load(atomic_uint_fast64_t *v)
@@ -184,7 +189,7 @@ static void render_latency(out *o)
 static void render_tokens(out *o)
 {
     family(o, "chat_tokend_tokens_issued_total", "counter", "Tokens issued, by kind.");
-    for (unsigned k = 0; k < 2; k++) {
+    for (unsigned k = SRV_METRICS_TOKEN_APP; k <= SRV_METRICS_TOKEN_RTM; k++) {
         emit(o, "chat_tokend_tokens_issued_total{kind=\"%s\"} %llu\n", kind_names[k],
              (unsigned long long)load(&tokens_issued[k]));
     }

@@ -17,8 +17,17 @@ enum srv_transport { SRV_TRANSPORT_GRPC = 0, SRV_TRANSPORT_HTTP = 1 };
 void srv_metrics_rpc(enum srv_transport transport, enum ct_method method, enum srv_code code,
                      double seconds);
 
-/* One token issued (by any method): a user token, or an app token. */
-void srv_metrics_token_issued(int user_token);
+/* The kinds tokens are counted by, as the proto's TokenKind numbers them
+ * (and handlers.h's srv_token_kind). */
+enum srv_metrics_token_kind {
+    SRV_METRICS_TOKEN_APP = 1,
+    SRV_METRICS_TOKEN_USER = 2,
+    SRV_METRICS_TOKEN_RTC = 3,
+    SRV_METRICS_TOKEN_RTM = 4,
+};
+
+/* One token issued (by any method), by kind; others are not counted. */
+void srv_metrics_token_issued(unsigned kind);
 
 /* Renders every metric, plus the directory's counters when dir is not NULL
  * and build info, into a malloc'd NUL-terminated buffer (caller frees).

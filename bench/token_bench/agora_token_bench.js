@@ -1,11 +1,13 @@
-// The agora-token side of token_bench: the same three measurements (Chat app
-// token build, user token build, parse+verify of a user token) on one thread,
+// The agora-token side of token_bench: the same four measurements (Chat app
+// token build, user token build, parse+verify of a user token, RTC token build
+// with RtcTokenBuilder.buildTokenWithUid, publisher) on one thread,
 // as medians of fixed time windows. token_bench runs it in the same run and
 // reads the last line. Run with NODE_PATH=<repo>/node_modules.
 'use strict'
 
 const { ChatTokenBuilder } = require('agora-token/src/ChatTokenBuilder')
 const { AccessToken2 } = require('agora-token/src/AccessToken2')
+const { RtcTokenBuilder, RtcRole } = require('agora-token')
 
 const APP_ID = '970CA35de60c44645bbae8a215061b33'
 const APP_CERT = '5CFd2fd1755d40ecb72977518be15d3b'
@@ -42,6 +44,12 @@ const ops = {
         }
         sink += t.expire
     },
+    // as token_bench.c: channel = the user id, uid = index + 1
+    rtc: i => {
+        const k = i % USER_COUNT
+        sink += RtcTokenBuilder.buildTokenWithUid(APP_ID, APP_CERT, users[k], k + 1,
+            RtcRole.PUBLISHER, TTL, TTL).length
+    },
 }
 
 // Operations per second over one window; the clock is read every 64 ops,
@@ -72,8 +80,9 @@ function median(op) {
 const app = median(ops.app)
 const user = median(ops.user)
 const parse = median(ops.parse)
+const rtc = median(ops.rtc)
 if (sink === 0) {
     throw new Error('no work done')
 }
 console.log(`agora_token app_build_per_s=${app.toFixed(0)} user_build_per_s=${user.toFixed(0)} ` +
-    `parse_verify_per_s=${parse.toFixed(0)}`)
+    `parse_verify_per_s=${parse.toFixed(0)} rtc_build_per_s=${rtc.toFixed(0)}`)

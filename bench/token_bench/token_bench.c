@@ -1,8 +1,10 @@
 /* token_bench: tokens per second on one thread for the Chat app token build,
- * the user token build and parse+verify of a user token, as medians of fixed
- * time windows; then the same three for npm agora-token in the same run (when
+ * the user token build, parse+verify of a user token and an RTC token build
+ * (publisher, uid: RtcTokenBuilder2.buildTokenWithUid), as medians of fixed
+ * time windows; then the same four for npm agora-token in the same run (when
  * node is present) and the ratios. `--count N --op OP` runs a fixed number of
  * operations instead, for instruction counts under callgrind. */
+#include "rtc.h"
 #include "token.h"
 
 #include <errno.h>
@@ -22,7 +24,7 @@
 #define USER_COUNT 1024 /* distinct user ids cycled through, like real traffic */
 #define RUNS_MAX 99
 
-enum op { OP_NONE, OP_APP, OP_USER, OP_PARSE };
+enum op { OP_NONE, OP_APP, OP_USER, OP_PARSE, OP_RTC };
 
 typedef struct bench {
     char users[USER_COUNT][24];
@@ -36,6 +38,7 @@ typedef struct figures {
     double app;
     double user;
     double parse;
+    double rtc;
 } figures;
 
 static double now_seconds(void)
@@ -73,6 +76,16 @@ static void run_one(bench *b, enum op op, unsigned long i)
                                       sizeof(out), &n, err, sizeof(err));
         if (rc != CT_OK) {
             die("user build", rc, err);
+        }
+    } else if (op == OP_RTC) {
+        /* channel: the user id; uid k + 1, written in decimal as Agora does */
+        char uid[11];
+        ct_rtc_spec spec = {b->users[k], uid, CT_RTC_ROLE_PUBLISHER, TTL, 0};
+        ct_rtc_uid_account((uint32_t)k + 1, uid);
+        rc = ct_rtc_build_token(APP_ID, APP_CERT, &spec, ISSUE_TS, salt, TTL, out, sizeof(out), &n,
+                                err, sizeof(err));
+        if (rc != CT_OK) {
+            die("rtc build", rc, err);
         }
     } else {
         rc = ct_token_parse(b->tokens[k], b->token_len[k], b->parsed, err, sizeof(err));
@@ -171,8 +184,9 @@ static int run_agora(int runs, double window, figures *f)
     }
     while (fgets(line, sizeof(line), p) != NULL) {
         if (sscanf(line,
-                   "agora_token app_build_per_s=%lf user_build_per_s=%lf parse_verify_per_s=%lf",
-                   &f->app, &f->user, &f->parse) == 3) {
+                   "agora_token app_build_per_s=%lf user_build_per_s=%lf parse_verify_per_s=%lf "
+                   "rtc_build_per_s=%lf",
+                   &f->app, &f->user, &f->parse, &f->rtc) == 4) {
             found = 1;
         } else {
             fputs(line, stdout); /* the peer's own messages */
@@ -188,7 +202,7 @@ static int run_agora(int runs, double window, figures *f)
 static void usage(void)
 {
     fprintf(stderr, "usage: token_bench [--runs N] [--window-ms MS] [--no-agora]\n"
-                    "       token_bench --count N --op app|user|parse|none\n");
+                    "       token_bench --count N --op app|user|parse|rtc|none\n");
 }
 
 int main(int argc, char **argv)
@@ -219,6 +233,7 @@ int main(int argc, char **argv)
             op = strcmp(v, "app") == 0     ? OP_APP
                  : strcmp(v, "user") == 0  ? OP_USER
                  : strcmp(v, "parse") == 0 ? OP_PARSE
+                 : strcmp(v, "rtc") == 0   ? OP_RTC
                                            : OP_NONE;
             i++;
         } else if (strcmp(a, "--no-agora") == 0) {
@@ -250,14 +265,18 @@ int main(int argc, char **argv)
     ours.app = median_rate(&b, OP_APP, runs, window_ms / 1000.0);
     ours.user = median_rate(&b, OP_USER, runs, window_ms / 1000.0);
     ours.parse = median_rate(&b, OP_PARSE, runs, window_ms / 1000.0);
-    printf("chat-tokend  app_build_per_s=%.0f user_build_per_s=%.0f parse_verify_per_s=%.0f\n",
-           ours.app, ours.user, ours.parse);
+    ours.rtc = median_rate(&b, OP_RTC, runs, window_ms / 1000.0);
+    printf("chat-tokend  app_build_per_s=%.0f user_build_per_s=%.0f parse_verify_per_s=%.0f "
+           "rtc_build_per_s=%.0f\n",
+           ours.app, ours.user, ours.parse, ours.rtc);
 
     if (agora && run_agora(runs, window_ms / 1000.0, &theirs)) {
-        printf("agora-token  app_build_per_s=%.0f user_build_per_s=%.0f parse_verify_per_s=%.0f\n",
-               theirs.app, theirs.user, theirs.parse);
-        printf("ratio        app_build=%.1fx user_build=%.1fx parse_verify=%.1fx\n",
-               ours.app / theirs.app, ours.user / theirs.user, ours.parse / theirs.parse);
+        printf("agora-token  app_build_per_s=%.0f user_build_per_s=%.0f parse_verify_per_s=%.0f "
+               "rtc_build_per_s=%.0f\n",
+               theirs.app, theirs.user, theirs.parse, theirs.rtc);
+        printf("ratio        app_build=%.1fx user_build=%.1fx parse_verify=%.1fx rtc_build=%.1fx\n",
+               ours.app / theirs.app, ours.user / theirs.user, ours.parse / theirs.parse,
+               ours.rtc / theirs.rtc);
         printf("user_build_per_s=%.0f agora_token_user_build_per_s=%.0f ratio=%.1f\n", ours.user,
                theirs.user, ours.user / theirs.user);
     } else {

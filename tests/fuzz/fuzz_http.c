@@ -1,9 +1,11 @@
 /* libFuzzer target for the pure parsers of the HTTP side port
  * (server/http.c): the route match with its percent-decoding of
- * {username}, the ?ttl= value, the RenewToken JSON body and the CORS origin
- * check. The first input byte picks the options (compat routes, the CORS
+ * {username}, the ?ttl= value, the RenewToken JSON body, the CORS origin
+ * check, and agora-token-service's routes and POST body (http_agora.c).
+ * The first input byte picks the options (compat routes, the CORS
  * list); the rest goes to every parser, as a NUL-terminated string to those
  * that take one and as exact-size bytes to the body parser. */
+#include "http_agora.h"
 #include "http_rules.h"
 
 #include <stddef.h>
@@ -75,6 +77,43 @@ static void fuzz_renew(const uint8_t *data, size_t size)
     free(body);
 }
 
+/* agora-token-service's routes: path matching, then the parameters (the
+ * text is also the ?expiry= value), and the POST /getToken body. */
+static void fuzz_agora(const char *text, const uint8_t *data, size_t size)
+{
+    static srv_agora_match m;
+    static srv_agora_ask ask;
+    char *body = malloc(size > 0 ? size : 1); /* exact size: over-reads are reports */
+    srv_status status;
+
+    if (srv_agora_match_path(text, &m, &status) == SRV_OK) {
+        if (m.redirect && m.location[0] != '/') {
+            abort();
+        }
+        if (m.route != SRV_AGORA_NONE && !m.redirect && m.route != SRV_AGORA_GET_TOKEN &&
+            m.route != SRV_AGORA_PING &&
+            srv_agora_ask_from_path(&m, text, &ask, &status) != SRV_OK &&
+            status.message[0] == '\0') {
+            abort();
+        }
+    } else if (m.route != SRV_AGORA_NONE || status.message[0] == '\0') {
+        abort();
+    }
+    if (body == NULL) {
+        return;
+    }
+    memcpy(body, data, size);
+    if (srv_agora_ask_from_body(body, size, &ask, &status) == SRV_OK) {
+        if (ask.token_key == NULL || ask.kind == SRV_AGORA_NONE ||
+            (ask.kind == SRV_AGORA_RTC && ask.rtc.channel_name != ask.channel)) {
+            abort();
+        }
+    } else if (status.message[0] == '\0') {
+        abort();
+    }
+    free(body);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint32_t ttl = 0;
@@ -101,6 +140,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)srv_http_origin_allowed((options & 2) ? &cfg_wildcard : &cfg_list, text);
     fuzz_renew(data, size);
+    fuzz_agora(text, data, size);
     free(text);
     return 0;
 }

@@ -2,12 +2,14 @@
  * (server/grpc_server.c): the first input byte picks the message, the rest
  * is its wire bytes. Like dispatch_token_call: the NUL check on string
  * fields, then protobuf-c's unpack, then the handler with its validation
- * (username, ttl, the renewed token's parse and verify), on a fixed config
+ * (username, channel, account, roles, ttls, the renewed token's parse,
+ * verify and shape), on a fixed config
  * in username identity mode and a fixed clock, so no directory and no
  * network. Health check requests are decoded as the health service does. */
 #include "chattoken/v1/token_service.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "handlers.h"
+#include "rtc_proto.h"
 #include "wire.h"
 
 #include <stddef.h>
@@ -130,6 +132,37 @@ static void fuzz_renew(const uint8_t *data, size_t len)
     chattoken__v1__renew_token_request__free_unpacked(req, NULL);
 }
 
+static void fuzz_rtc(const uint8_t *data, size_t len)
+{
+    Chattoken__V1__GetRtcTokenRequest *req =
+        chattoken__v1__get_rtc_token_request__unpack(NULL, len, data);
+    static srv_token_reply reply;
+    srv_rtc_request r;
+    srv_status status;
+
+    if (req == NULL) {
+        return;
+    }
+    srv_rtc_request_from_proto(req, &r);
+    check_reply(&reply, &status, srv_get_rtc_token(&ctx, &caller, &r, &reply, &status));
+    chattoken__v1__get_rtc_token_request__free_unpacked(req, NULL);
+}
+
+static void fuzz_rtm(const uint8_t *data, size_t len)
+{
+    Chattoken__V1__GetRtmTokenRequest *req =
+        chattoken__v1__get_rtm_token_request__unpack(NULL, len, data);
+    static srv_token_reply reply;
+    srv_status status;
+
+    if (req == NULL) {
+        return;
+    }
+    check_reply(&reply, &status,
+                srv_get_rtm_token(&ctx, &caller, req->user_id, req->ttl_seconds, &reply, &status));
+    chattoken__v1__get_rtm_token_request__free_unpacked(req, NULL);
+}
+
 static void fuzz_health(const uint8_t *data, size_t len)
 {
     Grpc__Health__V1__HealthCheckRequest *req =
@@ -151,7 +184,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
-    which = data[0] % 4;
+    /* 0 app, 1 user, 2 renew, 3 health, 4 rtc, 5 rtm */
+    which = data[0] % 6;
     size--;
     /* an exact-size copy: a read past the message is an ASan report */
     message = malloc(size > 0 ? size : 1);
@@ -166,8 +200,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fuzz_app(message, size);
         } else if (which == 1) {
             fuzz_user(message, size);
-        } else {
+        } else if (which == 2) {
             fuzz_renew(message, size);
+        } else if (which == 4) {
+            fuzz_rtc(message, size);
+        } else {
+            fuzz_rtm(message, size);
         }
     }
     free(message);

@@ -2,7 +2,8 @@
 server: a lookup that goes upstream suspends the HTTP connection and the
 directory thread resumes it; a cached one answers at once; concurrent
 requests all finish; upstream failures map to 503; the directory's
-counters show in /metrics; SIGTERM with a lookup under way exits cleanly."""
+counters show in /metrics; SIGTERM with a lookup under way exits cleanly;
+agora-token-service's Chat routes follow uuid mode too."""
 import concurrent.futures
 import os
 import sys
@@ -31,6 +32,7 @@ class HttpUuidMode(unittest.TestCase):
         cfg = h.base_config(user_tokens={"identity": "uuid"},
                             directory={"base_url": cls.fake.url, "retries": 0,
                                        "request_timeout_ms": 3000})
+        cfg["http"]["agora_token_service_routes"] = True
         cls.server = h.Server(cfg)
 
     @classmethod
@@ -52,6 +54,19 @@ class HttpUuidMode(unittest.TestCase):
         self.assertEqual(second.status, 200, second)
         h.verify_tokens([{"token": t.body, "app_id": h.APP_ID, "certificate": h.CERTIFICATE,
                           "kind": "user", "user_id": uuid} for t in (first, second)])
+
+    def test_agora_token_service_routes_carry_the_uuid(self):
+        self.fake.admin("/_admin/fault", {"delay_ms": 200})  # the lookup waits upstream
+        by_path = h.curl(self.server.base + "/chat/account/Vera/", headers=[BEARER_WEB])
+        self.assertEqual(by_path.status, 200, by_path)
+        by_post = h.curl(self.server.base + "/getToken", method="POST", headers=[BEARER_WEB],
+                         data='{"tokenType": "chat", "uid": "vera"}')
+        self.assertEqual(by_post.status, 200, by_post)
+        uuid = self.fake.admin("/_admin/users/vera")["uuid"]
+        h.verify_tokens([{"token": by_path.json()["chatToken"], "app_id": h.APP_ID,
+                          "certificate": h.CERTIFICATE, "kind": "user", "user_id": uuid},
+                         {"token": by_post.json()["token"], "app_id": h.APP_ID,
+                          "certificate": h.CERTIFICATE, "kind": "user", "user_id": uuid}])
 
     def test_concurrent_lookups_all_finish(self):
         self.fake.admin("/_admin/fault", {"delay_ms": 200, "count": 8})

@@ -328,6 +328,21 @@ class Client:
         return self.token_call("RenewToken", protos().RenewTokenRequest(token=token, ttl_seconds=ttl),
                                **kw)
 
+    def get_rtc_token(self, channel_name, role, uid=None, account=None, ttl=0, privilege_ttl=0,
+                      with_rtm=False, **kw):
+        """GetRtcToken; uid and account are the oneof (neither: unset)."""
+        req = protos().GetRtcTokenRequest(channel_name=channel_name, role=role, ttl_seconds=ttl,
+                                          privilege_ttl_seconds=privilege_ttl, with_rtm=with_rtm)
+        if uid is not None:
+            req.uid = uid
+        if account is not None:
+            req.account = account
+        return self.token_call("GetRtcToken", req, **kw)
+
+    def get_rtm_token(self, user_id, ttl=0, **kw):
+        req = protos().GetRtmTokenRequest(user_id=user_id, ttl_seconds=ttl)
+        return self.token_call("GetRtmToken", req, **kw)
+
     def health_check(self, service="", timeout=CALL_TIMEOUT):
         p = protos()
         req = p.cls("grpc.health.v1.HealthCheckRequest")(service=service)
@@ -399,18 +414,38 @@ def verify_tokens(checks):
     return tokend.verify_tokens(checks)
 
 
-def foreign_token(shape, app_id=APP_ID, certificate=CERTIFICATE):
-    """A token built by agora-token with another service shape (rtc,
-    chat_and_rtm, chat_two_privileges), signed by this app."""
+def _node(script, payload):
+    """Runs a node script of this directory on payload (JSON on stdin);
+    its JSON answer."""
     require_node()
     env = dict(os.environ, NODE_PATH=NODE_PATH)
-    proc = subprocess.run([NODE, os.path.join(HERE, "foreign_token.js")],
-                          input=json.dumps({"shape": shape, "app_id": app_id,
-                                            "certificate": certificate}),
+    proc = subprocess.run([NODE, os.path.join(HERE, script)], input=json.dumps(payload),
                           capture_output=True, text=True, env=env, timeout=60)
     if proc.returncode != 0:
-        raise AssertionError("foreign_token.js failed:\n%s%s" % (proc.stdout, proc.stderr))
-    return json.loads(proc.stdout)["token"]
+        raise AssertionError("%s failed:\n%s%s" % (script, proc.stdout, proc.stderr))
+    return json.loads(proc.stdout)
+
+
+def verify_rtc_tokens(checks):
+    """Checks RTC/RTM tokens with npm agora-token: parse, verify, and its
+    AccessToken2 rebuilds each byte for byte from the expected inputs. Each
+    check: {token, kind: "rtc"|"rtm", ttl, channel, account, role
+    ("publisher"|"subscriber"), privilege_ttl, with_rtm | user_id}.
+    Returns [{issue_ts, expire, salt}]."""
+    full = []
+    for c in checks:
+        d = {"app_id": APP_ID, "certificate": CERTIFICATE}
+        d.update(c)
+        full.append(d)
+    return _node("verify_rtc_token.js", {"checks": full})
+
+
+def foreign_token(shape, app_id=APP_ID, certificate=CERTIFICATE):
+    """A token built by agora-token with another service shape
+    (rtc_join_and_audio, chat_and_rtm, chat_two_privileges), signed by this
+    app."""
+    return _node("foreign_token.js", {"shape": shape, "app_id": app_id,
+                                      "certificate": certificate})["token"]
 
 
 # ---- misc ----

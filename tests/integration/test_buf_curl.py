@@ -11,7 +11,8 @@ import unittest
 import harness as h
 
 BUF = os.path.join(h.SOURCE_DIR, "node_modules", ".bin", "buf")
-METHODS = ["GetAppToken", "GetUserToken", "RenewToken"]
+METHODS = ["GetAppToken", "GetUserToken", "RenewToken", "GetRtcToken", "GetRtmToken"]
+MEDIA_KEY = "media-key-0c3d5e7f9a"  # GetRtcToken, GetRtmToken, RenewToken
 
 
 class BufCurlTest(unittest.TestCase):
@@ -20,7 +21,11 @@ class BufCurlTest(unittest.TestCase):
         if not os.access(BUF, os.X_OK):
             raise unittest.SkipTest("npm @bufbuild/buf missing (scripts/install-node-deps)")
         cls.cache = tempfile.mkdtemp(prefix="ct-it-buf-")
-        cls.server = h.Server(h.base_config()).start()
+        cfg = h.base_config()
+        cfg["auth"]["api_keys"].append(
+            {"name": "media", "sha256": h.sha256_hex(MEDIA_KEY),
+             "methods": ["GetRtcToken", "GetRtmToken", "RenewToken"]})
+        cls.server = h.Server(cfg).start()
         cls.url = "http://" + cls.server.address
 
     @classmethod
@@ -77,6 +82,23 @@ class BufCurlTest(unittest.TestCase):
             {"token": app["token"], "kind": "app", "ttl": 600},
             {"token": user["token"], "kind": "user", "user_id": "alice", "ttl": 3600},
             {"token": renewed["token"], "kind": "user", "user_id": "alice", "ttl": 1200},
+        ])
+
+    def test_calls_the_rtc_and_rtm_methods_with_enum_names_from_reflection(self):
+        rtc = self.call("GetRtcToken", {"channelName": "room", "account": "alice",
+                                        "role": "RTC_ROLE_PUBLISHER", "ttlSeconds": 600,
+                                        "privilegeTtlSeconds": 300, "withRtm": True}, MEDIA_KEY)
+        self.assertIn("expireTime", rtc)
+        rtm = self.call("GetRtmToken", {"userId": "alice"}, MEDIA_KEY)
+        renewed = self.call("RenewToken", {"token": rtc["token"], "ttlSeconds": 1200}, MEDIA_KEY)
+        self.assertEqual(renewed["kind"], "TOKEN_KIND_RTC")
+        self.assertEqual(renewed["userId"], "alice")
+        h.verify_rtc_tokens([
+            {"token": rtc["token"], "kind": "rtc", "channel": "room", "account": "alice",
+             "role": "publisher", "ttl": 600, "privilege_ttl": 300, "with_rtm": True},
+            {"token": rtm["token"], "kind": "rtm", "user_id": "alice", "ttl": 3600},
+            {"token": renewed["token"], "kind": "rtc", "channel": "room", "account": "alice",
+             "role": "publisher", "ttl": 1200, "privilege_ttl": 600, "with_rtm": True},
         ])
 
     def test_health_check_through_reflection(self):

@@ -101,13 +101,16 @@ class ReflectionTest(unittest.TestCase):
                 fd = files["chattoken/v1/token_service.proto"]
                 [service] = [s for s in fd.service if s.name == "TokenService"]
                 self.assertEqual([m.name for m in service.method],
-                                 ["GetAppToken", "GetUserToken", "RenewToken"])
+                                 ["GetAppToken", "GetUserToken", "RenewToken", "GetRtcToken",
+                                  "GetRtmToken"])
                 comments = " ".join(loc.leading_comments for loc in fd.source_code_info.location)
                 self.assertIn("Issues a Chat app token", comments)
 
     def test_file_containing_symbol_finds_messages_and_methods(self):
         for symbol in ("chattoken.v1.GetUserTokenRequest", "chattoken.v1.TokenKind",
-                       "chattoken.v1.TokenService.RenewToken"):
+                       "chattoken.v1.TokenService.RenewToken", "chattoken.v1.RtcRole",
+                       "chattoken.v1.GetRtcTokenRequest", "chattoken.v1.GetRtmTokenResponse",
+                       "chattoken.v1.TokenService.GetRtcToken", "chattoken.v1.TOKEN_KIND_RTM"):
             with self.subTest(symbol=symbol):
                 [r] = self.reflect([{"file_containing_symbol": symbol}], "v1")
                 names = [f.name for f in self.files(r)]

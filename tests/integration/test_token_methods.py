@@ -170,7 +170,7 @@ class TokenMethodsTest(unittest.TestCase):
         self.assertCode(self.backend.renew_token(token + "\x00junk"), Code.INVALID_ARGUMENT)
 
     def test_renew_token_of_wrong_service_shape_is_invalid_argument(self):
-        for shape in ["rtc", "chat_and_rtm", "chat_two_privileges"]:
+        for shape in ["rtc_join_and_audio", "chat_and_rtm", "chat_two_privileges"]:
             with self.subTest(shape=shape):
                 token = h.foreign_token(shape)
                 self.server.add_secret(token)

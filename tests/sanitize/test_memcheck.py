@@ -6,7 +6,8 @@ and Server.stop() fails on any non-zero exit. Possibly/indirectly lost and
 still-reachable blocks (gRPC's and OpenSSL's process-lifetime state) do not
 count.
 
-  username mode: GetAppToken, GetUserToken, RenewToken (user and app token),
+  username mode: GetAppToken, GetUserToken, RenewToken (user, app, RTC and
+                 RTM token), GetRtcToken, GetRtmToken,
                  a refused key and a bad request, Health Check and Watch on the
                  main and the health-only listener, reflection v1 and v1alpha,
                  a Watch that sees NOT_SERVING when SIGTERM starts the drain
@@ -79,6 +80,7 @@ class UsernameModeTest(MemcheckCase):
         # a 1 s drain: a Watch stream sees SERVING turn NOT_SERVING at SIGTERM
         config = h.base_config(health_listen="127.0.0.1:0",
                                shutdown={"drain_seconds": 1, "grace_seconds": 5})
+        config["auth"]["api_keys"][1]["methods"] += ["GetRtcToken", "GetRtmToken"]
         server = h.Server(config).start()
         self.addCleanup(server.cleanup)
         admin = h.Client(server, key=h.ADMIN_KEY)
@@ -93,6 +95,16 @@ class UsernameModeTest(MemcheckCase):
             self.assertEqual(r.code, Code.OK, r.details)
             r = admin.renew_token(app.response.token, timeout=CALL_TIMEOUT)
             self.assertEqual(r.code, Code.OK, r.details)
+            rtc = admin.get_rtc_token("room", 1, account="alice", with_rtm=True,
+                                      timeout=CALL_TIMEOUT)
+            self.assertEqual(rtc.code, Code.OK, rtc.details)
+            rtm = admin.get_rtm_token("alice", timeout=CALL_TIMEOUT)
+            self.assertEqual(rtm.code, Code.OK, rtm.details)
+            for token in (rtc.response.token, rtm.response.token):
+                r = admin.renew_token(token, timeout=CALL_TIMEOUT)
+                self.assertEqual(r.code, Code.OK, r.details)
+            r = admin.get_rtc_token("room", 0, uid=1, timeout=CALL_TIMEOUT)
+            self.assertEqual(r.code, Code.INVALID_ARGUMENT, r.details)
             # error paths allocate and free too
             r = backend.get_app_token(timeout=CALL_TIMEOUT)
             self.assertEqual(r.code, Code.PERMISSION_DENIED, r.details)

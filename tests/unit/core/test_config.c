@@ -142,6 +142,7 @@ static void loads_the_full_example_with_every_field(void **state)
              "http:\n"
              "  listen: \"0.0.0.0:8090\"\n"
              "  compat_routes: false\n"
+             "  agora_token_service_routes: true\n"
              "  cors: {allowed_origins: [\"http://localhost:8080\"]}\n"
              "  max_connections: 64\n",
              key_path);
@@ -173,7 +174,9 @@ static void loads_the_full_example_with_every_field(void **state)
     assert_string_equal(cfg.api_keys[1].key_file, key_path);
     assert_int_equal(EVP_Digest("admin-secret-key", 16, want, &digest_len, EVP_sha256(), NULL), 1);
     assert_memory_equal(cfg.api_keys[1].sha256, want, 32);
-    assert_int_equal(cfg.api_keys[1].methods, CT_METHOD_ALL);
+    assert_int_equal(cfg.api_keys[1].methods, CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN) |
+                                                  CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                                  CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
     assert_int_equal(cfg.mtls_client_count, 1);
     assert_string_equal(cfg.mtls_clients[0].id, "spiffe://cluster.local/ns/chat/sa/backend");
     assert_int_equal(cfg.mtls_clients[0].methods, CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN));
@@ -195,6 +198,7 @@ static void loads_the_full_example_with_every_field(void **state)
     assert_int_equal(cfg.directory_cache_negative_ttl_seconds, 10);
     assert_string_equal(cfg.http_listen, "0.0.0.0:8090");
     assert_int_equal(cfg.http_compat_routes, 0);
+    assert_int_equal(cfg.http_agora_token_service_routes, 1);
     assert_int_equal(cfg.http_cors_origin_count, 1);
     assert_string_equal(cfg.http_cors_origins[0], "http://localhost:8080");
     assert_int_equal(cfg.http_max_connections, 64);
@@ -239,6 +243,7 @@ static void fills_defaults_for_keys_not_given(void **state)
     assert_int_equal(cfg.directory_cache_negative_ttl_seconds, 30);
     assert_string_equal(cfg.http_listen, "");
     assert_int_equal(cfg.http_compat_routes, 1);
+    assert_int_equal(cfg.http_agora_token_service_routes, 0);
     assert_int_equal(cfg.http_cors_origin_count, 0);
     assert_int_equal(cfg.http_max_connections, 1024);
 }
@@ -477,10 +482,10 @@ static void checks_api_key_entries(void **state)
     (void)state;
     expect_error(MINIMAL "    - {name: b, sha256: \"" KEY_HASH "\", methods: [GetToken]}\n",
                  "cfg.yaml:8:103: auth.api_keys[1].methods[0]: unknown method \"GetToken\" "
-                 "(valid: GetAppToken, GetUserToken, RenewToken)");
+                 "(valid: GetAppToken, GetUserToken, RenewToken, GetRtcToken, GetRtmToken)");
     expect_error(MINIMAL "    - {name: b, sha256: \"" KEY_HASH "\", methods: []}\n",
                  "cfg.yaml:8:102: auth.api_keys[1].methods: name at least one method "
-                 "(GetAppToken, GetUserToken, RenewToken)");
+                 "(GetAppToken, GetUserToken, RenewToken, GetRtcToken, GetRtmToken)");
     expect_error(MINIMAL "    - {name: backend, sha256: \"" KEY_HASH "\", methods: [RenewToken]}\n",
                  "cfg.yaml:8:14: auth.api_keys[1].name: \"backend\" is already the name of "
                  "auth.api_keys[0]");

@@ -13,6 +13,9 @@ static void maps_method_names_both_ways(void **state)
     assert_int_equal(ct_method_from_name("GetAppToken"), CT_METHOD_GET_APP_TOKEN);
     assert_int_equal(ct_method_from_name("GetUserToken"), CT_METHOD_GET_USER_TOKEN);
     assert_int_equal(ct_method_from_name("RenewToken"), CT_METHOD_RENEW_TOKEN);
+    assert_int_equal(ct_method_from_name("GetRtcToken"), CT_METHOD_GET_RTC_TOKEN);
+    assert_int_equal(ct_method_from_name("GetRtmToken"), CT_METHOD_GET_RTM_TOKEN);
+    assert_string_equal(ct_method_name(CT_METHOD_GET_RTC_TOKEN), "GetRtcToken");
     assert_int_equal(ct_method_from_name("renewtoken"), CT_METHOD_UNKNOWN);
     assert_string_equal(ct_method_name(CT_METHOD_RENEW_TOKEN), "RenewToken");
     assert_string_equal(ct_method_name(CT_METHOD_COUNT), "unknown");
@@ -26,7 +29,9 @@ static void grants_only_token_service_methods(void **state)
     assert_int_equal(ct_method_from_name("ServerReflectionInfo"), CT_METHOD_UNKNOWN);
     assert_int_equal(CT_METHOD_ALL, CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN) |
                                         CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
-                                        CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
+                                        CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN) |
+                                        CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) |
+                                        CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN));
 }
 
 int main(void)

@@ -160,6 +160,9 @@ static void symbols_resolve_to_their_file_and_its_imports(void **state)
         {"chattoken.v1.GetUserTokenRequest", token_files},
         {"chattoken.v1.TokenService.RenewToken", token_files},
         {"chattoken.v1.TokenKind", token_files},
+        {"chattoken.v1.RtcRole", token_files},
+        {"chattoken.v1.GetRtcTokenRequest", token_files},
+        {"chattoken.v1.TokenService.GetRtmToken", token_files},
         {"grpc.health.v1.Health", health_files},
         {"grpc.reflection.v1alpha.ServerReflection", alpha_files},
     };
@@ -176,6 +179,10 @@ static void fields_enum_values_and_nested_types_are_symbols(void **state)
     static const char *const symbols[] = {
         "chattoken.v1.GetUserTokenRequest.username",
         "chattoken.v1.TOKEN_KIND_APP", /* enum values sit beside their enum */
+        "chattoken.v1.TOKEN_KIND_RTC",
+        "chattoken.v1.RTC_ROLE_SUBSCRIBER",
+        "chattoken.v1.GetRtcTokenRequest.user", /* a oneof */
+        "chattoken.v1.GetRtcTokenRequest.privilege_ttl_seconds",
         "grpc.health.v1.HealthCheckResponse.ServingStatus",
         "grpc.health.v1.HealthCheckResponse.SERVING",
         "google.protobuf.Timestamp",
@@ -201,7 +208,7 @@ static void a_leading_dot_is_accepted(void **state)
 
 static void descriptors_carry_the_proto_comments(void **state)
 {
-    const char *wanted = "TokenService issues and renews Agora Chat tokens.";
+    const char *wanted = "TokenService issues and renews Agora Chat, RTC and RTM tokens.";
     response_t *resp;
     const ProtobufCBinaryData *blob;
     Google__Protobuf__FileDescriptorProto *fd;
