@@ -30,16 +30,14 @@ class ProbeTest(unittest.TestCase):
         return lines[0]
 
 
-class ServingTest(ProbeTest):
+class ServerProbeTest(ProbeTest):
+    """One server for the class, made by config(workdir)."""
+
     @classmethod
     def setUpClass(cls):
         cls.dir = h.temp_dir()
         workdir = cls.dir.__enter__()
-        cls.socket_path = os.path.join(workdir, "grpc.sock")
-        cfg = h.base_config(listen=["127.0.0.1:0", "unix:" + cls.socket_path],
-                            health_listen="127.0.0.1:0",
-                            shutdown={"drain_seconds": 30, "grace_seconds": 5})
-        cls.server = h.Server(cfg, workdir=workdir).start()
+        cls.server = h.Server(cls.config(workdir), workdir=workdir).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -48,6 +46,15 @@ class ServingTest(ProbeTest):
                 cls.server.stop()
         finally:
             cls.dir.__exit__(None, None, None)
+
+
+class ServingTest(ServerProbeTest):
+    @classmethod
+    def config(cls, workdir):
+        cls.socket_path = os.path.join(workdir, "grpc.sock")
+        return h.base_config(listen=["127.0.0.1:0", "unix:" + cls.socket_path],
+                             health_listen="127.0.0.1:0",
+                             shutdown={"drain_seconds": 30, "grace_seconds": 5})
 
     def test_1_serving_over_unix_socket_tcp_and_the_health_port(self):
         for addr in ("unix:" + self.socket_path, self.server.address, self.server.health_address):
@@ -104,23 +111,13 @@ class NoServerTest(ProbeTest):
         self.assertEqual(rc, 0)
 
 
-class MutualTlsTest(ProbeTest):
+class MutualTlsTest(ServerProbeTest):
     @classmethod
-    def setUpClass(cls):
-        cls.dir = h.temp_dir()
-        workdir = cls.dir.__enter__()
+    def config(cls, workdir):
         cls.certs = h.Certificates(workdir)
         crt, key = cls.certs.server
-        cfg = h.base_config(tls={"cert_file": crt, "key_file": key,
-                                 "client_ca_file": cls.certs.ca_file})
-        cls.server = h.Server(cfg, workdir=workdir).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.dir.__exit__(None, None, None)
+        return h.base_config(tls={"cert_file": crt, "key_file": key,
+                                  "client_ca_file": cls.certs.ca_file})
 
     def test_serving_with_a_client_certificate(self):
         crt, key = self.certs.backend
