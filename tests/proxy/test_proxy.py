@@ -264,13 +264,23 @@ class ProxyTest(unittest.TestCase):
             log.close()
         self.cleanups.append(stop)
         self.assertTrue(wait_port(port), "nghttpx did not start")
+
+        def nghttpx_log():
+            log.seek(0)
+            return "\nnghttpx log:\n" + log.read()
+        # ready when a call passes through to a backend, not when the port
+        # accepts: nghttpx binds before its worker serves
+        with h.Client(None, target="127.0.0.1:%d" % port) as c:
+            self.assertTrue(h.poll(lambda: c.health_check(timeout=2).ok, 10),
+                            "no health check through nghttpx" + nghttpx_log())
+        self.assertIsNone(proc.poll(), "nghttpx exited" + nghttpx_log())
         url = "http://127.0.0.1:%d" % port
         cache = os.path.join(self.dir, "buf")
         env = dict(os.environ, BUF_CACHE_DIR=cache, HOME=cache)
         p = subprocess.run([BUF, "curl", "--protocol", "grpc", "--http2-prior-knowledge",
                             "--list-services", url], capture_output=True, text=True, env=env,
                            timeout=60)
-        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(p.returncode, 0, p.stderr + nghttpx_log())
         services = p.stdout.split()
         for service in (h.SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"):
             self.assertIn(service, services)
