@@ -129,8 +129,10 @@ static int parse_probe_args(int argc, char **argv, probe_options *opt)
             fail("unknown argument '%s' (see chat-tokend probe --help)", arg);
             return -1;
         }
-        /* "" is a valid service name: the whole server */
-        if (value == NULL || (value[0] == '\0' && target != &opt->service)) {
+        /* "" is a valid service name: the whole server; "--x" is the next
+         * option, not a value */
+        if (value == NULL || strncmp(value, "--", 2) == 0 ||
+            (value[0] == '\0' && target != &opt->service)) {
             fail("%s expects a value", arg);
             return -1;
         }

@@ -13,9 +13,14 @@ import harness as h
 
 
 def probe(*args, timeout=20):
-    """(exit code, stderr lines, seconds) of one `chat-tokend probe` run."""
+    """(exit code, stderr lines, seconds) of one `chat-tokend probe` run.
+    Without --timeout-ms, 10 s: the default 1 s is for the kubelet, not for
+    a TLS handshake under ASan on a busy machine."""
+    args = list(args)
+    if "--timeout-ms" not in args and "--help" not in args:
+        args += ["--timeout-ms", "10000"]
     start = time.monotonic()
-    p = subprocess.run([h.TOKEND, "probe"] + list(args), stdin=subprocess.DEVNULL,
+    p = subprocess.run([h.TOKEND, "probe"] + args, stdin=subprocess.DEVNULL,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     lines = p.stderr.decode("utf-8", "replace").splitlines()
     return p.returncode, lines, time.monotonic() - start
