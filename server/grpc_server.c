@@ -1198,6 +1198,7 @@ srv_grpc *srv_grpc_start(const ct_config *cfg, const srv_context *ctx, char *err
     for (size_t i = 0; i < s->worker_count; i++) {
         pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]);
     }
+    srv_grpc_count_connections_in_metrics();
     srv_log_lifecycle("started", "%zu workers", s->worker_count);
     return s;
 }

@@ -27,6 +27,9 @@ int srv_grpc_serving(const srv_grpc *server);
  * done. Call once, after srv_grpc_drain. */
 void srv_grpc_shutdown(srv_grpc *server, unsigned grace_seconds);
 
+/* Makes /metrics carry chat_tokend_grpc_connections (grpc_connections.c). */
+void srv_grpc_count_connections_in_metrics(void);
+
 /* Stops the workers and frees everything (after srv_grpc_shutdown). */
 void srv_grpc_destroy(srv_grpc *server);
 

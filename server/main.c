@@ -15,6 +15,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "log.h"
+#include "probe.h"
 
 #define EXIT_CONFIG 2
 
@@ -39,6 +40,7 @@ static const char usage[] =
     "usage: chat-tokend --config FILE [--check-config]\n"
     "       chat-tokend --demo         run on the embedded demo config (loopback only)\n"
     "       chat-tokend --version\n"
+    "       chat-tokend probe [--addr ADDR] ...   a gRPC health check (probe --help)\n"
     "\n"
     "  --config FILE    the YAML configuration (see README: Configuration)\n"
     "  --check-config   validate, print the effective config with secrets masked,\n"
@@ -193,6 +195,9 @@ int main(int argc, char **argv)
     char err[1024];
     int rc;
 
+    if (argc > 1 && strcmp(argv[1], "probe") == 0) {
+        return srv_probe_main(argc - 1, argv + 1);
+    }
     if (parse_args(argc, argv, &opt) != 0) {
         return EXIT_CONFIG;
     }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "process_metrics.h"
+
 #ifndef CT_VERSION_STRING
 #define CT_VERSION_STRING "0.0.0"
 #endif
@@ -250,6 +252,17 @@ static void render_directory(out *o, ud_directory *dir)
             "Users registered with Agora Chat by lookups.", s.registrations);
 }
 
+/* The process collector writes into a fixed buffer: its text is under
+ * 2 KiB. */
+static void render_process(out *o)
+{
+    char text[4096];
+
+    if (srv_process_metrics_format(text, sizeof(text)) < sizeof(text)) {
+        emit(o, "%s", text);
+    }
+}
+
 char *srv_metrics_render(ud_directory *dir, size_t *len)
 {
     out o = {malloc(8192), 0, 8192, 0};
@@ -266,6 +279,7 @@ char *srv_metrics_render(ud_directory *dir, size_t *len)
     if (dir != NULL) {
         render_directory(&o, dir);
     }
+    render_process(&o);
     if (o.failed) {
         free(o.buf);
         return NULL;

@@ -3,7 +3,8 @@
 overlay) for the rules an operator relies on: hardened security contexts,
 native gRPC probes on the plaintext health port, a termination budget above
 the server's drain + grace, a Service with appProtocol grpc, HPA, PDB and
-NetworkPolicy, a sidecar with no network listener, an mTLS overlay with a
+NetworkPolicy, a native sidecar with no network listener and exec probes
+running `chat-tokend probe` over its unix socket, an mTLS overlay with a
 client CA and SPIFFE IDs, and a ConfigMap config.yaml that is valid YAML with
 the documented keys.
 
@@ -412,7 +413,9 @@ def check_overlay(ck, name, docs, k8s_dir):
     spec = dep["spec"]
     pod = spec["template"]["spec"]
     pod_labels = spec["template"]["metadata"].get("labels", {})
-    containers = {c["name"]: c for c in pod.get("containers", [])}
+    # regular containers and native sidecars (init containers that keep
+    # running: restartPolicy Always); both are checked alike
+    containers = {c["name"]: c for c in pod.get("initContainers", []) + pod.get("containers", [])}
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     ck.check(CONTAINER in containers, "%s: no container named %s" % (name, CONTAINER))
     if CONTAINER not in containers:
@@ -630,18 +633,55 @@ def check_network_service(ck, name, docs, config, tokend, pod_labels):
              "%s: egress must be DNS (53 UDP/TCP) and 443 only, got %s" % (name, sorted(egress)))
 
 
+def probe_command(probe):
+    """The argv of an exec probe that runs `chat-tokend probe`, else None."""
+    command = ((probe or {}).get("exec") or {}).get("command") or []
+    if len(command) >= 2 and os.path.basename(command[0]) == CONTAINER and command[1] == "probe":
+        return command
+    return None
+
+
+def option(command, name):
+    return command[command.index(name) + 1] if name in command[:-1] else None
+
+
 def check_sidecar(ck, name, docs, config, pod, containers, volumes):
     tokend = containers[CONTAINER]
+    inits = {c["name"]: c for c in pod.get("initContainers", [])}
+    regular = {c["name"]: c for c in pod.get("containers", [])}
+    ck.check(CONTAINER in inits and CONTAINER not in regular,
+             "%s: chat-tokend must be a native sidecar (in initContainers)" % name)
+    ck.check(tokend.get("restartPolicy") == "Always",
+             "%s: the sidecar init container needs restartPolicy: Always" % name)
     ck.check(not tokend.get("ports"), "%s: chat-tokend must publish no containerPort" % name)
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        ck.check(probe not in tokend, "%s: chat-tokend has a %s but no listener to probe" % (name, probe))
     listen = config.get("listen") or []
     ck.check(listen and all(a.startswith("unix:/") for a in listen),
              "%s: chat-tokend must listen on unix sockets only, got %s" % (name, listen))
+    # startup, readiness, liveness: `chat-tokend probe` over the unix socket
+    drain = config["shutdown"]["drain_seconds"]
+    grace = config["shutdown"]["grace_seconds"]
+    for probe_name in ("startupProbe", "readinessProbe", "livenessProbe"):
+        probe = tokend.get(probe_name)
+        command = probe_command(probe)
+        if not ck.check(command, "%s: %s must be an exec probe running `chat-tokend probe` (got %s)"
+                        % (name, probe_name, probe)):
+            continue
+        ck.check(option(command, "--addr") in listen,
+                 "%s: %s --addr %s is not a listener of the config %s"
+                 % (name, probe_name, option(command, "--addr"), listen))
+        timeout_ms = option(command, "--timeout-ms") or "1000"
+        ck.check(timeout_ms.isdigit() and int(timeout_ms) < probe.get("timeoutSeconds", 1) * 1000,
+                 "%s: %s --timeout-ms %s must stay under timeoutSeconds %s"
+                 % (name, probe_name, timeout_ms, probe.get("timeoutSeconds", 1)))
+    live = tokend.get("livenessProbe") or {}
+    window = (live.get("failureThreshold", 3) - 1) * live.get("periodSeconds", 10)
+    ck.check(window >= drain + grace,
+             "%s: livenessProbe would restart a draining sidecar: (failureThreshold-1) * "
+             "periodSeconds = %ss < drain + grace = %ss" % (name, window, drain + grace))
     ck.check(not config.get("health_listen"), "%s: no health_listen in the sidecar" % name)
     ck.check(not (config.get("http") or {}).get("listen"), "%s: no http listener in the sidecar" % name)
     ck.check("tls" not in config, "%s: TLS on a unix socket" % name)
-    others = [c for n, c in containers.items() if n != CONTAINER]
+    others = [c for n, c in regular.items() if n != CONTAINER]
     ck.check(others, "%s: no application container next to chat-tokend" % name)
     for addr in listen:
         sock_dir = os.path.dirname(addr[len("unix:"):])
@@ -738,7 +778,18 @@ def self_test(k8s_dir):
         return find(docs, "Deployment")[0]["spec"]["template"]["spec"]
 
     def tokend(docs):
-        return next(c for c in dep(docs)["containers"] if c["name"] == CONTAINER)
+        return next(c for c in dep(docs).get("initContainers", []) + dep(docs)["containers"]
+                    if c["name"] == CONTAINER)
+
+    def move_to_containers(docs):
+        c = tokend(docs)
+        dep(docs)["initContainers"].remove(c)
+        c.pop("restartPolicy")
+        dep(docs)["containers"].append(c)
+
+    def probe_arg(docs, probe, flag, value):
+        command = tokend(docs)[probe]["exec"]["command"]
+        command[command.index(flag) + 1] = value
 
     def edit_config(docs, fn):
         cm = find(docs, "ConfigMap")[0]
@@ -768,7 +819,14 @@ def self_test(k8s_dir):
         ("base", "secret env inline", lambda d: tokend(d).update(env=[{"name": "CHAT_TOKEN_APP_CERTIFICATE", "value": "x"}])),
         ("sidecar", "sidecar listens on tcp", lambda d: edit_config(d, lambda c: c["listen"].append("0.0.0.0:50051"))),
         ("sidecar", "sidecar publishes a port", lambda d: tokend(d).update(ports=[{"containerPort": 50051}])),
-        ("sidecar", "sidecar probe", lambda d: tokend(d).update(livenessProbe={"grpc": {"port": 50052}})),
+        ("sidecar", "native grpc probe", lambda d: tokend(d).update(livenessProbe={"grpc": {"port": 50052}})),
+        ("sidecar", "not a native sidecar", lambda d: tokend(d).pop("restartPolicy")),
+        ("sidecar", "sidecar in containers", move_to_containers),
+        ("sidecar", "no startupProbe", lambda d: tokend(d).pop("startupProbe")),
+        ("sidecar", "probe on another socket", lambda d: probe_arg(d, "readinessProbe", "--addr", "unix:/tmp/x.sock")),
+        ("sidecar", "probe timeout too long", lambda d: probe_arg(d, "livenessProbe", "--timeout-ms", "5000")),
+        ("sidecar", "liveness kills the drain", lambda d: tokend(d)["livenessProbe"].update(failureThreshold=2)),
+        ("sidecar", "shell probe", lambda d: tokend(d)["startupProbe"]["exec"].update(command=["sh", "-c", "true"])),
         ("mtls", "no client CA", lambda d: edit_config(d, lambda c: c["tls"].pop("client_ca_file"))),
         ("mtls", "not a SPIFFE ID", lambda d: edit_config(d, lambda c: c["auth"]["mtls_clients"][0].update(id="backend"))),
         ("mtls", "no health_listen", lambda d: edit_config(d, lambda c: c.pop("health_listen"))),

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -152,6 +153,7 @@ class ExpositionChecker(unittest.TestCase):
 class Metrics(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        cls.launched = time.time()
         cls.server = h.Server(h.base_config())
         cls.web = ["Authorization: Bearer " + h.WEB_KEY]
 
@@ -196,6 +198,54 @@ class Metrics(unittest.TestCase):
         # 3 user tokens and 1 renewal; the refused app token is not counted
         self.assertEqual(delta("chat_tokend_tokens_issued_total", kind="user"), 4)
         self.assertEqual(delta("chat_tokend_tokens_issued_total", kind="app"), 0)
+
+    def test_process_collector_matches_the_process(self):
+        """The standard process_* families, checked against what /proc
+        says about the server process itself."""
+        pid = self.server.tokend.proc.pid
+        m = self.metrics()
+        with open("/proc/%d/limits" % pid) as f:
+            soft = next(line.split()[3] for line in f if line.startswith("Max open files"))
+        self.assertEqual(value(m, "process_max_fds"), float(soft))
+        fds = len(os.listdir("/proc/%d/fd" % pid))
+        self.assertLess(abs(value(m, "process_open_fds") - fds), 8, (value(m, "process_open_fds"), fds))
+        with open("/proc/%d/status" % pid) as f:
+            status = dict(line.split(":", 1) for line in f)
+        rss = int(status["VmRSS"].split()[0]) * 1024
+        vsz = int(status["VmSize"].split()[0]) * 1024
+        self.assertLess(abs(value(m, "process_resident_memory_bytes") - rss), rss / 2)
+        self.assertLess(abs(value(m, "process_virtual_memory_bytes") - vsz), vsz / 2)
+        started = value(m, "process_start_time_seconds")
+        # the process started between launching it and now (the kernel's
+        # boot time in /proc/stat is whole seconds)
+        self.assertGreater(started, self.launched - 1.5)
+        self.assertLess(started, time.time())
+        self.assertGreater(value(m, "process_cpu_seconds_total"), 0)
+        cpu = value(m, "process_cpu_seconds_total")
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:  # some work for the server
+            h.curl(self.server.base + "/healthz")
+        self.assertGreaterEqual(value(self.metrics(), "process_cpu_seconds_total"), cpu)
+
+    def test_grpc_connections_gauge_counts_open_connections(self):
+        import grpc
+
+        name = "chat_tokend_grpc_connections"
+        before = value(self.metrics(), name)
+        channels = [grpc.insecure_channel("127.0.0.1:%d" % self.server.grpc_port,
+                                          options=[("grpc.use_local_subchannel_pool", 1)])
+                    for _ in range(3)]
+        try:
+            for c in channels:
+                grpc.channel_ready_future(c).result(timeout=10)
+            self.assertEqual(value(self.metrics(), name), before + 3)
+        finally:
+            for c in channels:
+                c.close()
+        deadline = time.monotonic() + 10
+        while value(self.metrics(), name) != before and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(value(self.metrics(), name), before)
 
     def test_grpc_calls_move_the_counters(self):
         before = self.metrics()
