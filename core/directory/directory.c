@@ -601,6 +601,8 @@ static int start_request(ud_directory *dir, flight *f, int64_t now)
     }
 
     curl_easy_setopt(f->easy, CURLOPT_URL, url); /* curl copies the string */
+    /* the path goes out as built: curl must not fold dot segments */
+    curl_easy_setopt(f->easy, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(f->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(f->easy, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -705,8 +707,14 @@ static void on_success(ud_directory *dir, flight *f, const ud_upstream_body *bod
         finishf(dir, f, UD_UNAVAILABLE, "upstream answer has no entities[0].uuid");
         return;
     }
-    if (body->uuid_status != UD_BODY_UUID_OK) {
+    if (body->uuid_status == UD_BODY_BAD_UUID) {
         finishf(dir, f, UD_UNAVAILABLE, "upstream uuid is empty, too long or not a UUID");
+        return;
+    }
+    if (body->uuid_status != UD_BODY_UUID_OK) {
+        /* never a token for whoever the upstream named instead, never cached */
+        finishf(dir, f, UD_UNAVAILABLE, "upstream answered with an entity whose username is not %s",
+                f->username);
         return;
     }
     if (registered) {
@@ -783,7 +791,7 @@ static void on_done(ud_directory *dir, flight *f, CURLcode rc)
         retry_or_fail(dir, f, now, condition, 0);
         return;
     }
-    ud_upstream_parse(f->body, f->body_len, &body);
+    ud_upstream_parse(f->body, f->body_len, f->username, &body);
     request_release(dir, f);
 
     if (status == 200) {
@@ -1160,21 +1168,19 @@ void ud_directory_destroy(ud_directory *dir)
     free(dir);
 }
 
+/* Normalised already: ct_username_normalize leaves it as it is. */
 static int valid_username(const char *username)
 {
-    size_t n = 0;
+    char normalised[CT_USERNAME_MAX + 1];
+    char err[128];
+    size_t len;
 
     if (username == NULL) {
         return 0;
     }
-    for (; username[n] != '\0'; n++) {
-        char c = username[n];
-        if (n >= CT_USERNAME_MAX || !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                                      c == '_' || c == '-' || c == '.')) {
-            return 0;
-        }
-    }
-    return n > 0;
+    len = strnlen(username, CT_USERNAME_MAX + 1);
+    return ct_username_normalize(username, len, normalised, err, sizeof(err)) == 0 &&
+           strcmp(normalised, username) == 0;
 }
 
 void ud_directory_lookup(ud_directory *dir, const char *username, int64_t deadline_ms,

@@ -1,6 +1,7 @@
 /* The Agora Chat REST API's answer bodies (jansson): the UUID and the error
  * code that the directory acts on. Both end up in tokens and messages and
- * come from outside, so both are checked character by character here. */
+ * come from outside, so both are checked character by character here, and
+ * a UUID counts only when its entity is the user asked for. */
 #include "upstream_json.h"
 
 #include <jansson.h>
@@ -44,7 +45,28 @@ static int valid_uuid(const char *s)
     return n > 0;
 }
 
-void ud_upstream_parse(const char *body, size_t len, ud_upstream_body *out)
+/* The entity's username is the one asked for, compared case-insensitively
+ * and over its whole length (a JSON string may hold a NUL). */
+static int same_user(json_t *name, const char *username)
+{
+    const char *s = json_string_value(name);
+    size_t n = json_string_length(name);
+
+    if (s == NULL || username == NULL || n != strlen(username)) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i] >= 'A' && s[i] <= 'Z' ? (char)(s[i] - 'A' + 'a') : s[i];
+        char u = username[i] >= 'A' && username[i] <= 'Z' ? (char)(username[i] - 'A' + 'a')
+                                                          : username[i];
+        if (c != u) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+void ud_upstream_parse(const char *body, size_t len, const char *username, ud_upstream_body *out)
 {
     json_t *root = NULL;
     json_t *entities;
@@ -65,6 +87,8 @@ void ud_upstream_parse(const char *body, size_t len, ud_upstream_body *out)
         out->uuid_status = UD_BODY_NO_UUID;
     } else if (!valid_uuid(uuid)) {
         out->uuid_status = UD_BODY_BAD_UUID;
+    } else if (!same_user(json_object_get(first, "username"), username)) {
+        out->uuid_status = UD_BODY_OTHER_USER;
     } else {
         out->uuid_status = UD_BODY_UUID_OK;
         memcpy(out->uuid, uuid, strlen(uuid) + 1); /* valid_uuid bounded it */
