@@ -12,6 +12,7 @@
 #include "config.h"
 #include "text.h"
 
+#include "peer_id.h"
 #include "secret.h"
 
 #include <errno.h>
@@ -291,6 +292,9 @@ static int validate_mtls_clients(const ct_config *cfg, struct problem *p)
         set_path(p, "auth.mtls_clients[%zu].id", i);
         if (client->id[0] == '\0') {
             return report(p, "required (the SAN or SPIFFE ID of the client certificate)");
+        }
+        if (ct_peer_id_check(client->id, p->message, sizeof(p->message)) != 0) {
+            return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(client->id, cfg->mtls_clients[j].id) == 0) {

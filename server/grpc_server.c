@@ -260,6 +260,18 @@ static int64_t deadline_ms(const call *c)
 
 /* ---- authentication from metadata and the TLS peer ---- */
 
+static void add_sans(srv_credentials *cred, const grpc_auth_context *auth, const char *property,
+                     enum ct_peer_id_kind type)
+{
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(auth, property);
+    const grpc_auth_property *p;
+
+    for (p = grpc_auth_property_iterator_next(&it); p != NULL;
+         p = grpc_auth_property_iterator_next(&it)) {
+        srv_credentials_add_san(cred, type, p->value, p->value_length);
+    }
+}
+
 static void credentials_from_call(call *c, srv_credentials *cred, grpc_auth_context **auth)
 {
     memset(cred, 0, sizeof(*cred));
@@ -281,14 +293,12 @@ static void credentials_from_call(call *c, srv_credentials *cred, grpc_auth_cont
     if (*auth == NULL || !grpc_auth_context_peer_is_authenticated(*auth)) {
         return;
     }
-    /* the SANs of the verified client certificate (URI SANs carry SPIFFE IDs) */
-    grpc_auth_property_iterator it =
-        grpc_auth_context_find_properties_by_name(*auth, GRPC_X509_SAN_PROPERTY_NAME);
-    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
-    while (p != NULL && cred->peer_id_count < SRV_AUTH_MAX_PEER_IDS) {
-        cred->peer_ids[cred->peer_id_count++] = p->value;
-        p = grpc_auth_property_iterator_next(&it);
-    }
+    /* The URI and DNS SANs of the verified client certificate, each by its
+     * type: GRPC_X509_SAN_PROPERTY_NAME mixes every type (email and IP too),
+     * so a DNS SAN could pass for a SPIFFE ID. Values keep their length. */
+    cred->certificate = 1;
+    add_sans(cred, *auth, GRPC_PEER_URI_PROPERTY_NAME, CT_PEER_ID_URI);
+    add_sans(cred, *auth, GRPC_PEER_DNS_PROPERTY_NAME, CT_PEER_ID_DNS);
 }
 
 /* Identifies the caller into c->caller; SRV_OK or a status in c->status. */
@@ -770,7 +780,7 @@ static void log_call(call *c)
         c->status.code = SRV_CANCELLED;
     }
     srv_rpc_finished(SRV_TRANSPORT_GRPC, c->method, &c->status, elapsed_ms(&c->started) / 1e3,
-                     c->caller.name, call_peer, c);
+                     c->caller.name, c->caller.san_type, call_peer, c);
 }
 
 /* A requested call arrived (ok) or the server is shutting down (!ok). */

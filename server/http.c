@@ -144,7 +144,7 @@ static void finish_rpc(request *r, const srv_status *status)
 {
     if (r->method != CT_METHOD_UNKNOWN) {
         srv_rpc_finished(SRV_TRANSPORT_HTTP, r->method, status, elapsed_seconds(&r->started),
-                         r->caller.name, request_peer, r);
+                         r->caller.name, NULL, request_peer, r);
     }
 }
 

@@ -132,6 +132,18 @@ def _openssl(*args, cwd):
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _der(tag, body):
+    n = len(body)
+    length = bytes([n]) if n < 128 else bytes([0x81, n]) if n < 256 else bytes([0x82, n >> 8,
+                                                                                n & 255])
+    return bytes([tag]) + length + body
+
+
+def _der_general_names(names):
+    """GeneralNames (RFC 5280): a SEQUENCE of [tag] IMPLICIT primitive values."""
+    return _der(0x30, b"".join(_der(0x80 | tag, value) for tag, value in names))
+
+
 class Certificates:
     """A test CA; a server certificate for 127.0.0.1/localhost; client
     certificates with the known and an unknown SPIFFE ID; and a client
@@ -163,17 +175,26 @@ class Certificates:
                  "-nodes", "-days", "2", "-subj", "/CN=chat-tokend test " + name,
                  "-keyout", name + ".key", "-out", name + ".crt", cwd=self.dir)
 
-    def _leaf(self, name, ca, san, usage):
+    def _leaf(self, name, ca, san, usage, cn=None):
         ext = name + ".ext"
         with open(self.path(ext), "w") as f:
             f.write(san + "\nextendedKeyUsage=" + usage + "\nbasicConstraints=CA:FALSE\n")
         _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-subj", "/CN=" + name, "-keyout", name + ".key", "-out", name + ".csr",
+                 "-subj", "/CN=" + (cn or name).replace("/", "\\/"), "-keyout", name + ".key", "-out", name + ".csr",
                  cwd=self.dir)
         _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
                  "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", name + ".crt",
                  cwd=self.dir)
         return (self.path(name + ".crt"), self.path(name + ".key"))
+
+    def client_leaf(self, name, san, cn=None):
+        """One more client certificate from the test CA: san is an openssl
+        subjectAltName value ("URI:...,DNS:...") or a list of (tag, bytes)
+        GeneralNames (tag 1 email, 2 DNS, 6 URI, 7 IP), encoded as DER, so
+        that a SAN may hold any byte, NUL included."""
+        if not isinstance(san, str):
+            san = "DER:" + _der_general_names(san).hex(":")
+        return self._leaf(name, "ca", "subjectAltName=" + san, "clientAuth", cn=cn)
 
     def channel_credentials(self, client=None):
         """TLS credentials trusting the test CA; client = "backend",

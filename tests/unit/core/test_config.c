@@ -472,6 +472,26 @@ static void checks_tls_files_go_together(void **state)
                  "certificates");
 }
 
+/* an id names a URI SAN (with a scheme; SPIFFE IDs by the standard) or a
+ * DNS SAN; email and IP SANs never match, so such ids are mistakes */
+static void checks_mtls_client_ids(void **state)
+{
+    (void)state;
+    expect_error(MINIMAL "  mtls_clients: [{id: \"spiffe://Cluster.local/ns/\", methods: "
+                         "[GetAppToken]}]\n",
+                 "cfg.yaml:8:23: auth.mtls_clients[0].id: \"spiffe://Cluster.local/ns/\" is not "
+                 "a SPIFFE ID (spiffe://trust-domain/path: lower-case trust domain, path "
+                 "segments of A-Z a-z 0-9 . - _, not . or .., no trailing /)");
+    expect_error(MINIMAL "  mtls_clients: [{id: ops@example.com, methods: [GetAppToken]}]\n",
+                 "cfg.yaml:8:23: auth.mtls_clients[0].id: \"ops@example.com\" looks like an "
+                 "email address: email SANs never identify a client (use a URI SAN such as a "
+                 "SPIFFE ID, or a DNS SAN)");
+    expect_error(MINIMAL "  mtls_clients: [{id: \"10.0.0.7\", methods: [GetAppToken]}]\n",
+                 "cfg.yaml:8:23: auth.mtls_clients[0].id: \"10.0.0.7\" is an IP address: IP "
+                 "SANs never identify a client (use a URI SAN such as a SPIFFE ID, or a DNS "
+                 "SAN)");
+}
+
 static void checks_api_key_entries(void **state)
 {
     (void)state;
@@ -774,6 +794,7 @@ int main(void)
         TEST(refuses_bad_app_id_and_certificate_without_echoing_them),
         TEST(requires_app_key_for_uuid_identity),
         TEST(checks_tls_files_go_together),
+        TEST(checks_mtls_client_ids),
         TEST(checks_api_key_entries),
         TEST(refuses_a_config_nobody_can_call),
         TEST(refuses_allow_unauthenticated_on_a_public_listener),

@@ -19,9 +19,10 @@
 static ct_config cfg;
 static ct_token tok;
 static srv_context ctx;
-static const srv_caller admin = {"admin", CT_METHOD_ALL};
-static const srv_caller backend = {"backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
-                                                  CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
+static const srv_caller admin = {"admin", CT_METHOD_ALL, NULL};
+static const srv_caller backend = {
+    "backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN),
+    NULL};
 
 static int64_t fixed_now(void)
 {
@@ -130,7 +131,7 @@ static void invalid_usernames_are_refused_before_any_work(void **state)
 
 static void user_token_needs_its_permission(void **state)
 {
-    static const srv_caller app_only = {"app-only", CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN)};
+    static const srv_caller app_only = {"app-only", CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN), NULL};
     (void)state;
     user_token(&app_only, "alice", 0);
     assert_int_equal(finished.status.code, SRV_PERMISSION_DENIED);
@@ -242,7 +243,8 @@ static void renew_refuses_malformed_and_foreign_shapes(void **state)
 
 static void renew_needs_its_permission(void **state)
 {
-    static const srv_caller user_only = {"user-only", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN)};
+    static const srv_caller user_only = {"user-only", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN),
+                                         NULL};
     char token[CT_BUILD_MAX_CHARS];
     srv_token_reply reply;
     srv_status status;
