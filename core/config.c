@@ -54,6 +54,8 @@ void ct_config_defaults(ct_config *cfg)
     cfg->directory_cache_negative_ttl_seconds = 30;
     cfg->http_compat_routes = 1;
     cfg->http_max_connections = 1024;
+    cfg->http_request_timeout_seconds = 10;
+    cfg->http_max_connections_per_ip = 64;
 }
 
 void ct_config_wipe(ct_config *cfg)
@@ -442,6 +444,13 @@ static int validate_http(const ct_config *cfg, struct problem *p)
             return report(p, "\"*\" is refused while authentication is on: "
                              "list the origins of your web app");
         }
+    }
+    set_path(p, "http.request_timeout_seconds");
+    if (cfg->http_request_timeout_seconds < 1 || cfg->http_request_timeout_seconds > 3600) {
+        return report(p, "must be 1..3600, got %u", (unsigned)cfg->http_request_timeout_seconds);
+    }
+    if (require_positive(p, "http.max_connections_per_ip", cfg->http_max_connections_per_ip)) {
+        return -1;
     }
     return require_positive(p, "http.max_connections", cfg->http_max_connections);
 }
@@ -1403,6 +1412,8 @@ static const struct field http_fields[] = {
     BOOL_FIELD("compat_routes", ct_config, http_compat_routes),
     SECTION_FIELD("cors", cors_section),
     U32_FIELD("max_connections", ct_config, http_max_connections),
+    U32_FIELD("request_timeout_seconds", ct_config, http_request_timeout_seconds),
+    U32_FIELD("max_connections_per_ip", ct_config, http_max_connections_per_ip),
 };
 static const struct section http_section = SECTION_OF(http_fields);
 
@@ -1801,6 +1812,8 @@ static void print_http(const ct_config *cfg, FILE *out)
     print_string_list(out, cfg->http_cors_origins[0], sizeof(cfg->http_cors_origins[0]),
                       cfg->http_cors_origin_count, 0);
     fprintf(out, "\n  max_connections: %u\n", (unsigned)cfg->http_max_connections);
+    fprintf(out, "  request_timeout_seconds: %u\n", (unsigned)cfg->http_request_timeout_seconds);
+    fprintf(out, "  max_connections_per_ip: %u\n", (unsigned)cfg->http_max_connections_per_ip);
 }
 
 void ct_config_print(const ct_config *cfg, FILE *out)

@@ -100,7 +100,9 @@ typedef struct ct_config {
     int http_compat_routes; /* default 1 */
     size_t http_cors_origin_count;
     char http_cors_origins[CT_CONFIG_MAX_CORS_ORIGINS][CT_CONFIG_ADDR_MAX];
-    uint32_t http_max_connections; /* default 1024 */
+    uint32_t http_max_connections;         /* default 1024 */
+    uint32_t http_request_timeout_seconds; /* default 10: to deliver a complete request */
+    uint32_t http_max_connections_per_ip;  /* default 64 */
 
     /* Where app_certificate was read from (app.certificate_file or
      * CHAT_TOKEN_APP_CERTIFICATE_FILE); "" = given inline or by

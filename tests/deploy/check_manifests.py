@@ -71,7 +71,8 @@ CONFIG_SCHEMA = {
                   "negative_ttl_seconds": None},
     },
     "http": {"listen": None, "compat_routes": None,
-             "cors": {"allowed_origins": None}, "max_connections": None},
+             "cors": {"allowed_origins": None}, "max_connections": None,
+             "request_timeout_seconds": None, "max_connections_per_ip": None},
 }
 
 

@@ -143,7 +143,9 @@ static void loads_the_full_example_with_every_field(void **state)
              "  listen: \"0.0.0.0:8090\"\n"
              "  compat_routes: false\n"
              "  cors: {allowed_origins: [\"http://localhost:8080\"]}\n"
-             "  max_connections: 64\n",
+             "  max_connections: 64\n"
+             "  request_timeout_seconds: 5\n"
+             "  max_connections_per_ip: 8\n",
              key_path);
     assert_int_equal(load(yaml), 0);
 
@@ -198,6 +200,8 @@ static void loads_the_full_example_with_every_field(void **state)
     assert_int_equal(cfg.http_cors_origin_count, 1);
     assert_string_equal(cfg.http_cors_origins[0], "http://localhost:8080");
     assert_int_equal(cfg.http_max_connections, 64);
+    assert_int_equal(cfg.http_request_timeout_seconds, 5);
+    assert_int_equal(cfg.http_max_connections_per_ip, 8);
 }
 
 static void loads_a_file_from_disk(void **state)
@@ -241,6 +245,8 @@ static void fills_defaults_for_keys_not_given(void **state)
     assert_int_equal(cfg.http_compat_routes, 1);
     assert_int_equal(cfg.http_cors_origin_count, 0);
     assert_int_equal(cfg.http_max_connections, 1024);
+    assert_int_equal(cfg.http_request_timeout_seconds, 10);
+    assert_int_equal(cfg.http_max_connections_per_ip, 64);
 }
 
 static void keeps_the_default_for_a_key_without_value(void **state)
@@ -570,6 +576,10 @@ static void checks_directory_and_shutdown_bounds(void **state)
                  "cfg.yaml:8:31: directory.cache.capacity: must be at least 1, got 0");
     expect_error(MINIMAL "shutdown: {grace_seconds: 0}\n",
                  "cfg.yaml:8:27: shutdown.grace_seconds: must be at least 1, got 0");
+    expect_error(MINIMAL "http: {request_timeout_seconds: 0}\n",
+                 "cfg.yaml:8:33: http.request_timeout_seconds: must be 1..3600, got 0");
+    expect_error(MINIMAL "http: {max_connections_per_ip: 0}\n",
+                 "cfg.yaml:8:32: http.max_connections_per_ip: must be at least 1, got 0");
     expect_error(MINIMAL "workers: 65\n",
                  "cfg.yaml:8:10: workers: must be 0..64 (0 = one per core), got 65");
     assert_int_equal(load(MINIMAL "directory: {base_url: \"https://a1.example/\"}\n"), 0);
