@@ -60,6 +60,27 @@ static int presented_key(const srv_credentials *cred, const char **key, size_t *
     return 0;
 }
 
+static int name_is(const char *name, size_t name_len, const char *want)
+{
+    return name_len == strlen(want) && strncasecmp(name, want, name_len) == 0;
+}
+
+void srv_credentials_add_header(srv_credentials *cred, const char *name, size_t name_len,
+                                const char *value, size_t value_len)
+{
+    if (name_is(name, name_len, "authorization")) {
+        if (cred->authorization_count++ == 0) {
+            cred->authorization = value;
+            cred->authorization_len = value_len;
+        }
+    } else if (name_is(name, name_len, "x-api-key")) {
+        if (cred->api_key_count++ == 0) {
+            cred->api_key = value;
+            cred->api_key_len = value_len;
+        }
+    }
+}
+
 void srv_credentials_add_san(srv_credentials *cred, enum ct_peer_id_kind type, const char *value,
                              size_t len)
 {
@@ -150,6 +171,12 @@ int srv_auth_identify(const ct_config *cfg, const srv_credentials *cred, srv_cal
     int has_key = presented_key(cred, &key, &key_len);
 
     caller->san_type = NULL;
+    if (cred->authorization_count + cred->api_key_count > 1) {
+        return srv_fail(status, SRV_UNAUTHENTICATED,
+                        "more than one credential (%u authorization, %u x-api-key): send "
+                        "exactly one",
+                        cred->authorization_count, cred->api_key_count);
+    }
     if (has_key < 0) {
         return srv_fail(status, SRV_UNAUTHENTICATED,
                         "authorization metadata must be 'Bearer <api key>'");

@@ -37,11 +37,19 @@ typedef struct srv_credentials {
     size_t authorization_len;
     const char *api_key; /* x-api-key */
     size_t api_key_len;
+    unsigned authorization_count;    /* how many authorization headers came */
+    unsigned api_key_count;          /* how many x-api-key headers came */
     int certificate;                 /* a verified client certificate was presented */
     srv_san sans[SRV_AUTH_MAX_SANS]; /* its URI and DNS SANs */
     size_t san_count;
     int san_overflow; /* the certificate holds more than SRV_AUTH_MAX_SANS of them */
 } srv_credentials;
+
+/* Takes one request header (HTTP) or metadata entry (gRPC), its name in any
+ * case: authorization and x-api-key are counted and the first of each kept;
+ * anything else is ignored. */
+void srv_credentials_add_header(srv_credentials *cred, const char *name, size_t name_len,
+                                const char *value, size_t value_len);
 
 /* Adds a SAN of the verified certificate to cred (or sets san_overflow
  * when full); sets cred->certificate. */
@@ -50,7 +58,10 @@ void srv_credentials_add_san(srv_credentials *cred, enum ct_peer_id_kind type, c
 
 /* Fills caller from the credentials: SRV_OK, or UNAUTHENTICATED when none
  * were presented (and unauthenticated calls are not allowed) or when those
- * presented are unknown. A key presented takes precedence over the
+ * presented are unknown, or when more than one credential came (two
+ * authorization headers, or authorization and x-api-key: a proxy or an
+ * authorizer that read the other copy would be bypassed). A key presented
+ * takes precedence over the
  * certificate; with allow_unauthenticated, a caller without credentials is
  * "anonymous" and may call every method. A certificate with a URI or DNS
  * SAN holding a NUL, or with more than SRV_AUTH_MAX_SANS of them, is

@@ -277,13 +277,9 @@ static void credentials_from_call(call *c, srv_credentials *cred, grpc_auth_cont
     memset(cred, 0, sizeof(*cred));
     for (size_t i = 0; i < c->metadata.count; i++) {
         const grpc_metadata *m = &c->metadata.metadata[i];
-        if (slice_equals(m->key, "authorization")) {
-            cred->authorization = (const char *)GRPC_SLICE_START_PTR(m->value);
-            cred->authorization_len = GRPC_SLICE_LENGTH(m->value);
-        } else if (slice_equals(m->key, "x-api-key")) {
-            cred->api_key = (const char *)GRPC_SLICE_START_PTR(m->value);
-            cred->api_key_len = GRPC_SLICE_LENGTH(m->value);
-        }
+        srv_credentials_add_header(
+            cred, (const char *)GRPC_SLICE_START_PTR(m->key), GRPC_SLICE_LENGTH(m->key),
+            (const char *)GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value));
     }
     *auth = NULL;
     if (c->server->config->mtls_client_count == 0) {

@@ -344,25 +344,22 @@ static enum MHD_Result answer_readyz(request *r)
 }
 
 /* The key from Authorization: Bearer or X-Api-Key, through auth.c. */
+static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    srv_credentials_add_header(cls, key, key_size, value != NULL ? value : "", value_size);
+    return MHD_YES;
+}
+
+/* Every header, not the first of each name: auth refuses a request that
+ * carries more than one credential. */
 static int authenticate(request *r, srv_status *status)
 {
     srv_credentials cred;
-    const char *value = NULL;
-    size_t len = 0;
 
     memset(&cred, 0, sizeof(cred));
-    if (MHD_lookup_connection_value_n(r->connection, MHD_HEADER_KIND, "Authorization",
-                                      strlen("Authorization"), &value, &len) == MHD_YES) {
-        cred.authorization = value;
-        cred.authorization_len = len;
-    }
-    value = NULL;
-    len = 0;
-    if (MHD_lookup_connection_value_n(r->connection, MHD_HEADER_KIND, "X-Api-Key",
-                                      strlen("X-Api-Key"), &value, &len) == MHD_YES) {
-        cred.api_key = value;
-        cred.api_key_len = len;
-    }
+    MHD_get_connection_values_n(r->connection, MHD_HEADER_KIND, add_header, &cred);
     return srv_auth_identify(r->http->cfg, &cred, &r->caller, status);
 }
 

@@ -1,24 +1,37 @@
 /* libFuzzer target for the pure parsers of the HTTP side port
  * (server/http.c): the route match with its percent-decoding of
- * {username}, the ?ttl= value, the RenewToken JSON body and the CORS origin
- * check. The first input byte picks the options (compat routes, the CORS
- * list); the rest goes to every parser, as a NUL-terminated string to those
- * that take one and as exact-size bytes to the body parser. */
+ * {username} (and the username rules the handler then applies), the ?ttl=
+ * value, the RenewToken JSON body, the CORS origin check, and the request's
+ * headers as "name: value" lines collected into credentials and identified
+ * as authenticate() does (one credential at most). The first input byte
+ * picks the options (compat routes, the CORS list); the rest goes to every
+ * parser, as a NUL-terminated string to those that take one and as
+ * exact-size bytes to the others. */
+#include "auth.h"
 #include "http_rules.h"
+#include "username.h"
 
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static ct_config cfg_list;     /* two exact origins */
 static ct_config cfg_wildcard; /* "*" */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    unsigned int len = 0;
+
     (void)argc;
     (void)argv;
     ct_config_defaults(&cfg_list);
+    cfg_list.api_key_count = 1;
+    strcpy(cfg_list.api_keys[0].name, "web");
+    EVP_Digest("web-key", 7, cfg_list.api_keys[0].sha256, &len, EVP_sha256(), NULL);
+    cfg_list.api_keys[0].methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN);
     cfg_list.http_cors_origin_count = 2;
     strcpy(cfg_list.http_cors_origins[0], "https://chat.example.com");
     strcpy(cfg_list.http_cors_origins[1], "http://localhost:8080");
@@ -26,6 +39,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg_wildcard.http_cors_origin_count = 1;
     strcpy(cfg_wildcard.http_cors_origins[0], "*");
     return 0;
+}
+
+/* What the handler does next with a decoded {username}. */
+static void fuzz_username(const char *name, size_t len)
+{
+    char normalised[CT_USERNAME_MAX + 1];
+    char err[256];
+
+    if (ct_username_normalize(name, len, normalised, err, sizeof(err)) == 0) {
+        if (strlen(normalised) != len || strspn(normalised, ".") == len ||
+            strspn(normalised, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != len) {
+            abort(); /* same length, lower case, never only dots ("." "..") */
+        }
+    } else if (err[0] == '\0') {
+        abort();
+    }
 }
 
 static void fuzz_match(const char *path, size_t path_len, int compat)
@@ -44,6 +73,9 @@ static void fuzz_match(const char *path, size_t path_len, int compat)
         }
         if (username_len > path_len) {
             abort(); /* percent-decoding never lengthens */
+        }
+        if (route == SRV_HTTP_ROUTE_USER_TOKEN) {
+            fuzz_username(username, username_len);
         }
         (void)srv_http_allow(route);
         (void)srv_http_method_allowed(route, "GET");
@@ -75,6 +107,45 @@ static void fuzz_renew(const uint8_t *data, size_t size)
     free(body);
 }
 
+static int is_credential(const char *name, size_t len)
+{
+    return (len == 13 && strncasecmp(name, "authorization", 13) == 0) ||
+           (len == 9 && strncasecmp(name, "x-api-key", 9) == 0);
+}
+
+static void fuzz_headers(const char *p, size_t len)
+{
+    const char *end = p + len;
+    srv_credentials cred;
+    srv_caller caller;
+    srv_status status;
+    unsigned credentials = 0;
+    int rc;
+
+    memset(&cred, 0, sizeof(cred));
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol != NULL ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(line_end - p));
+
+        if (colon != NULL) {
+            const char *value = colon + 1 < line_end && colon[1] == ' ' ? colon + 2 : colon + 1;
+            srv_credentials_add_header(&cred, p, (size_t)(colon - p), value,
+                                       (size_t)(line_end - value));
+            credentials += is_credential(p, (size_t)(colon - p));
+        }
+        p = line_end + 1;
+    }
+    rc = srv_auth_identify(&cfg_list, &cred, &caller, &status);
+    if (credentials > 1 &&
+        (rc != SRV_UNAUTHENTICATED || strstr(status.message, "more than one credential") == NULL)) {
+        abort(); /* two credentials are never accepted, whichever is valid */
+    }
+    if (rc == SRV_OK && strcmp(caller.name, "web") != 0) {
+        abort(); /* no anonymous callers here: only the key passes */
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint32_t ttl = 0;
@@ -101,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)srv_http_origin_allowed((options & 2) ? &cfg_wildcard : &cfg_list, text);
     fuzz_renew(data, size);
+    fuzz_headers((const char *)data, size);
     free(text);
     return 0;
 }

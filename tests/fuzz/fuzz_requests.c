@@ -4,7 +4,10 @@
  * fields, then protobuf-c's unpack, then the handler with its validation
  * (username, ttl, the renewed token's parse and verify), on a fixed config
  * in username identity mode and a fixed clock, so no directory and no
- * network. Health check requests are decoded as the health service does. */
+ * network. Health check requests are decoded as the health service does.
+ * Selector 4 is the call's metadata instead: "name: value" lines, collected
+ * and identified as authenticate() does (one credential at most). */
+#include "auth.h"
 #include "chattoken/v1/token_service.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "handlers.h"
@@ -14,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define FUZZ_NOW 1800000000 /* the clock of the seed tokens (tests/fuzz/corpus/requests) */
 
@@ -28,7 +32,11 @@ static const char fuzz_config_yaml[] =
     "  key: org#app\n"
     "tokens: {default_ttl_seconds: 3600, max_ttl_seconds: 7200, renew_grace_seconds: 60}\n"
     "user_tokens: {identity: username}\n"
-    "auth: {allow_unauthenticated: true}\n";
+    "auth:\n"
+    "  allow_unauthenticated: true\n"
+    "  api_keys:\n" /* the key is "fuzz-key" */
+    "    - {name: fuzz, methods: [GetUserToken],\n"
+    "       sha256: 231e9b2f757db8d48ecd0711b60135e1cc57a3a807be9dc12638856f17a7872c}\n";
 
 static ct_config cfg;
 static srv_context ctx;
@@ -109,6 +117,10 @@ static void fuzz_user(const uint8_t *data, size_t len)
     if (!done) {
         abort(); /* username mode answers before returning */
     }
+    if (request.status.code == SRV_OK &&
+        strspn(request.reply.user_id, ".") == strlen(request.reply.user_id)) {
+        abort(); /* "." and ".." are path segments, never usernames */
+    }
     check_reply(&request.reply, &request.status, (int)request.status.code);
     chattoken__v1__get_user_token_request__free_unpacked(req, NULL);
 }
@@ -143,6 +155,49 @@ static void fuzz_health(const uint8_t *data, size_t len)
     }
 }
 
+static int is_credential(const char *name, size_t len)
+{
+    return (len == 13 && strncasecmp(name, "authorization", 13) == 0) ||
+           (len == 9 && strncasecmp(name, "x-api-key", 9) == 0);
+}
+
+static void fuzz_credentials(const uint8_t *data, size_t len)
+{
+    const char *p = (const char *)data;
+    const char *end = p + len;
+    srv_credentials cred;
+    srv_caller who;
+    srv_status status;
+    unsigned credentials = 0;
+    int rc;
+
+    memset(&cred, 0, sizeof(cred));
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *line_end = eol != NULL ? eol : end;
+        const char *colon = memchr(p, ':', (size_t)(line_end - p));
+
+        if (colon != NULL) {
+            const char *value = colon + 1 < line_end && colon[1] == ' ' ? colon + 2 : colon + 1;
+            srv_credentials_add_header(&cred, p, (size_t)(colon - p), value,
+                                       (size_t)(line_end - value));
+            credentials += is_credential(p, (size_t)(colon - p));
+        }
+        p = line_end + 1;
+    }
+    rc = srv_auth_identify(&cfg, &cred, &who, &status);
+    if (rc != (int)status.code || (rc != SRV_OK && status.message[0] == '\0')) {
+        abort();
+    }
+    if (credentials > 1 &&
+        (rc != SRV_UNAUTHENTICATED || strstr(status.message, "more than one credential") == NULL)) {
+        abort(); /* two credentials are never accepted, whichever is valid */
+    }
+    if (rc == SRV_OK && strcmp(who.name, "fuzz") != 0 && strcmp(who.name, "anonymous") != 0) {
+        abort(); /* a key that passes is the configured one */
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *message;
@@ -151,7 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
-    which = data[0] % 4;
+    which = data[0] % 5;
     size--;
     /* an exact-size copy: a read past the message is an ASan report */
     message = malloc(size > 0 ? size : 1);
@@ -159,7 +214,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     memcpy(message, data + 1, size);
-    if (which == 3) {
+    if (which == 4) {
+        fuzz_credentials(message, size);
+    } else if (which == 3) {
         fuzz_health(message, size);
     } else if (!srv_proto_has_nul_in_strings(message, size)) {
         if (which == 0) {

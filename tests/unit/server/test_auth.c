@@ -218,6 +218,38 @@ static void a_spiffe_id_needs_exactly_one_uri_san(void **state)
     assert_non_null(strstr(status.message, "more than"));
 }
 
+/* two authorization headers, or authorization and x-api-key, on either
+ * transport: whichever copy a proxy or an authorizer read, ours may differ */
+static void more_than_one_credential_is_unauthenticated(void **state)
+{
+    static const char *const pairs[][4] = {
+        {"authorization", "Bearer admin-secret", "Authorization", "Bearer backend-secret"},
+        {"Authorization", "Bearer admin-secret", "X-Api-Key", "admin-secret"},
+        {"x-api-key", "backend-secret", "X-API-KEY", "backend-secret"},
+        {"authorization", "", "x-api-key", "admin-secret"},
+    };
+    srv_credentials cred;
+    srv_caller caller;
+    srv_status status;
+    (void)state;
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        memset(&cred, 0, sizeof(cred));
+        for (size_t j = 0; j < 4; j += 2) {
+            srv_credentials_add_header(&cred, pairs[i][j], strlen(pairs[i][j]), pairs[i][j + 1],
+                                       strlen(pairs[i][j + 1]));
+        }
+        assert_int_equal(srv_auth_identify(&cfg, &cred, &caller, &status), SRV_UNAUTHENTICATED);
+        assert_non_null(strstr(status.message, "more than one credential"));
+    }
+    /* one of each name is counted whatever the case; others are ignored */
+    memset(&cred, 0, sizeof(cred));
+    srv_credentials_add_header(&cred, "AUTHORIZATION", 13, "Bearer admin-secret", 19);
+    srv_credentials_add_header(&cred, "x-api-keys", 10, "backend-secret", 14);
+    srv_credentials_add_header(&cred, "x-authorization", 15, "Bearer backend-secret", 21);
+    assert_int_equal(srv_auth_identify(&cfg, &cred, &caller, &status), SRV_OK);
+    assert_string_equal(caller.name, "admin");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -231,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup(a_dns_id_matches_a_dns_san_only_without_case, setup),
         cmocka_unit_test_setup(whole_values_are_compared_and_a_nul_is_refused, setup),
         cmocka_unit_test_setup(a_spiffe_id_needs_exactly_one_uri_san, setup),
+        cmocka_unit_test_setup(more_than_one_credential_is_unauthenticated, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
