@@ -241,6 +241,29 @@ static void renew_refuses_malformed_and_foreign_shapes(void **state)
     assert_non_null(strstr(status.message, "exactly one Chat service"));
 }
 
+/* the renewed user id goes into a token and a proto string: only ids this
+ * service issues (issue 10, item 5) */
+static void renew_refuses_user_ids_it_does_not_issue(void **state)
+{
+    static const char *const not_usernames[] = {"Bob", "a b", "caf\xc3\xa9", "\xff\xfe", ".", ".."};
+    char token[CT_BUILD_MAX_CHARS];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    for (size_t i = 0; i < sizeof(not_usernames) / sizeof(not_usernames[0]); i++) {
+        build(CERT, not_usernames[i], NOW, 600, token);
+        assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_INVALID_ARGUMENT);
+        assert_non_null(strstr(status.message, "user id is not a"));
+    }
+    cfg.identity = CT_IDENTITY_UUID;
+    build(CERT, "4759aa70-eba5-11e8-925f-6fa0510823ba", NOW, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_OK);
+    assert_string_equal(reply.user_id, "4759aa70-eba5-11e8-925f-6fa0510823ba");
+    build(CERT, "not/a uuid", NOW, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_INVALID_ARGUMENT);
+    assert_non_null(strstr(status.message, "not a Chat UUID"));
+}
+
 static void renew_needs_its_permission(void **state)
 {
     static const srv_caller user_only = {"user-only", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN),
@@ -277,6 +300,7 @@ int main(void)
         cmocka_unit_test_setup(renew_of_an_app_token_needs_get_app_token, setup),
         cmocka_unit_test_setup(renew_honours_the_grace_period, setup),
         cmocka_unit_test_setup(renew_refuses_malformed_and_foreign_shapes, setup),
+        cmocka_unit_test_setup(renew_refuses_user_ids_it_does_not_issue, setup),
         cmocka_unit_test_setup(renew_needs_its_permission, setup),
         cmocka_unit_test_setup(code_names_match_grpc, setup),
     };
