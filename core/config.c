@@ -363,6 +363,10 @@ static int validate_runtime(const ct_config *cfg, struct problem *p)
     if ((unsigned)cfg->log_level > CT_LOG_ERROR) {
         return report(p, "must be debug, info, warn or error");
     }
+    set_path(p, "reflection");
+    if ((unsigned)cfg->reflection > CT_REFLECTION_OFF) {
+        return report(p, "must be public, authenticated or off");
+    }
     set_path(p, "user_tokens.identity");
     if (cfg->identity != CT_IDENTITY_USERNAME && cfg->identity != CT_IDENTITY_UUID) {
         return report(p, "must be username or uuid");
@@ -1213,6 +1217,7 @@ static int parse_cors_origins(struct loader *ld, void *base)
 
 static const char *const identity_names[] = {"username", "uuid"};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+static const char *const reflection_names[] = {"public", "authenticated", "off"};
 
 static int parse_identity(struct loader *ld, void *base)
 {
@@ -1233,6 +1238,17 @@ static int parse_log_level(struct loader *ld, void *base)
         return -1;
     }
     cfg->log_level = (enum ct_log_level)index;
+    return 0;
+}
+
+static int parse_reflection(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    size_t index;
+    if (parse_choice(ld, reflection_names, 3, "public, authenticated, off", &index) != 0) {
+        return -1;
+    }
+    cfg->reflection = (enum ct_reflection_mode)index;
     return 0;
 }
 
@@ -1430,6 +1446,7 @@ static const struct field root_fields[] = {
     SECTION_FIELD("shutdown", shutdown_section),
     SECTION_FIELD("directory", directory_section),
     SECTION_FIELD("http", http_section),
+    CUSTOM_FIELD("reflection", parse_reflection),
 };
 static const struct section root_section = SECTION_OF(root_fields);
 
@@ -1841,4 +1858,7 @@ void ct_config_print(const ct_config *cfg, FILE *out)
     fprintf(out, "  grace_seconds: %u\n", (unsigned)cfg->grace_seconds);
     print_directory(cfg, out);
     print_http(cfg, out);
+    fprintf(out, "reflection: %s\n",
+            (unsigned)cfg->reflection <= CT_REFLECTION_OFF ? reflection_names[cfg->reflection]
+                                                           : "public");
 }

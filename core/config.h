@@ -31,6 +31,12 @@
 enum ct_identity_mode { CT_IDENTITY_USERNAME = 0, CT_IDENTITY_UUID = 1 };
 
 enum ct_log_level { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARN = 2, CT_LOG_ERROR = 3 };
+/* Who may call grpc.reflection: anyone, authenticated callers, nobody. */
+enum ct_reflection_mode {
+    CT_REFLECTION_PUBLIC = 0,
+    CT_REFLECTION_AUTHENTICATED = 1,
+    CT_REFLECTION_OFF = 2,
+};
 
 typedef struct ct_api_key {
     char name[CT_CONFIG_NAME_MAX];
@@ -79,6 +85,7 @@ typedef struct ct_config {
 
     unsigned workers; /* 0 = one per core */
     enum ct_log_level log_level;
+    enum ct_reflection_mode reflection; /* default public */
 
     /* shutdown */
     uint32_t drain_seconds; /* default 5 */

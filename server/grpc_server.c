@@ -611,7 +611,7 @@ static void reflect_answer(call *c)
     uint8_t *answer = NULL;
     size_t len = 0;
     size_t answer_len = 0;
-    char err[256];
+    char err[256] = "reflection request does not decode";
     grpc_op ops[2];
     size_t n = 0;
 
@@ -622,7 +622,7 @@ static void reflect_answer(call *c)
     if (read_payload(c->payload, &data, &len) != 0 ||
         srv_reflection_answer(data, len, &answer, &answer_len, err, sizeof(err)) != 0) {
         free(data);
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "reflection request does not decode");
+        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "%s", err);
         finish(c);
         return;
     }
@@ -670,6 +670,21 @@ static enum ct_method generic_method(const call *c)
     return CT_METHOD_UNKNOWN;
 }
 
+/* reflection: public answers anyone; authenticated, a caller auth
+ * identifies (whatever its methods); off, nobody, as an unknown method. */
+static int reflection_allowed(call *c)
+{
+    switch (c->server->config->reflection) {
+    case CT_REFLECTION_OFF:
+        srv_fail(&c->status, SRV_UNIMPLEMENTED, "reflection is off (reflection: off)");
+        return 0;
+    case CT_REFLECTION_AUTHENTICATED:
+        return authenticate(c) == SRV_OK;
+    default:
+        return 1;
+    }
+}
+
 static void dispatch_generic(call *c)
 {
     grpc_slice m = c->details.method;
@@ -680,6 +695,10 @@ static void dispatch_generic(call *c)
     } else if (c->method == CT_METHOD_HEALTH_WATCH) {
         recv_message(c, STEP_WATCH_RECV);
     } else if (c->method == CT_METHOD_REFLECTION) {
+        if (!reflection_allowed(c)) {
+            finish(c);
+            return;
+        }
         c->streaming = 1;
         reflect_recv(c);
     } else {

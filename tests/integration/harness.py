@@ -511,9 +511,9 @@ class Client:
             response_deserializer=p.cls("grpc.health.v1.HealthCheckResponse").FromString)
         return stub(req.SerializeToString(), timeout=timeout)
 
-    def reflect(self, requests, version="v1", timeout=CALL_TIMEOUT):
-        """Sends ServerReflectionRequests on one stream; returns
-        (responses, Result)."""
+    def reflect(self, requests, version="v1", timeout=CALL_TIMEOUT, key=None):
+        """Sends ServerReflectionRequests on one stream (with key's
+        credentials, if given); returns (responses, Result)."""
         p = protos()
         pkg = "grpc.reflection.%s" % version
         req_cls = p.cls(pkg + ".ServerReflectionRequest")
@@ -524,7 +524,7 @@ class Client:
         msgs = [req_cls(**r).SerializeToString() for r in requests]
         start = time.monotonic()
         try:
-            responses = list(stub(iter(msgs), timeout=timeout))
+            responses = list(stub(iter(msgs), timeout=timeout, metadata=metadata_for(key)))
             return responses, Result(grpc.StatusCode.OK, "", None, time.monotonic() - start)
         except grpc.RpcError as e:
             return [], Result(e.code(), e.details(), None, time.monotonic() - start)

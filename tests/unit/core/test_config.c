@@ -456,6 +456,13 @@ static void requires_app_key_for_uuid_identity(void **state)
     expect_error(MINIMAL "user_tokens: {identity: uuid}\n",
                  "cfg.yaml:3:3: app.key: required when user_tokens.identity is uuid (the Chat REST "
                  "API needs it)");
+    expect_error(MINIMAL "reflection: maybe\n",
+                 "cfg.yaml:8:13: reflection: expected one of public, authenticated, off, got "
+                 "\"maybe\"");
+    assert_int_equal(load(MINIMAL "reflection: authenticated\n"), 0);
+    assert_int_equal(cfg.reflection, CT_REFLECTION_AUTHENTICATED);
+    assert_int_equal(load(MINIMAL), 0);
+    assert_int_equal(cfg.reflection, CT_REFLECTION_PUBLIC);
     expect_error(MINIMAL "user_tokens: {identity: name}\n",
                  "cfg.yaml:8:25: user_tokens.identity: expected one of username, uuid, got "
                  "\"name\"");
