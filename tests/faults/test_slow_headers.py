@@ -10,7 +10,7 @@ import threading
 import time
 import unittest
 
-from common import h, http_get, http_port, report
+from common import h, healthz_status, http_port, report
 
 LIMIT = 8
 TIMEOUT_S = 2  # http.request_timeout_seconds in these tests (default 10)
@@ -108,7 +108,7 @@ class SlowHeaders(unittest.TestCase):
         self.assertGreaterEqual(closed[0], TIMEOUT_S - 0.1, closed)
         self.assertLess(closed[-1], TIMEOUT_S + SLACK_S, closed)
         # and real clients are served again
-        status = h.poll(lambda: self.healthz(port) == 200, 2)
+        status = h.poll(lambda: healthz_status(port) == 200, 2)
         self.assertTrue(status)
         event = server.wait_event("http_request_timeout", 2)
         self.assertIsNotNone(event, server.stderr_text())
@@ -161,13 +161,6 @@ class SlowHeaders(unittest.TestCase):
         held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         self.assertTrue(held[0].recv(4096).startswith(b"HTTP/1.1 200 OK"))
         self.assertEqual(server.stop(), 0)
-
-    @staticmethod
-    def healthz(port):
-        try:
-            return http_get(port, "/healthz", timeout=2)[0]
-        except OSError:
-            return 0
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
  * picks the options (compat routes, the CORS list); the rest goes to every
  * parser, as a NUL-terminated string to those that take one and as
  * exact-size bytes to the others. */
-#include "auth.h"
+#include "credential_lines.h"
 #include "http_rules.h"
 #include "username.h"
 
@@ -16,7 +16,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static ct_config cfg_list;     /* two exact origins */
 static ct_config cfg_wildcard; /* "*" */
@@ -107,45 +106,6 @@ static void fuzz_renew(const uint8_t *data, size_t size)
     free(body);
 }
 
-static int is_credential(const char *name, size_t len)
-{
-    return (len == 13 && strncasecmp(name, "authorization", 13) == 0) ||
-           (len == 9 && strncasecmp(name, "x-api-key", 9) == 0);
-}
-
-static void fuzz_headers(const char *p, size_t len)
-{
-    const char *end = p + len;
-    srv_credentials cred;
-    srv_caller caller;
-    srv_status status;
-    unsigned credentials = 0;
-    int rc;
-
-    memset(&cred, 0, sizeof(cred));
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = eol != NULL ? eol : end;
-        const char *colon = memchr(p, ':', (size_t)(line_end - p));
-
-        if (colon != NULL) {
-            const char *value = colon + 1 < line_end && colon[1] == ' ' ? colon + 2 : colon + 1;
-            srv_credentials_add_header(&cred, p, (size_t)(colon - p), value,
-                                       (size_t)(line_end - value));
-            credentials += is_credential(p, (size_t)(colon - p));
-        }
-        p = line_end + 1;
-    }
-    rc = srv_auth_identify(&cfg_list, &cred, &caller, &status);
-    if (credentials > 1 &&
-        (rc != SRV_UNAUTHENTICATED || strstr(status.message, "more than one credential") == NULL)) {
-        abort(); /* two credentials are never accepted, whichever is valid */
-    }
-    if (rc == SRV_OK && strcmp(caller.name, "web") != 0) {
-        abort(); /* no anonymous callers here: only the key passes */
-    }
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint32_t ttl = 0;
@@ -172,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     (void)srv_http_origin_allowed((options & 2) ? &cfg_wildcard : &cfg_list, text);
     fuzz_renew(data, size);
-    fuzz_headers((const char *)data, size);
+    fuzz_credential_lines(&cfg_list, (const char *)data, size, "web");
     free(text);
     return 0;
 }

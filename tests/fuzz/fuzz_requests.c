@@ -7,8 +7,8 @@
  * network. Health check requests are decoded as the health service does.
  * Selector 4 is the call's metadata instead: "name: value" lines, collected
  * and identified as authenticate() does (one credential at most). */
-#include "auth.h"
 #include "chattoken/v1/token_service.pb-c.h"
+#include "credential_lines.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "handlers.h"
 #include "proto_strings.h"
@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define FUZZ_NOW 1800000000 /* the clock of the seed tokens (tests/fuzz/corpus/requests) */
 
@@ -155,47 +154,9 @@ static void fuzz_health(const uint8_t *data, size_t len)
     }
 }
 
-static int is_credential(const char *name, size_t len)
-{
-    return (len == 13 && strncasecmp(name, "authorization", 13) == 0) ||
-           (len == 9 && strncasecmp(name, "x-api-key", 9) == 0);
-}
-
 static void fuzz_credentials(const uint8_t *data, size_t len)
 {
-    const char *p = (const char *)data;
-    const char *end = p + len;
-    srv_credentials cred;
-    srv_caller who;
-    srv_status status;
-    unsigned credentials = 0;
-    int rc;
-
-    memset(&cred, 0, sizeof(cred));
-    while (p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        const char *line_end = eol != NULL ? eol : end;
-        const char *colon = memchr(p, ':', (size_t)(line_end - p));
-
-        if (colon != NULL) {
-            const char *value = colon + 1 < line_end && colon[1] == ' ' ? colon + 2 : colon + 1;
-            srv_credentials_add_header(&cred, p, (size_t)(colon - p), value,
-                                       (size_t)(line_end - value));
-            credentials += is_credential(p, (size_t)(colon - p));
-        }
-        p = line_end + 1;
-    }
-    rc = srv_auth_identify(&cfg, &cred, &who, &status);
-    if (rc != (int)status.code || (rc != SRV_OK && status.message[0] == '\0')) {
-        abort();
-    }
-    if (credentials > 1 &&
-        (rc != SRV_UNAUTHENTICATED || strstr(status.message, "more than one credential") == NULL)) {
-        abort(); /* two credentials are never accepted, whichever is valid */
-    }
-    if (rc == SRV_OK && strcmp(who.name, "fuzz") != 0 && strcmp(who.name, "anonymous") != 0) {
-        abort(); /* a key that passes is the configured one */
-    }
+    fuzz_credential_lines(&cfg, (const char *)data, len, "fuzz");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -181,8 +181,9 @@ class Certificates:
         ext = name + ".ext"
         with open(self.path(ext), "w") as f:
             f.write(san + "\nextendedKeyUsage=" + usage + "\nbasicConstraints=CA:FALSE\n")
+        subject = "/CN=" + (cn or name).replace("/", "\\/")  # '/' separates RDNs in -subj
         _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-subj", "/CN=" + (cn or name).replace("/", "\\/"), "-keyout", name + ".key", "-out", name + ".csr",
+                 "-subj", subject, "-keyout", name + ".key", "-out", name + ".csr",
                  cwd=self.dir)
         _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
                  "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", name + ".crt",

@@ -11,19 +11,28 @@ import harness as h
 Code = grpc.StatusCode
 
 
-class MutualTlsTest(unittest.TestCase):
+class MtlsCase(unittest.TestCase):
+    """A server on the test CA's certificates: mTLS on the main port, the
+    clients of MTLS_CLIENTS, and the client certificates make_leaves adds."""
+
+    MTLS_CLIENTS = [{"id": h.SPIFFE_BACKEND, "methods": ["GetUserToken", "RenewToken"]}]
+
+    @classmethod
+    def make_leaves(cls):
+        pass
+
     @classmethod
     def setUpClass(cls):
         cls.dir = h.temp_dir()
         workdir = cls.dir.__enter__()
         cls.certs = h.Certificates(workdir)
+        cls.make_leaves()
         server_crt, server_key = cls.certs.server
         cfg = h.base_config(
             health_listen="127.0.0.1:0",
             tls={"cert_file": server_crt, "key_file": server_key,
                  "client_ca_file": cls.certs.ca_file})
-        cfg["auth"]["mtls_clients"] = [
-            {"id": h.SPIFFE_BACKEND, "methods": ["GetUserToken", "RenewToken"]}]
+        cfg["auth"]["mtls_clients"] = cls.MTLS_CLIENTS
         cls.server = h.Server(cfg, workdir=workdir).start()
 
     @classmethod
@@ -33,6 +42,8 @@ class MutualTlsTest(unittest.TestCase):
         finally:
             cls.dir.__exit__(None, None, None)
 
+
+class MutualTlsTest(MtlsCase):
     def client(self, who):
         return h.Client(self.server, credentials=self.certs.channel_credentials(who))
 
@@ -88,19 +99,17 @@ class MutualTlsTest(unittest.TestCase):
             self.assertEqual(h.health_status_name(r.response), "SERVING")
 
 
-class SanTypesTest(unittest.TestCase):
+class SanTypesTest(MtlsCase):
     """What an mtls_clients id matches: an id with a scheme (a SPIFFE ID) a
     URI SAN, any other id a DNS SAN, whole values only; never an email or IP
     SAN or the subject CN. The certificates are made here, some with DER
     SANs so that a value may hold a NUL."""
 
     DNS_ID = "backend.chat.svc"
+    MTLS_CLIENTS = MtlsCase.MTLS_CLIENTS + [{"id": DNS_ID, "methods": ["GetUserToken"]}]
 
     @classmethod
-    def setUpClass(cls):
-        cls.dir = h.temp_dir()
-        workdir = cls.dir.__enter__()
-        cls.certs = h.Certificates(workdir)
+    def make_leaves(cls):
         spiffe = h.SPIFFE_BACKEND.encode()
         leaves = {
             "dns-spelling-spiffe": [(2, spiffe)],
@@ -115,20 +124,6 @@ class SanTypesTest(unittest.TestCase):
         for name, sans in leaves.items():
             cls.certs.client_leaf(name, sans,
                                   cn=h.SPIFFE_BACKEND if name == "ip-with-spiffe-cn" else None)
-        server_crt, server_key = cls.certs.server
-        cfg = h.base_config(tls={"cert_file": server_crt, "key_file": server_key,
-                                 "client_ca_file": cls.certs.ca_file})
-        cfg["auth"]["mtls_clients"] = [
-            {"id": h.SPIFFE_BACKEND, "methods": ["GetUserToken", "RenewToken"]},
-            {"id": cls.DNS_ID, "methods": ["GetUserToken"]}]
-        cls.server = h.Server(cfg, workdir=workdir).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.dir.__exit__(None, None, None)
 
     def call(self, who):
         with h.Client(self.server, credentials=self.certs.channel_credentials(who)) as c:
