@@ -343,7 +343,6 @@ static enum MHD_Result answer_readyz(request *r)
                  : respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
 }
 
-/* The key from Authorization: Bearer or X-Api-Key, through auth.c. */
 static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                   size_t key_size, const char *value, size_t value_size)
 {
@@ -352,8 +351,9 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
-/* Every header, not the first of each name: auth refuses a request that
- * carries more than one credential. */
+/* The key from Authorization: Bearer or X-Api-Key, through auth.c. Every
+ * header goes there, not the first of each name: auth refuses a request
+ * that carries more than one credential. */
 static int authenticate(request *r, srv_status *status)
 {
     srv_credentials cred;
