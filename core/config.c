@@ -30,33 +30,7 @@
 #define DIRECTORY_MAX_RETRIES 10
 
 /* ------------------------------------------------------------------ */
-/* Defaults, wiping                                                     */
-
-void ct_config_defaults(ct_config *cfg)
-{
-    memset(cfg, 0, sizeof(*cfg));
-    cfg->default_ttl_seconds = 3600;
-    cfg->max_ttl_seconds = 86400;
-    cfg->renew_grace_seconds = 3600;
-    cfg->identity = CT_IDENTITY_USERNAME;
-    cfg->log_level = CT_LOG_INFO;
-    cfg->drain_seconds = 5;
-    cfg->grace_seconds = 20;
-    snprintf(cfg->directory_base_url, sizeof(cfg->directory_base_url), "%s",
-             "https://a41.chat.agora.io");
-    cfg->directory_auto_register = 1;
-    cfg->directory_connect_timeout_ms = 1000;
-    cfg->directory_request_timeout_ms = 3000;
-    cfg->directory_retries = 2;
-    cfg->directory_rate_limit_per_second = 100;
-    cfg->directory_cache_capacity = 100000;
-    cfg->directory_cache_ttl_seconds = 86400;
-    cfg->directory_cache_negative_ttl_seconds = 30;
-    cfg->http_compat_routes = 1;
-    cfg->http_max_connections = 1024;
-    cfg->http_request_timeout_seconds = 10;
-    cfg->http_max_connections_per_ip = 64;
-}
+/* Wiping                                                               */
 
 void ct_config_wipe(ct_config *cfg)
 {
@@ -219,22 +193,13 @@ static int validate_app(const ct_config *cfg, struct problem *p)
     return 0;
 }
 
+/* The default within the maximum (whose own bounds the table checked). */
 static int validate_tokens(const ct_config *cfg, struct problem *p)
 {
-    set_path(p, "tokens.max_ttl_seconds");
-    if (cfg->max_ttl_seconds < 1 || cfg->max_ttl_seconds > CT_CONFIG_MAX_TTL_SECONDS) {
-        return report(p, "must be 1..%u, got %u", CT_CONFIG_MAX_TTL_SECONDS,
-                      (unsigned)cfg->max_ttl_seconds);
-    }
     set_path(p, "tokens.default_ttl_seconds");
     if (cfg->default_ttl_seconds < 1 || cfg->default_ttl_seconds > cfg->max_ttl_seconds) {
         return report(p, "must be 1..%u (tokens.max_ttl_seconds), got %u",
                       (unsigned)cfg->max_ttl_seconds, (unsigned)cfg->default_ttl_seconds);
-    }
-    set_path(p, "tokens.renew_grace_seconds");
-    if (cfg->renew_grace_seconds > CT_CONFIG_MAX_TTL_SECONDS) {
-        return report(p, "must be 0..%u, got %u", CT_CONFIG_MAX_TTL_SECONDS,
-                      (unsigned)cfg->renew_grace_seconds);
     }
     return 0;
 }
@@ -266,45 +231,69 @@ static int check_methods(struct problem *p, unsigned methods)
     return 0;
 }
 
-static int validate_api_keys(const ct_config *cfg, struct problem *p)
+/* The two lists of callers follow the same rules: an identity that is
+ * present and unique, and at least one method. */
+struct caller_list {
+    const char *path;     /* "auth.api_keys" */
+    const char *id_key;   /* "name" */
+    const char *required; /* the message when the identity is missing */
+    const char *taken;    /* the message when it repeats, with %s and %zu */
+    size_t first, count;  /* offsets in ct_config: the array, its length */
+    size_t stride, id_offset, methods_offset;
+    /* the identity's own syntax, or NULL; writes its message into err */
+    int (*check_id)(const char *id, char *err, size_t err_len);
+};
+
+#define CALLER_LIST(path, id, type, array, count, required, taken, check_id)                       \
+    {                                                                                              \
+        path, #id, required, taken, offsetof(ct_config, array), offsetof(ct_config, count),        \
+            sizeof(type), offsetof(type, id), offsetof(type, methods), check_id                    \
+    }
+
+static const struct caller_list caller_lists[] = {
+    CALLER_LIST("auth.api_keys", name, ct_api_key, api_keys, api_key_count,
+                "required (it names the caller in logs)",
+                "\"%s\" is already the name of auth.api_keys[%zu]", NULL),
+    CALLER_LIST("auth.mtls_clients", id, ct_mtls_client, mtls_clients, mtls_client_count,
+                "required (the SAN or SPIFFE ID of the client certificate)",
+                "\"%s\" is already auth.mtls_clients[%zu]", ct_peer_id_check),
+};
+
+static int validate_callers(const ct_config *cfg, const struct caller_list *l, struct problem *p)
 {
-    for (size_t i = 0; i < cfg->api_key_count; i++) {
-        const ct_api_key *key = &cfg->api_keys[i];
-        set_path(p, "auth.api_keys[%zu].name", i);
-        if (key->name[0] == '\0') {
-            return report(p, "required (it names the caller in logs)");
+    const char *first = (const char *)cfg + l->first;
+    size_t count = *(const size_t *)(const void *)((const char *)cfg + l->count);
+
+    for (size_t i = 0; i < count; i++) {
+        const char *item = first + i * l->stride;
+        const char *id = item + l->id_offset;
+        unsigned methods;
+
+        set_path(p, "%s[%zu].%s", l->path, i, l->id_key);
+        if (id[0] == '\0') {
+            return report(p, "%s", l->required);
+        }
+        if (l->check_id != NULL && l->check_id(id, p->message, sizeof(p->message)) != 0) {
+            return -1;
         }
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(key->name, cfg->api_keys[j].name) == 0) {
-                return report(p, "\"%s\" is already the name of auth.api_keys[%zu]", key->name, j);
+            if (strcmp(id, first + j * l->stride + l->id_offset) == 0) {
+                return report(p, l->taken, id, j);
             }
         }
-        set_path(p, "auth.api_keys[%zu].methods", i);
-        if (check_methods(p, key->methods) != 0) {
+        set_path(p, "%s[%zu].methods", l->path, i);
+        memcpy(&methods, item + l->methods_offset, sizeof(methods));
+        if (check_methods(p, methods) != 0) {
             return -1;
         }
     }
     return 0;
 }
 
-static int validate_mtls_clients(const ct_config *cfg, struct problem *p)
+static int validate_api_keys_and_clients(const ct_config *cfg, struct problem *p)
 {
-    for (size_t i = 0; i < cfg->mtls_client_count; i++) {
-        const ct_mtls_client *client = &cfg->mtls_clients[i];
-        set_path(p, "auth.mtls_clients[%zu].id", i);
-        if (client->id[0] == '\0') {
-            return report(p, "required (the SAN or SPIFFE ID of the client certificate)");
-        }
-        if (ct_peer_id_check(client->id, p->message, sizeof(p->message)) != 0) {
-            return -1;
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(client->id, cfg->mtls_clients[j].id) == 0) {
-                return report(p, "\"%s\" is already auth.mtls_clients[%zu]", client->id, j);
-            }
-        }
-        set_path(p, "auth.mtls_clients[%zu].methods", i);
-        if (check_methods(p, client->methods) != 0) {
+    for (size_t i = 0; i < sizeof(caller_lists) / sizeof(caller_lists[0]); i++) {
+        if (validate_callers(cfg, &caller_lists[i], p) != 0) {
             return -1;
         }
     }
@@ -337,7 +326,7 @@ static int check_unauthenticated_reach(const ct_config *cfg, struct problem *p)
 
 static int validate_auth(const ct_config *cfg, struct problem *p)
 {
-    if (validate_api_keys(cfg, p) != 0 || validate_mtls_clients(cfg, p) != 0) {
+    if (validate_api_keys_and_clients(cfg, p) != 0) {
         return -1;
     }
     set_path(p, "auth.allow_unauthenticated");
@@ -352,13 +341,9 @@ static int validate_auth(const ct_config *cfg, struct problem *p)
     return 0;
 }
 
-static int validate_runtime(const ct_config *cfg, struct problem *p)
+/* Choices a loaded config cannot get wrong, but a struct filled by hand can. */
+static int validate_choices(const ct_config *cfg, struct problem *p)
 {
-    set_path(p, "workers");
-    if (cfg->workers > CT_CONFIG_MAX_WORKERS) {
-        return report(p, "must be 0..%d (0 = one per core), got %u", CT_CONFIG_MAX_WORKERS,
-                      cfg->workers);
-    }
     set_path(p, "log.level");
     if ((unsigned)cfg->log_level > CT_LOG_ERROR) {
         return report(p, "must be debug, info, warn or error");
@@ -370,19 +355,6 @@ static int validate_runtime(const ct_config *cfg, struct problem *p)
     set_path(p, "user_tokens.identity");
     if (cfg->identity != CT_IDENTITY_USERNAME && cfg->identity != CT_IDENTITY_UUID) {
         return report(p, "must be username or uuid");
-    }
-    set_path(p, "shutdown.grace_seconds");
-    if (cfg->grace_seconds < 1) {
-        return report(p, "must be at least 1, got 0");
-    }
-    return 0;
-}
-
-static int require_positive(struct problem *p, const char *path, uint32_t value)
-{
-    set_path(p, "%s", path);
-    if (value < 1) {
-        return report(p, "must be at least 1, got 0");
     }
     return 0;
 }
@@ -397,19 +369,6 @@ static int validate_directory(const ct_config *cfg, struct problem *p)
     }
     if (url[strcspn(url, ":") + 3] == '\0') {
         return report(p, "names no host");
-    }
-    set_path(p, "directory.retries");
-    if (cfg->directory_retries > DIRECTORY_MAX_RETRIES) {
-        return report(p, "must be 0..%d, got %u", DIRECTORY_MAX_RETRIES,
-                      (unsigned)cfg->directory_retries);
-    }
-    if (require_positive(p, "directory.connect_timeout_ms", cfg->directory_connect_timeout_ms) ||
-        require_positive(p, "directory.request_timeout_ms", cfg->directory_request_timeout_ms) ||
-        require_positive(p, "directory.rate_limit_per_second",
-                         cfg->directory_rate_limit_per_second) ||
-        require_positive(p, "directory.cache.capacity", cfg->directory_cache_capacity) ||
-        require_positive(p, "directory.cache.ttl_seconds", cfg->directory_cache_ttl_seconds)) {
-        return -1;
     }
     return 0;
 }
@@ -449,21 +408,16 @@ static int validate_http(const ct_config *cfg, struct problem *p)
                              "list the origins of your web app");
         }
     }
-    set_path(p, "http.request_timeout_seconds");
-    if (cfg->http_request_timeout_seconds < 1 || cfg->http_request_timeout_seconds > 3600) {
-        return report(p, "must be 1..3600, got %u", (unsigned)cfg->http_request_timeout_seconds);
-    }
-    if (require_positive(p, "http.max_connections_per_ip", cfg->http_max_connections_per_ip)) {
-        return -1;
-    }
-    return require_positive(p, "http.max_connections", cfg->http_max_connections);
+    return 0;
 }
+
+static int check_bounds(const ct_config *cfg, struct problem *p);
 
 static int validate_into(const ct_config *cfg, struct problem *p)
 {
-    if (validate_listeners(cfg, p) != 0 || validate_app(cfg, p) != 0 ||
+    if (validate_listeners(cfg, p) != 0 || validate_app(cfg, p) != 0 || check_bounds(cfg, p) != 0 ||
         validate_tokens(cfg, p) != 0 || validate_tls(cfg, p) != 0 || validate_auth(cfg, p) != 0 ||
-        validate_runtime(cfg, p) != 0 || validate_directory(cfg, p) != 0 ||
+        validate_choices(cfg, p) != 0 || validate_directory(cfg, p) != 0 ||
         validate_http(cfg, p) != 0) {
         return -1;
     }
@@ -934,20 +888,39 @@ enum field_kind {
     FIELD_U32,
     FIELD_UNSIGNED,
     FIELD_BOOL,
+    FIELD_CHOICE,
     FIELD_METHODS,
+    FIELD_STRING_LIST,
     FIELD_SECTION,
     FIELD_CUSTOM,
 };
 
 struct section;
 
+/* One key: how it parses, its default, its bounds, whether it is secret
+ * (masked by the printer) and its line in the README's reference. The
+ * defaults, the per-key range checks, the --check-config printer and the
+ * reference are all walks over these rows. */
 struct field {
     const char *key;
     enum field_kind kind;
-    size_t offset; /* in the struct the section fills */
-    size_t size;   /* FIELD_STRING: the buffer */
-    const struct section *section;
-    int (*parse)(struct loader *ld, void *base); /* FIELD_CUSTOM */
+    size_t offset;                 /* in the struct the section fills */
+    size_t size;                   /* FIELD_STRING: the buffer; FIELD_STRING_LIST: one slot */
+    const struct section *section; /* FIELD_SECTION, or a custom one's keys */
+    int (*parse)(struct loader *ld, void *base);                        /* FIELD_CUSTOM */
+    void (*print)(const ct_config *cfg, FILE *out, const char *indent); /* NULL: by kind */
+    const char *const *names;                                           /* FIELD_CHOICE */
+    size_t name_count;
+    size_t count_offset; /* FIELD_STRING_LIST: the size_t count */
+    size_t max_count;
+    int single_ok;        /* FIELD_STRING_LIST: a single string is a list of one */
+    uint32_t def;         /* numbers, bools, choices */
+    const char *def_text; /* strings */
+    uint32_t min, max;    /* numbers, checked after loading when max > 0 */
+    const char *range_note;
+    int secret;
+    const char *def_doc; /* the reference's default column; NULL: from def / def_text */
+    const char *doc;     /* the reference's meaning column; NULL: not listed */
 };
 
 struct section {
@@ -955,40 +928,52 @@ struct section {
     size_t count;
 };
 
-#define STRING_FIELD(k, type, member)                                                              \
-    {                                                                                              \
-        k, FIELD_STRING, offsetof(type, member), sizeof(((type *)0)->member), NULL, NULL           \
-    }
-#define U32_FIELD(k, type, member)                                                                 \
-    {                                                                                              \
-        k, FIELD_U32, offsetof(type, member), 0, NULL, NULL                                        \
-    }
-#define UNSIGNED_FIELD(k, type, member)                                                            \
-    {                                                                                              \
-        k, FIELD_UNSIGNED, offsetof(type, member), 0, NULL, NULL                                   \
-    }
-#define BOOL_FIELD(k, type, member)                                                                \
-    {                                                                                              \
-        k, FIELD_BOOL, offsetof(type, member), 0, NULL, NULL                                       \
-    }
-#define METHODS_FIELD(k, type, member)                                                             \
-    {                                                                                              \
-        k, FIELD_METHODS, offsetof(type, member), 0, NULL, NULL                                    \
-    }
-#define SECTION_FIELD(k, sec)                                                                      \
-    {                                                                                              \
-        k, FIELD_SECTION, 0, 0, &sec, NULL                                                         \
-    }
-#define CUSTOM_FIELD(k, fn)                                                                        \
-    {                                                                                              \
-        k, FIELD_CUSTOM, 0, 0, NULL, fn                                                            \
-    }
 #define SECTION_OF(fields)                                                                         \
     {                                                                                              \
         fields, sizeof(fields) / sizeof(fields[0])                                                 \
     }
+#define MEMBER(type, member) .offset = offsetof(type, member)
+#define STRING_FIELD(k, type, member, ...)                                                         \
+    {                                                                                              \
+        .key = k, .kind = FIELD_STRING, MEMBER(type, member), .size = sizeof(((type *)0)->member), \
+        __VA_ARGS__                                                                                \
+    }
+#define U32_FIELD(k, member, ...)                                                                  \
+    {                                                                                              \
+        .key = k, .kind = FIELD_U32, MEMBER(ct_config, member), __VA_ARGS__                        \
+    }
+#define BOOL_FIELD(k, member, ...)                                                                 \
+    {                                                                                              \
+        .key = k, .kind = FIELD_BOOL, MEMBER(ct_config, member), __VA_ARGS__                       \
+    }
+#define CHOICE_FIELD(k, member, choices, ...)                                                      \
+    {                                                                                              \
+        .key = k, .kind = FIELD_CHOICE, MEMBER(ct_config, member), .names = choices,               \
+        .name_count = sizeof(choices) / sizeof(choices[0]), __VA_ARGS__                            \
+    }
+#define METHODS_FIELD(k, type, member)                                                             \
+    {                                                                                              \
+        .key = k, .kind = FIELD_METHODS, MEMBER(type, member)                                      \
+    }
+#define LIST_FIELD(k, member, count, ...)                                                          \
+    {                                                                                              \
+        .key = k, .kind = FIELD_STRING_LIST, MEMBER(ct_config, member),                            \
+        .size = sizeof(((ct_config *)0)->member[0]), .count_offset = offsetof(ct_config, count),   \
+        .max_count = sizeof(((ct_config *)0)->member) / sizeof(((ct_config *)0)->member[0]),       \
+        __VA_ARGS__                                                                                \
+    }
+#define SECTION_FIELD(k, sec)                                                                      \
+    {                                                                                              \
+        .key = k, .kind = FIELD_SECTION, .section = &sec                                           \
+    }
+#define CUSTOM_FIELD(k, fn, ...)                                                                   \
+    {                                                                                              \
+        .key = k, .kind = FIELD_CUSTOM, .parse = fn, __VA_ARGS__                                   \
+    }
 
 static int parse_mapping(struct loader *ld, const struct section *sec, void *base, unsigned *given);
+static int parse_string_list(struct loader *ld, char *first, size_t slot, size_t max, size_t *count,
+                             int single_ok);
 
 static size_t find_field(const struct section *sec, const struct loader *ld)
 {
@@ -1023,6 +1008,18 @@ static int fail_unknown_key(struct loader *ld, const struct section *sec)
     return fail(ld, "unknown key (valid here: %s)", valid);
 }
 
+/* "a, b, c" of a choice's names, for messages. */
+static void join_names(const struct field *field, char *out, size_t outlen)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < field->name_count && used < outlen; i++) {
+        int n = snprintf(out + used, outlen - used, "%s%s", i > 0 ? ", " : "", field->names[i]);
+        used += n > 0 ? (size_t)n : 0;
+    }
+}
+
 static int parse_value(struct loader *ld, const struct field *field, void *base)
 {
     char *target = (char *)base + field->offset;
@@ -1041,6 +1038,20 @@ static int parse_value(struct loader *ld, const struct field *field, void *base)
         return 0;
     case FIELD_BOOL:
         return parse_bool(ld, (int *)(void *)target);
+    case FIELD_CHOICE: {
+        char valid[128];
+        size_t index = 0;
+        join_names(field, valid, sizeof(valid));
+        if (parse_choice(ld, field->names, field->name_count, valid, &index) != 0) {
+            return -1;
+        }
+        *(unsigned *)(void *)target = (unsigned)index;
+        return 0;
+    }
+    case FIELD_STRING_LIST:
+        return parse_string_list(ld, target, field->size, field->max_count,
+                                 (size_t *)(void *)((char *)base + field->count_offset),
+                                 field->single_ok);
     case FIELD_METHODS:
         return parse_methods(ld, (unsigned *)(void *)target);
     case FIELD_SECTION:
@@ -1112,14 +1123,59 @@ static int parse_mapping(struct loader *ld, const struct section *sec, void *bas
     return 0;
 }
 
+/* Moves to the next item of a list: 1 with its index pushed on the path, 0
+ * at the end of the list, -1 on an error (also: more than max items). */
+static int next_item(struct loader *ld, size_t index, size_t max, size_t *saved)
+{
+    if (next_event(ld) != 0) {
+        return -1;
+    }
+    if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
+        return 0;
+    }
+    if (index == max) {
+        return fail(ld, "at most %zu entries are allowed", max);
+    }
+    push_index(ld, index, saved);
+    return 1;
+}
+
+/* One item of a list, at item (slot bytes); the path points at it. */
+typedef int (*item_parser)(struct loader *ld, char *item, size_t slot, const void *arg);
+
+/* The items of a list (the current event starts it) into fixed slots. */
+static int parse_list(struct loader *ld, char *first, size_t slot, size_t max, size_t *count,
+                      item_parser parse_item, const void *arg)
+{
+    size_t index = 0;
+    size_t saved = 0;
+    int rc;
+
+    for (rc = next_item(ld, index, max, &saved); rc == 1; rc = next_item(ld, index, max, &saved)) {
+        if (remember(ld) != 0 || parse_item(ld, first + index * slot, slot, arg) != 0) {
+            return -1;
+        }
+        pop_path(ld, saved);
+        index++;
+    }
+    if (rc != 0) {
+        return -1;
+    }
+    *count = index;
+    return 0;
+}
+
+static int parse_string_item(struct loader *ld, char *item, size_t slot, const void *arg)
+{
+    (void)arg;
+    return parse_string(ld, item, slot);
+}
+
 /* A list of strings into fixed slots; listen also takes a single string.
  * Too many entries is an error, never a silent cut. */
 static int parse_string_list(struct loader *ld, char *first, size_t slot, size_t max, size_t *count,
                              int single_ok)
 {
-    size_t index = 0;
-    size_t saved;
-
     if (single_ok && ld->event.type == YAML_SCALAR_EVENT) {
         *count = 1;
         return parse_string(ld, first, slot);
@@ -1128,129 +1184,48 @@ static int parse_string_list(struct loader *ld, char *first, size_t slot, size_t
         return fail(ld, "expected a list%s, got %s", single_ok ? " or a string" : "",
                     describe(&ld->event));
     }
-    for (;;) {
-        if (next_event(ld) != 0) {
-            return -1;
-        }
-        if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
-            break;
-        }
-        if (index == max) {
-            return fail(ld, "at most %zu entries are allowed", max);
-        }
-        push_index(ld, index, &saved);
-        if (remember(ld) != 0 || parse_string(ld, first + index * slot, slot) != 0) {
-            return -1;
-        }
-        pop_path(ld, saved);
-        index++;
-    }
-    *count = index;
-    return 0;
+    return parse_list(ld, first, slot, max, count, parse_string_item, NULL);
 }
 
 /* A list of mappings into fixed slots; check (may be NULL) sees each item
  * with the bits of the keys it set, the path pointing at the item. */
 typedef int (*item_check)(struct loader *ld, void *item, unsigned set, yaml_mark_t mark);
 
+struct item_rules {
+    const struct section *sec;
+    item_check check;
+};
+
+static int parse_mapping_item(struct loader *ld, char *item, size_t slot, const void *arg)
+{
+    const struct item_rules *rules = arg;
+    unsigned set = 0;
+    yaml_mark_t mark = ld->event.start_mark;
+
+    memset(item, 0, slot);
+    if (parse_mapping(ld, rules->sec, item, &set) != 0) {
+        return -1;
+    }
+    return rules->check != NULL ? rules->check(ld, item, set, mark) : 0;
+}
+
 static int parse_item_list(struct loader *ld, const struct section *sec, char *first, size_t slot,
                            size_t max, size_t *count, item_check check)
 {
-    size_t index = 0;
-    size_t saved;
+    const struct item_rules rules = {sec, check};
 
     if (ld->event.type != YAML_SEQUENCE_START_EVENT) {
         return fail(ld, "expected a list, got %s", describe(&ld->event));
     }
-    for (;;) {
-        unsigned set = 0;
-        yaml_mark_t mark;
-        if (next_event(ld) != 0) {
-            return -1;
-        }
-        if (ld->event.type == YAML_SEQUENCE_END_EVENT) {
-            break;
-        }
-        if (index == max) {
-            return fail(ld, "at most %zu entries are allowed", max);
-        }
-        push_index(ld, index, &saved);
-        mark = ld->event.start_mark;
-        memset(first + index * slot, 0, slot);
-        if (remember(ld) != 0 || parse_mapping(ld, sec, first + index * slot, &set) != 0) {
-            return -1;
-        }
-        if (check != NULL && check(ld, first + index * slot, set, mark) != 0) {
-            return -1;
-        }
-        pop_path(ld, saved);
-        index++;
-    }
-    *count = index;
-    return 0;
+    return parse_list(ld, first, slot, max, count, parse_mapping_item, &rules);
 }
 
 /* ------------------------------------------------------------------ */
 /* Custom keys                                                          */
 
-static int parse_listen(struct loader *ld, void *base)
-{
-    ct_config *cfg = base;
-    return parse_string_list(ld, cfg->listen[0], sizeof(cfg->listen[0]), CT_CONFIG_MAX_LISTEN,
-                             &cfg->listen_count, 1);
-}
-
-static int parse_previous_certificates(struct loader *ld, void *base)
-{
-    ct_config *cfg = base;
-    return parse_string_list(ld, cfg->previous_certificates[0],
-                             sizeof(cfg->previous_certificates[0]), CT_CONFIG_MAX_PREVIOUS_CERTS,
-                             &cfg->previous_certificate_count, 0);
-}
-
-static int parse_cors_origins(struct loader *ld, void *base)
-{
-    ct_config *cfg = base;
-    return parse_string_list(ld, cfg->http_cors_origins[0], sizeof(cfg->http_cors_origins[0]),
-                             CT_CONFIG_MAX_CORS_ORIGINS, &cfg->http_cors_origin_count, 0);
-}
-
 static const char *const identity_names[] = {"username", "uuid"};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 static const char *const reflection_names[] = {"public", "authenticated", "off"};
-
-static int parse_identity(struct loader *ld, void *base)
-{
-    ct_config *cfg = base;
-    size_t index;
-    if (parse_choice(ld, identity_names, 2, "username, uuid", &index) != 0) {
-        return -1;
-    }
-    cfg->identity = index == 0 ? CT_IDENTITY_USERNAME : CT_IDENTITY_UUID;
-    return 0;
-}
-
-static int parse_log_level(struct loader *ld, void *base)
-{
-    ct_config *cfg = base;
-    size_t index;
-    if (parse_choice(ld, log_level_names, 4, "debug, info, warn, error", &index) != 0) {
-        return -1;
-    }
-    cfg->log_level = (enum ct_log_level)index;
-    return 0;
-}
-
-static int parse_reflection(struct loader *ld, void *base)
-{
-    ct_config *cfg = base;
-    size_t index;
-    if (parse_choice(ld, reflection_names, 3, "public, authenticated, off", &index) != 0) {
-        return -1;
-    }
-    cfg->reflection = (enum ct_reflection_mode)index;
-    return 0;
-}
 
 static int parse_sha256(struct loader *ld, void *base)
 {
@@ -1338,12 +1313,26 @@ static int parse_mtls_clients(struct loader *ld, void *base)
                            &cfg->mtls_client_count, NULL);
 }
 
+static void print_certificate(const ct_config *cfg, FILE *out, const char *indent);
+static void print_nothing(const ct_config *cfg, FILE *out, const char *indent);
+static void print_api_keys(const ct_config *cfg, FILE *out, const char *indent);
+static void print_mtls_clients(const ct_config *cfg, FILE *out, const char *indent);
+
 static const struct field app_fields[] = {
-    STRING_FIELD("id", ct_config, app_id),
-    STRING_FIELD("certificate", ct_config, app_certificate),
-    STRING_FIELD("certificate_file", ct_config, app_certificate_file),
-    CUSTOM_FIELD("previous_certificates", parse_previous_certificates),
-    STRING_FIELD("key", ct_config, app_key),
+    STRING_FIELD("id", ct_config, app_id, .def_doc = "(required)",
+                 .doc = "the Agora app ID, 32 hex characters; env `CHAT_TOKEN_APP_ID` overrides"),
+    STRING_FIELD("certificate", ct_config, app_certificate, .secret = 1, .print = print_certificate,
+                 .def_doc = "(this or the file)",
+                 .doc = "the app certificate (32 hex characters), inline; env "
+                        "`CHAT_TOKEN_APP_CERTIFICATE` overrides"),
+    STRING_FIELD("certificate_file", ct_config, app_certificate_file, .print = print_nothing,
+                 .def_doc = "(or this)",
+                 .doc = "a file holding the app certificate; env "
+                        "`CHAT_TOKEN_APP_CERTIFICATE_FILE` overrides"),
+    LIST_FIELD("previous_certificates", previous_certificates, previous_certificate_count,
+               .secret = 1, .doc = "older certificates that RenewToken still accepts"),
+    STRING_FIELD("key", ct_config, app_key,
+                 .doc = "the Chat app key `org#app`; required with `user_tokens.identity: uuid`"),
 };
 static const struct section app_section = SECTION_OF(app_fields);
 
@@ -1364,91 +1353,237 @@ static int parse_app(struct loader *ld, void *base)
 }
 
 static const struct field tokens_fields[] = {
-    U32_FIELD("default_ttl_seconds", ct_config, default_ttl_seconds),
-    U32_FIELD("max_ttl_seconds", ct_config, max_ttl_seconds),
-    U32_FIELD("renew_grace_seconds", ct_config, renew_grace_seconds),
+    U32_FIELD("default_ttl_seconds", default_ttl_seconds, .def = 3600,
+              .doc = "TTL when a request says 0"),
+    U32_FIELD("max_ttl_seconds", max_ttl_seconds, .def = CT_CONFIG_MAX_TTL_SECONDS, .min = 1,
+              .max = CT_CONFIG_MAX_TTL_SECONDS,
+              .doc = "the largest TTL a request may ask for (at most 86400: Chat tokens live at "
+                     "most 24 h)"),
+    U32_FIELD("renew_grace_seconds", renew_grace_seconds, .def = 3600,
+              .max = CT_CONFIG_MAX_TTL_SECONDS,
+              .doc = "how long after expiry a token may still be renewed"),
 };
 static const struct section tokens_section = SECTION_OF(tokens_fields);
 
 static const struct field user_tokens_fields[] = {
-    CUSTOM_FIELD("identity", parse_identity),
+    CHOICE_FIELD("identity", identity, identity_names, .def = CT_IDENTITY_USERNAME,
+                 .doc = "what user tokens carry: the normalised username, or the user's Chat UUID "
+                        "(`uuid`, looked up through the directory)"),
 };
 static const struct section user_tokens_section = SECTION_OF(user_tokens_fields);
 
 static const struct field auth_fields[] = {
-    BOOL_FIELD("allow_unauthenticated", ct_config, allow_unauthenticated),
-    CUSTOM_FIELD("api_keys", parse_api_keys),
-    CUSTOM_FIELD("mtls_clients", parse_mtls_clients),
+    BOOL_FIELD("allow_unauthenticated", allow_unauthenticated,
+               .doc = "callers without credentials may call everything; refused at start unless "
+                      "every listener is loopback or a unix socket"),
+    CUSTOM_FIELD("api_keys", parse_api_keys, .section = &api_key_section, .print = print_api_keys,
+                 .secret = 1, .def_doc = "`[]`",
+                 .doc = "`name`, `sha256` (hex SHA-256 of the key) or `key_file`, `methods`"),
+    CUSTOM_FIELD("mtls_clients", parse_mtls_clients, .section = &mtls_client_section,
+                 .print = print_mtls_clients, .def_doc = "`[]`",
+                 .doc = "`id`, `methods`: an `id` with a URI scheme (a SPIFFE ID, `https://...`) "
+                        "matches a URI SAN of the verified client certificate, any other `id` a "
+                        "DNS SAN; email and IP addresses are refused (see the security model)"),
 };
 static const struct section auth_section = SECTION_OF(auth_fields);
 
 static const struct field tls_fields[] = {
-    STRING_FIELD("cert_file", ct_config, tls_cert_file),
-    STRING_FIELD("key_file", ct_config, tls_key_file),
-    STRING_FIELD("client_ca_file", ct_config, tls_client_ca_file),
+    STRING_FIELD("cert_file", ct_config, tls_cert_file,
+                 .doc = "TLS for the `listen` addresses: the certificate chain (PEM)"),
+    STRING_FIELD("key_file", ct_config, tls_key_file,
+                 .doc = "its private key (PEM); goes with `tls.cert_file`"),
+    STRING_FIELD("client_ca_file", ct_config, tls_client_ca_file,
+                 .doc = "require and verify client certificates (mTLS)"),
 };
 static const struct section tls_section = SECTION_OF(tls_fields);
 
 static const struct field log_fields[] = {
-    CUSTOM_FIELD("level", parse_log_level),
+    CHOICE_FIELD("level", log_level, log_level_names, .def = CT_LOG_INFO,
+                 .doc = "`debug`, `info` (one line per RPC), `warn`, `error`"),
 };
 static const struct section log_section = SECTION_OF(log_fields);
 
 static const struct field shutdown_fields[] = {
-    U32_FIELD("drain_seconds", ct_config, drain_seconds),
-    U32_FIELD("grace_seconds", ct_config, grace_seconds),
+    U32_FIELD("drain_seconds", drain_seconds, .def = 5,
+              .doc = "after SIGTERM, how long health says NOT_SERVING while calls are still "
+                     "served"),
+    U32_FIELD("grace_seconds", grace_seconds, .def = 20, .min = 1, .max = UINT32_MAX,
+              .doc = "then, how long in-flight calls may take before they are cancelled"),
 };
 static const struct section shutdown_section = SECTION_OF(shutdown_fields);
 
 static const struct field cache_fields[] = {
-    U32_FIELD("capacity", ct_config, directory_cache_capacity),
-    U32_FIELD("ttl_seconds", ct_config, directory_cache_ttl_seconds),
-    U32_FIELD("negative_ttl_seconds", ct_config, directory_cache_negative_ttl_seconds),
+    U32_FIELD("capacity", directory_cache_capacity, .def = 100000, .min = 1, .max = UINT32_MAX,
+              .doc = "UUIDs kept per pod"),
+    U32_FIELD("ttl_seconds", directory_cache_ttl_seconds, .def = 86400, .min = 1, .max = UINT32_MAX,
+              .doc = "how long a UUID is kept"),
+    U32_FIELD("negative_ttl_seconds", directory_cache_negative_ttl_seconds, .def = 30,
+              .doc = "how long \"no such user\" is kept (auto_register off)"),
 };
 static const struct section cache_section = SECTION_OF(cache_fields);
 
 static const struct field directory_fields[] = {
-    STRING_FIELD("base_url", ct_config, directory_base_url),
-    BOOL_FIELD("auto_register", ct_config, directory_auto_register),
-    U32_FIELD("connect_timeout_ms", ct_config, directory_connect_timeout_ms),
-    U32_FIELD("request_timeout_ms", ct_config, directory_request_timeout_ms),
-    U32_FIELD("retries", ct_config, directory_retries),
-    U32_FIELD("rate_limit_per_second", ct_config, directory_rate_limit_per_second),
+    STRING_FIELD("base_url", ct_config, directory_base_url, .def_text = "https://a41.chat.agora.io",
+                 .doc = "the Agora Chat REST API (uuid mode); `https://` in production, `http://` "
+                        "allowed for tests"),
+    BOOL_FIELD("auto_register", directory_auto_register, .def = 1,
+               .doc = "register users the API does not know (with a random password), else "
+                      "answer NOT_FOUND"),
+    U32_FIELD("connect_timeout_ms", directory_connect_timeout_ms, .def = 1000, .min = 1,
+              .max = UINT32_MAX, .doc = "TCP + TLS connect timeout per upstream request"),
+    U32_FIELD("request_timeout_ms", directory_request_timeout_ms, .def = 3000, .min = 1,
+              .max = UINT32_MAX,
+              .doc = "whole-request timeout per attempt (never past the caller's deadline)"),
+    U32_FIELD("retries", directory_retries, .def = 2, .max = DIRECTORY_MAX_RETRIES,
+              .doc = "extra attempts on network errors, 5xx and 429 (exponential backoff with "
+                     "jitter, `Retry-After` honoured); at most 10"),
+    U32_FIELD("rate_limit_per_second", directory_rate_limit_per_second, .def = 100, .min = 1,
+              .max = UINT32_MAX,
+              .doc = "token bucket towards the API; requests beyond it wait, they do not fail"),
     SECTION_FIELD("cache", cache_section),
 };
 static const struct section directory_section = SECTION_OF(directory_fields);
 
 static const struct field cors_fields[] = {
-    CUSTOM_FIELD("allowed_origins", parse_cors_origins),
+    LIST_FIELD("allowed_origins", http_cors_origins, http_cors_origin_count,
+               .doc = "exact origins allowed cross-origin (`scheme://host[:port]`); `*` is refused "
+                      "unless `auth.allow_unauthenticated`"),
 };
 static const struct section cors_section = SECTION_OF(cors_fields);
 
 static const struct field http_fields[] = {
-    STRING_FIELD("listen", ct_config, http_listen),
-    BOOL_FIELD("compat_routes", ct_config, http_compat_routes),
+    STRING_FIELD("listen", ct_config, http_listen, .def_doc = "none (off)",
+                 .doc = "the HTTP side port: `host:port`"),
+    BOOL_FIELD("compat_routes", http_compat_routes, .def = 1,
+               .doc = "serve the seed's `GET /chat/app/token` and `GET /chat/user/{name}/token`"),
     SECTION_FIELD("cors", cors_section),
-    U32_FIELD("max_connections", ct_config, http_max_connections),
-    U32_FIELD("request_timeout_seconds", ct_config, http_request_timeout_seconds),
-    U32_FIELD("max_connections_per_ip", ct_config, http_max_connections_per_ip),
+    U32_FIELD("max_connections", http_max_connections, .def = 1024, .min = 1, .max = UINT32_MAX,
+              .doc = "concurrent HTTP connections"),
+    U32_FIELD("request_timeout_seconds", http_request_timeout_seconds, .def = 10, .min = 1,
+              .max = 3600,
+              .doc = "the time (1..3600 s) a connection has to deliver a complete request, from "
+                     "connecting or from its previous answer; slower ones (slow headers or body, "
+                     "idle keep-alive) are closed"),
+    U32_FIELD("max_connections_per_ip", http_max_connections_per_ip, .def = 64, .min = 1,
+              .max = UINT32_MAX,
+              .doc = "connections one client address may hold (unix sockets: no cap); behind a "
+                     "proxy, ingress or mesh sidecar every connection has the proxy's address: set "
+                     "it to `http.max_connections`"),
 };
 static const struct section http_section = SECTION_OF(http_fields);
 
 static const struct field root_fields[] = {
-    CUSTOM_FIELD("listen", parse_listen),
-    STRING_FIELD("health_listen", ct_config, health_listen),
-    CUSTOM_FIELD("app", parse_app),
+    LIST_FIELD("listen", listen, listen_count, .single_ok = 1, .def_doc = "(required)",
+               .doc = "gRPC listeners: `host:port`, `[v6]:port` or `unix:/absolute/path`"),
+    STRING_FIELD("health_listen", ct_config, health_listen,
+                 .doc = "a plaintext listener that serves only `grpc.health.v1` (Kubernetes "
+                        "probes when the main port is mTLS)"),
+    CUSTOM_FIELD("app", parse_app, .section = &app_section),
     SECTION_FIELD("tokens", tokens_section),
     SECTION_FIELD("user_tokens", user_tokens_section),
     SECTION_FIELD("auth", auth_section),
     SECTION_FIELD("tls", tls_section),
-    UNSIGNED_FIELD("workers", ct_config, workers),
+    {.key = "workers",
+     .kind = FIELD_UNSIGNED,
+     MEMBER(ct_config, workers),
+     .max = CT_CONFIG_MAX_WORKERS,
+     .range_note = " (0 = one per core)",
+     .doc = "worker threads (one completion queue each); 0 = one per core"},
     SECTION_FIELD("log", log_section),
     SECTION_FIELD("shutdown", shutdown_section),
     SECTION_FIELD("directory", directory_section),
     SECTION_FIELD("http", http_section),
-    CUSTOM_FIELD("reflection", parse_reflection),
+    CHOICE_FIELD("reflection", reflection, reflection_names, .def = CT_REFLECTION_PUBLIC,
+                 .doc = "who may call `grpc.reflection`: `public` (anyone, as grpcurl expects), "
+                        "`authenticated` (callers with a known API key or client certificate, "
+                        "whatever their `methods`; else UNAUTHENTICATED), `off` (UNIMPLEMENTED)"),
 };
 static const struct section root_section = SECTION_OF(root_fields);
+
+/* ------------------------------------------------------------------ */
+/* Walks over the table: defaults, bounds                               */
+
+static void set_defaults(const struct section *sec, void *base)
+{
+    for (size_t i = 0; i < sec->count; i++) {
+        const struct field *f = &sec->fields[i];
+        char *target = (char *)base + f->offset;
+
+        switch (f->kind) {
+        case FIELD_U32:
+            *(uint32_t *)(void *)target = f->def;
+            break;
+        case FIELD_UNSIGNED:
+        case FIELD_CHOICE:
+            *(unsigned *)(void *)target = f->def;
+            break;
+        case FIELD_BOOL:
+            *(int *)(void *)target = (int)f->def;
+            break;
+        case FIELD_STRING:
+            snprintf(target, f->size, "%s", f->def_text != NULL ? f->def_text : "");
+            break;
+        case FIELD_SECTION:
+            set_defaults(f->section, base);
+            break;
+        case FIELD_CUSTOM:
+            if (f->section != NULL && f->print == NULL) { /* a mapping parsed by hand (app) */
+                set_defaults(f->section, base);
+            }
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+void ct_config_defaults(ct_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    set_defaults(&root_section, cfg);
+}
+
+/* The bounds of every number that has them, in table order. */
+static int check_section_bounds(const struct section *sec, const ct_config *cfg, const char *prefix,
+                                struct problem *p)
+{
+    for (size_t i = 0; i < sec->count; i++) {
+        const struct field *f = &sec->fields[i];
+        const struct section *inner = f->kind == FIELD_SECTION ? f->section : NULL;
+        uint32_t value;
+
+        if (f->kind == FIELD_CUSTOM && f->print == NULL) {
+            inner = f->section;
+        }
+        set_path(p, "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", f->key);
+        if (inner != NULL) {
+            char path[KEY_PATH_MAX];
+            snprintf(path, sizeof(path), "%s", p->path);
+            if (check_section_bounds(inner, cfg, path, p) != 0) {
+                return -1;
+            }
+            continue;
+        }
+        if (f->max == 0 || (f->kind != FIELD_U32 && f->kind != FIELD_UNSIGNED)) {
+            continue;
+        }
+        memcpy(&value, (const char *)cfg + f->offset, sizeof(value));
+        if (value >= f->min && value <= f->max) {
+            continue;
+        }
+        if (f->max == UINT32_MAX) {
+            return report(p, "must be at least %u, got %u", (unsigned)f->min, (unsigned)value);
+        }
+        return report(p, "must be %u..%u%s, got %u", (unsigned)f->min, (unsigned)f->max,
+                      f->range_note != NULL ? f->range_note : "", (unsigned)value);
+    }
+    return 0;
+}
+
+static int check_bounds(const ct_config *cfg, struct problem *p)
+{
+    return check_section_bounds(&root_section, cfg, "", p);
+}
 
 static int parse_document(struct loader *ld)
 {
@@ -1761,29 +1896,29 @@ static const char *yaml_bool(int value)
     return value ? "true" : "false";
 }
 
-static void print_app(const ct_config *cfg, FILE *out)
+static void print_certificate(const ct_config *cfg, FILE *out, const char *indent)
 {
-    fputs("app:\n", out);
-    print_string_key(out, "  ", "id", cfg->app_id);
+    /* where the certificate came from, or that it was given inline */
     if (cfg->app_certificate_file[0] != '\0') {
-        print_string_key(out, "  ", "certificate_file", cfg->app_certificate_file);
+        print_string_key(out, indent, "certificate_file", cfg->app_certificate_file);
     } else if (cfg->app_certificate[0] != '\0') {
-        print_string_key(out, "  ", "certificate", "***");
+        print_string_key(out, indent, "certificate", "***");
     }
-    fputs("  previous_certificates: ", out);
-    print_string_list(out, cfg->previous_certificates[0], sizeof(cfg->previous_certificates[0]),
-                      cfg->previous_certificate_count, 1);
-    fputc('\n', out);
-    print_string_key(out, "  ", "key", cfg->app_key);
 }
 
-static void print_auth(const ct_config *cfg, FILE *out)
+static void print_nothing(const ct_config *cfg, FILE *out, const char *indent)
 {
-    fprintf(out, "auth:\n  allow_unauthenticated: %s\n", yaml_bool(cfg->allow_unauthenticated));
-    fprintf(out, "  api_keys:%s\n", cfg->api_key_count == 0 ? " []" : "");
+    (void)cfg;
+    (void)out;
+    (void)indent;
+}
+
+static void print_api_keys(const ct_config *cfg, FILE *out, const char *indent)
+{
+    fprintf(out, "%sapi_keys:%s\n", indent, cfg->api_key_count == 0 ? " []" : "");
     for (size_t i = 0; i < cfg->api_key_count; i++) {
         const ct_api_key *key = &cfg->api_keys[i];
-        fputs("    - {name: ", out);
+        fprintf(out, "%s  - {name: ", indent);
         print_quoted(out, key->name);
         if (key->key_file[0] != '\0') {
             fputs(", key_file: ", out);
@@ -1795,9 +1930,13 @@ static void print_auth(const ct_config *cfg, FILE *out)
         print_methods(out, key->methods);
         fputs("}\n", out);
     }
-    fprintf(out, "  mtls_clients:%s\n", cfg->mtls_client_count == 0 ? " []" : "");
+}
+
+static void print_mtls_clients(const ct_config *cfg, FILE *out, const char *indent)
+{
+    fprintf(out, "%smtls_clients:%s\n", indent, cfg->mtls_client_count == 0 ? " []" : "");
     for (size_t i = 0; i < cfg->mtls_client_count; i++) {
-        fputs("    - {id: ", out);
+        fprintf(out, "%s  - {id: ", indent);
         print_quoted(out, cfg->mtls_clients[i].id);
         fputs(", ", out);
         print_methods(out, cfg->mtls_clients[i].methods);
@@ -1805,60 +1944,119 @@ static void print_auth(const ct_config *cfg, FILE *out)
     }
 }
 
-static void print_directory(const ct_config *cfg, FILE *out)
+static void print_section(const struct section *sec, const ct_config *cfg, FILE *out,
+                          const char *indent)
 {
-    fputs("directory:\n", out);
-    print_string_key(out, "  ", "base_url", cfg->directory_base_url);
-    fprintf(out, "  auto_register: %s\n", yaml_bool(cfg->directory_auto_register));
-    fprintf(out, "  connect_timeout_ms: %u\n", (unsigned)cfg->directory_connect_timeout_ms);
-    fprintf(out, "  request_timeout_ms: %u\n", (unsigned)cfg->directory_request_timeout_ms);
-    fprintf(out, "  retries: %u\n", (unsigned)cfg->directory_retries);
-    fprintf(out, "  rate_limit_per_second: %u\n", (unsigned)cfg->directory_rate_limit_per_second);
-    fprintf(out, "  cache:\n    capacity: %u\n", (unsigned)cfg->directory_cache_capacity);
-    fprintf(out, "    ttl_seconds: %u\n", (unsigned)cfg->directory_cache_ttl_seconds);
-    fprintf(out, "    negative_ttl_seconds: %u\n",
-            (unsigned)cfg->directory_cache_negative_ttl_seconds);
-}
+    char inner[16];
 
-static void print_http(const ct_config *cfg, FILE *out)
-{
-    fputs("http:\n", out);
-    print_string_key(out, "  ", "listen", cfg->http_listen);
-    fprintf(out, "  compat_routes: %s\n", yaml_bool(cfg->http_compat_routes));
-    fputs("  cors:\n    allowed_origins: ", out);
-    print_string_list(out, cfg->http_cors_origins[0], sizeof(cfg->http_cors_origins[0]),
-                      cfg->http_cors_origin_count, 0);
-    fprintf(out, "\n  max_connections: %u\n", (unsigned)cfg->http_max_connections);
-    fprintf(out, "  request_timeout_seconds: %u\n", (unsigned)cfg->http_request_timeout_seconds);
-    fprintf(out, "  max_connections_per_ip: %u\n", (unsigned)cfg->http_max_connections_per_ip);
+    snprintf(inner, sizeof(inner), "%s  ", indent);
+    for (size_t i = 0; i < sec->count; i++) {
+        const struct field *f = &sec->fields[i];
+        const char *at = (const char *)cfg + f->offset;
+        unsigned value;
+
+        if (f->print != NULL) {
+            f->print(cfg, out, indent);
+            continue;
+        }
+        switch (f->kind) {
+        case FIELD_STRING:
+            print_string_key(out, indent, f->key, f->secret && at[0] != '\0' ? "***" : at);
+            break;
+        case FIELD_U32:
+        case FIELD_UNSIGNED:
+        case FIELD_CHOICE:
+            memcpy(&value, at, sizeof(value));
+            if (f->kind == FIELD_CHOICE) {
+                fprintf(out, "%s%s: %s\n", indent, f->key,
+                        f->names[value < f->name_count ? value : f->def]);
+            } else {
+                fprintf(out, "%s%s: %u\n", indent, f->key, value);
+            }
+            break;
+        case FIELD_BOOL:
+            fprintf(out, "%s%s: %s\n", indent, f->key, yaml_bool(*(const int *)(const void *)at));
+            break;
+        case FIELD_STRING_LIST:
+            fprintf(out, "%s%s: ", indent, f->key);
+            print_string_list(out, at, f->size,
+                              *(const size_t *)(const void *)((const char *)cfg + f->count_offset),
+                              f->secret);
+            fputc('\n', out);
+            break;
+        case FIELD_SECTION:
+        case FIELD_CUSTOM:
+            fprintf(out, "%s%s:\n", indent, f->key);
+            print_section(f->section, cfg, out, inner);
+            break;
+        case FIELD_METHODS:
+            break;
+        }
+    }
 }
 
 void ct_config_print(const ct_config *cfg, FILE *out)
 {
     fputs("# chat-tokend effective configuration; secrets are shown as \"***\"\n", out);
-    fputs("listen: ", out);
-    print_string_list(out, cfg->listen[0], sizeof(cfg->listen[0]), cfg->listen_count, 0);
-    fputc('\n', out);
-    print_string_key(out, "", "health_listen", cfg->health_listen);
-    print_app(cfg, out);
-    fprintf(out, "tokens:\n  default_ttl_seconds: %u\n", (unsigned)cfg->default_ttl_seconds);
-    fprintf(out, "  max_ttl_seconds: %u\n", (unsigned)cfg->max_ttl_seconds);
-    fprintf(out, "  renew_grace_seconds: %u\n", (unsigned)cfg->renew_grace_seconds);
-    fprintf(out, "user_tokens:\n  identity: %s\n",
-            cfg->identity == CT_IDENTITY_UUID ? "uuid" : "username");
-    print_auth(cfg, out);
-    fputs("tls:\n", out);
-    print_string_key(out, "  ", "cert_file", cfg->tls_cert_file);
-    print_string_key(out, "  ", "key_file", cfg->tls_key_file);
-    print_string_key(out, "  ", "client_ca_file", cfg->tls_client_ca_file);
-    fprintf(out, "workers: %u\n", cfg->workers);
-    fprintf(out, "log:\n  level: %s\n",
-            (unsigned)cfg->log_level <= CT_LOG_ERROR ? log_level_names[cfg->log_level] : "info");
-    fprintf(out, "shutdown:\n  drain_seconds: %u\n", (unsigned)cfg->drain_seconds);
-    fprintf(out, "  grace_seconds: %u\n", (unsigned)cfg->grace_seconds);
-    print_directory(cfg, out);
-    print_http(cfg, out);
-    fprintf(out, "reflection: %s\n",
-            (unsigned)cfg->reflection <= CT_REFLECTION_OFF ? reflection_names[cfg->reflection]
-                                                           : "public");
+    print_section(&root_section, cfg, out, "");
+}
+
+/* ------------------------------------------------------------------ */
+/* The README's configuration reference                                 */
+
+static void reference_default(const struct field *f, FILE *out)
+{
+    if (f->def_doc != NULL) {
+        fputs(f->def_doc, out);
+        return;
+    }
+    switch (f->kind) {
+    case FIELD_U32:
+    case FIELD_UNSIGNED:
+        fprintf(out, "%u", (unsigned)f->def);
+        break;
+    case FIELD_BOOL:
+        fputs(yaml_bool((int)f->def), out);
+        break;
+    case FIELD_CHOICE:
+        fprintf(out, "`%s`", f->names[f->def]);
+        break;
+    case FIELD_STRING:
+        if (f->def_text != NULL) {
+            fprintf(out, "`%s`", f->def_text);
+        } else {
+            fputs("none", out);
+        }
+        break;
+    default:
+        fputs("`[]`", out);
+        break;
+    }
+}
+
+static void reference_section(const struct section *sec, const char *prefix, FILE *out)
+{
+    for (size_t i = 0; i < sec->count; i++) {
+        const struct field *f = &sec->fields[i];
+        char path[KEY_PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", f->key);
+        if (f->doc == NULL && f->section != NULL) {
+            reference_section(f->section, path, out);
+            continue;
+        }
+        if (f->doc == NULL) {
+            continue;
+        }
+        /* a list of mappings is documented as one row: key[] */
+        fprintf(out, "| `%s%s` | ", path, f->kind == FIELD_CUSTOM ? "[]" : "");
+        reference_default(f, out);
+        fprintf(out, " | %s |\n", f->doc);
+    }
+}
+
+void ct_config_reference(FILE *out)
+{
+    fputs("| key | default | meaning |\n| --- | --- | --- |\n", out);
+    reference_section(&root_section, "", out);
 }

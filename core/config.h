@@ -50,6 +50,8 @@ typedef struct ct_mtls_client {
     unsigned methods;
 } ct_mtls_client;
 
+/* Defaults, bounds and the meaning of each key: the key table in config.c
+ * (and the README's reference printed from it). */
 typedef struct ct_config {
     /* listen: "host:port" or "unix:/path" */
     size_t listen_count;
@@ -64,15 +66,15 @@ typedef struct ct_config {
     char app_key[CT_CONFIG_APP_KEY_MAX];
 
     /* tokens */
-    uint32_t default_ttl_seconds; /* default 3600 */
-    uint32_t max_ttl_seconds;     /* default 86400, at most 86400 */
-    uint32_t renew_grace_seconds; /* default 3600 */
+    uint32_t default_ttl_seconds;
+    uint32_t max_ttl_seconds;
+    uint32_t renew_grace_seconds;
 
     /* user_tokens */
-    enum ct_identity_mode identity; /* default username */
+    enum ct_identity_mode identity;
 
     /* auth */
-    int allow_unauthenticated; /* default 0; refused unless all listeners are local */
+    int allow_unauthenticated;
     size_t api_key_count;
     ct_api_key api_keys[CT_CONFIG_MAX_API_KEYS];
     size_t mtls_client_count;
@@ -88,28 +90,28 @@ typedef struct ct_config {
     enum ct_reflection_mode reflection; /* default public */
 
     /* shutdown */
-    uint32_t drain_seconds; /* default 5 */
-    uint32_t grace_seconds; /* default 20 */
+    uint32_t drain_seconds;
+    uint32_t grace_seconds;
 
     /* directory: the Agora Chat REST API (uuid identity mode) */
-    char directory_base_url[CT_CONFIG_URL_MAX];    /* default "https://a41.chat.agora.io" */
-    int directory_auto_register;                   /* default 1 */
-    uint32_t directory_connect_timeout_ms;         /* default 1000 */
-    uint32_t directory_request_timeout_ms;         /* default 3000 */
-    uint32_t directory_retries;                    /* default 2 */
-    uint32_t directory_rate_limit_per_second;      /* default 100 */
-    uint32_t directory_cache_capacity;             /* default 100000 */
-    uint32_t directory_cache_ttl_seconds;          /* default 86400 */
-    uint32_t directory_cache_negative_ttl_seconds; /* default 30 */
+    char directory_base_url[CT_CONFIG_URL_MAX];
+    int directory_auto_register;
+    uint32_t directory_connect_timeout_ms;
+    uint32_t directory_request_timeout_ms;
+    uint32_t directory_retries;
+    uint32_t directory_rate_limit_per_second;
+    uint32_t directory_cache_capacity;
+    uint32_t directory_cache_ttl_seconds;
+    uint32_t directory_cache_negative_ttl_seconds;
 
     /* http: the optional side port ("" listen = off) */
     char http_listen[CT_CONFIG_ADDR_MAX];
-    int http_compat_routes; /* default 1 */
+    int http_compat_routes;
     size_t http_cors_origin_count;
     char http_cors_origins[CT_CONFIG_MAX_CORS_ORIGINS][CT_CONFIG_ADDR_MAX];
-    uint32_t http_max_connections;         /* default 1024 */
-    uint32_t http_request_timeout_seconds; /* default 10: to deliver a complete request */
-    uint32_t http_max_connections_per_ip;  /* default 64 */
+    uint32_t http_max_connections;
+    uint32_t http_request_timeout_seconds; /* to deliver a complete request */
+    uint32_t http_max_connections_per_ip;
 
     /* Where app_certificate was read from (app.certificate_file or
      * CHAT_TOKEN_APP_CERTIFICATE_FILE); "" = given inline or by
@@ -117,7 +119,8 @@ typedef struct ct_config {
     char app_certificate_file[CT_CONFIG_PATH_MAX];
 } ct_config;
 
-/* Fills cfg with the defaults above (no listeners, no app). */
+/* Fills cfg with the defaults (no listeners, no app): see the key table in
+ * config.c and the README's reference generated from it. */
 void ct_config_defaults(ct_config *cfg);
 
 /* Loads and validates a YAML document (path is used in messages only; NULL
@@ -137,6 +140,10 @@ int ct_config_validate(const ct_config *cfg, char *err, size_t errlen);
 
 /* Prints the effective configuration as YAML with every secret masked. */
 void ct_config_print(const ct_config *cfg, FILE *out);
+
+/* Prints the configuration reference (a markdown table: key, default,
+ * meaning) from the same table the loader uses; the README holds it. */
+void ct_config_reference(FILE *out);
 
 /* Wipes the secrets in cfg (certificates, key hashes). */
 void ct_config_wipe(ct_config *cfg);

@@ -2,6 +2,7 @@
 #include "username.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int ct_username_normalize(const char *name, size_t len, char out[CT_USERNAME_MAX + 1], char *err,
                           size_t errlen)
@@ -36,4 +37,13 @@ int ct_username_normalize(const char *name, size_t len, char out[CT_USERNAME_MAX
     }
     out[len] = '\0';
     return 0;
+}
+
+int ct_username_is_normal(const char *s)
+{
+    char normal[CT_USERNAME_MAX + 1];
+    char err[128];
+    size_t len = strnlen(s, CT_USERNAME_MAX + 1);
+
+    return ct_username_normalize(s, len, normal, err, sizeof(err)) == 0 && strcmp(normal, s) == 0;
 }

@@ -13,4 +13,8 @@
 int ct_username_normalize(const char *name, size_t len, char out[CT_USERNAME_MAX + 1], char *err,
                           size_t errlen);
 
+/* 1 when s is a name as ct_username_normalize writes it (valid, lower
+ * case): for code past the entry point that relies on the rule. */
+int ct_username_is_normal(const char *s);
+
 #endif

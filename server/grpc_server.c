@@ -28,10 +28,10 @@
 #include "chattoken/v1/token_service.pb-c.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "log.h"
-#include "proto_strings.h"
 #include "reflection.h"
 #include "rpc.h"
 #include "secret.h"
+#include "wire.h"
 
 #define MAX_WORKERS 64
 #define MESSAGE_MAX (64 * 1024)
@@ -314,74 +314,98 @@ static int authenticate(call *c)
 
 /* ---- TokenService ---- */
 
-static void fill_timestamp(Google__Protobuf__Timestamp *ts, int64_t seconds)
+static Google__Protobuf__Timestamp *timestamp(Google__Protobuf__Timestamp *ts, int64_t seconds)
 {
     google__protobuf__timestamp__init(ts);
     ts->seconds = seconds;
+    return ts;
 }
 
-static void answer_app(call *c, const uint8_t *data, size_t len)
+/* Decodes a request; NULL with INVALID_ARGUMENT in c->status. */
+static void *unpack_request(call *c, const ProtobufCMessageDescriptor *type, const uint8_t *data,
+                            size_t len)
 {
-    Chattoken__V1__GetAppTokenRequest *req =
-        chattoken__v1__get_app_token_request__unpack(NULL, len, data);
-    Chattoken__V1__GetAppTokenResponse resp = CHATTOKEN__V1__GET_APP_TOKEN_RESPONSE__INIT;
-    Google__Protobuf__Timestamp expire;
-    srv_token_reply reply;
+    ProtobufCMessage *m = protobuf_c_message_unpack(type, NULL, len, data);
 
-    if (req == NULL) {
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "GetAppTokenRequest does not decode");
-        return;
+    if (m == NULL) {
+        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "%s does not decode", type->short_name);
     }
-    if (srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply, &c->status) ==
-        SRV_OK) {
-        fill_timestamp(&expire, reply.expire_time);
-        resp.token = reply.token;
-        resp.expire_time = &expire;
-        set_response(c, &resp.base);
-    }
-    chattoken__v1__get_app_token_request__free_unpacked(req, NULL);
+    return m;
 }
 
-static void answer_renew(call *c, const uint8_t *data, size_t len)
+static void free_request(void *request)
 {
-    Chattoken__V1__RenewTokenRequest *req =
-        chattoken__v1__renew_token_request__unpack(NULL, len, data);
-    Chattoken__V1__RenewTokenResponse resp = CHATTOKEN__V1__RENEW_TOKEN_RESPONSE__INIT;
-    Google__Protobuf__Timestamp expire;
-    srv_token_reply reply;
-
-    if (req == NULL) {
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "RenewTokenRequest does not decode");
-        return;
+    if (request != NULL) {
+        protobuf_c_message_free_unpacked(request, NULL);
     }
-    if (srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
-                        req->ttl_seconds, &reply, &c->status) == SRV_OK) {
-        fill_timestamp(&expire, reply.expire_time);
-        resp.token = reply.token;
+}
+
+/* The response of c's method for a token reply: the one place that maps a
+ * reply to each TokenService response. */
+static void set_token_response(call *c, const srv_token_reply *reply)
+{
+    Google__Protobuf__Timestamp expire;
+
+    timestamp(&expire, reply->expire_time);
+    if (c->kind == CT_METHOD_GET_APP_TOKEN) {
+        Chattoken__V1__GetAppTokenResponse resp = CHATTOKEN__V1__GET_APP_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
         resp.expire_time = &expire;
-        resp.kind = reply.kind == SRV_KIND_APP ? CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_APP
-                                               : CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_USER;
-        resp.user_id = reply.user_id;
+        set_response(c, &resp.base);
+    } else if (c->kind == CT_METHOD_RENEW_TOKEN) {
+        Chattoken__V1__RenewTokenResponse resp = CHATTOKEN__V1__RENEW_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
+        resp.expire_time = &expire;
+        resp.kind = reply->kind == SRV_KIND_APP ? CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_APP
+                                                : CHATTOKEN__V1__TOKEN_KIND__TOKEN_KIND_USER;
+        resp.user_id = (char *)reply->user_id;
+        set_response(c, &resp.base);
+    } else {
+        Chattoken__V1__GetUserTokenResponse resp = CHATTOKEN__V1__GET_USER_TOKEN_RESPONSE__INIT;
+        resp.token = (char *)reply->token;
+        resp.expire_time = &expire;
+        resp.user_id = (char *)reply->user_id;
+        resp.registered = reply->registered != 0;
         set_response(c, &resp.base);
     }
-    chattoken__v1__renew_token_request__free_unpacked(req, NULL);
+}
+
+/* GetAppToken and RenewToken: answered on this thread. */
+static void answer_now(call *c, const uint8_t *data, size_t len)
+{
+    srv_token_reply reply;
+    int rc = SRV_INVALID_ARGUMENT;
+
+    if (c->kind == CT_METHOD_GET_APP_TOKEN) {
+        Chattoken__V1__GetAppTokenRequest *req =
+            unpack_request(c, &chattoken__v1__get_app_token_request__descriptor, data, len);
+        if (req != NULL) {
+            rc =
+                srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply, &c->status);
+        }
+        free_request(req);
+    } else {
+        Chattoken__V1__RenewTokenRequest *req =
+            unpack_request(c, &chattoken__v1__renew_token_request__descriptor, data, len);
+        if (req != NULL) {
+            rc = srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
+                                 req->ttl_seconds, &reply, &c->status);
+        }
+        free_request(req);
+    }
+    if (rc == SRV_OK) {
+        set_token_response(c, &reply);
+    }
 }
 
 /* Runs once, on the worker or on the directory thread (see the top). */
 static void user_done(srv_user_request *request)
 {
     call *c = request->arg;
-    Chattoken__V1__GetUserTokenResponse resp = CHATTOKEN__V1__GET_USER_TOKEN_RESPONSE__INIT;
-    Google__Protobuf__Timestamp expire;
 
     c->status = request->status;
     if (c->status.code == SRV_OK) {
-        fill_timestamp(&expire, request->reply.expire_time);
-        resp.token = request->reply.token;
-        resp.expire_time = &expire;
-        resp.user_id = request->reply.user_id;
-        resp.registered = request->reply.registered != 0;
-        set_response(c, &resp.base);
+        set_token_response(c, &request->reply);
     }
     finish(c);
 }
@@ -390,15 +414,14 @@ static void user_done(srv_user_request *request)
 static int answer_user(call *c, const uint8_t *data, size_t len)
 {
     Chattoken__V1__GetUserTokenRequest *req =
-        chattoken__v1__get_user_token_request__unpack(NULL, len, data);
+        unpack_request(c, &chattoken__v1__get_user_token_request__descriptor, data, len);
 
     if (req == NULL) {
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "GetUserTokenRequest does not decode");
         return 0;
     }
     srv_get_user_token(c->server->ctx, &c->caller, req->username, strlen(req->username),
                        req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
-    chattoken__v1__get_user_token_request__free_unpacked(req, NULL);
+    free_request(req);
     return 1;
 }
 
@@ -415,15 +438,13 @@ static void dispatch_token_call(call *c)
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "no request message");
     } else if (authenticate(c) != SRV_OK) {
         /* the status says why */
-    } else if (srv_proto_has_nul_in_strings(data, len)) {
+    } else if (srv_wire_has_nul_in_strings(data, len)) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "string fields must not contain NUL bytes");
     } else {
-        if (c->kind == CT_METHOD_GET_APP_TOKEN) {
-            answer_app(c, data, len);
-        } else if (c->kind == CT_METHOD_RENEW_TOKEN) {
-            answer_renew(c, data, len);
-        } else {
+        if (c->kind == CT_METHOD_GET_USER_TOKEN) {
             handed_on = answer_user(c, data, len);
+        } else {
+            answer_now(c, data, len);
         }
     }
     free(data);
@@ -594,14 +615,15 @@ static void start_watch(call *c)
 
 /* ---- reflection ---- */
 
-static void reflect_recv(call *c)
+/* Reads the next message of c into c->payload; its event comes at step. */
+static void recv_message(call *c, enum call_step step)
 {
     grpc_op op;
 
     memset(&op, 0, sizeof(op));
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &c->payload;
-    c->step = STEP_REFLECT_RECV;
+    c->step = step;
     start_batch(c, &op, 1, c);
 }
 
@@ -648,17 +670,6 @@ static void reflect_answer(call *c)
 
 /* ---- generic calls: health, reflection, and everything unknown ---- */
 
-static void recv_message(call *c, enum call_step step)
-{
-    grpc_op op;
-
-    memset(&op, 0, sizeof(op));
-    op.op = GRPC_OP_RECV_MESSAGE;
-    op.data.recv_message.recv_message = &c->payload;
-    c->step = step;
-    start_batch(c, &op, 1, c);
-}
-
 static enum ct_method generic_method(const call *c)
 {
     for (size_t i = 0; i < sizeof(generic_paths) / sizeof(generic_paths[0]); i++) {
@@ -700,7 +711,7 @@ static void dispatch_generic(call *c)
             return;
         }
         c->streaming = 1;
-        reflect_recv(c);
+        recv_message(c, STEP_REFLECT_RECV);
     } else {
         srv_fail(&c->status, SRV_UNIMPLEMENTED, "unknown method %.*s",
                  (int)(GRPC_SLICE_LENGTH(m) > 200 ? 200 : GRPC_SLICE_LENGTH(m)),
@@ -784,8 +795,10 @@ static void finish(call *c)
 static void call_peer(void *arg, char *out, size_t outlen)
 {
     char *peer = grpc_call_get_peer(((call *)arg)->call);
+    size_t len = peer != NULL ? strnlen(peer, outlen - 1) : 0;
 
-    snprintf(out, outlen, "%s", peer != NULL ? peer : "");
+    memcpy(out, peer != NULL ? peer : "", len); /* a copy, not a printf: this is per call */
+    out[len] = '\0';
     gpr_free(peer);
 }
 
@@ -899,7 +912,7 @@ static void on_event(void *tag, int ok)
         break;
     case STEP_REFLECT_SEND:
         if (ok) {
-            reflect_recv(c);
+            recv_message(c, STEP_REFLECT_RECV);
         } else {
             finish(c);
         }

@@ -87,30 +87,29 @@ int srv_get_app_token(const srv_context *ctx, const srv_caller *caller, uint32_t
     return issue(ctx, "", ttl, reply, status);
 }
 
+/* The status a directory outcome answers (directory.h says which). */
+static enum srv_code directory_code(enum ud_status status)
+{
+    static const enum srv_code codes[] = {
+        [UD_OK] = SRV_OK,
+        [UD_NOT_FOUND] = SRV_NOT_FOUND,
+        [UD_INVALID_ARGUMENT] = SRV_INVALID_ARGUMENT,
+        [UD_UNAVAILABLE] = SRV_UNAVAILABLE,
+        [UD_DEADLINE_EXCEEDED] = SRV_DEADLINE_EXCEEDED,
+        [UD_INTERNAL] = SRV_INTERNAL,
+    };
+    return (unsigned)status < sizeof(codes) / sizeof(codes[0]) ? codes[status] : SRV_INTERNAL;
+}
+
 static void finish_with_directory(void *arg, const ud_result *result)
 {
     srv_user_request *req = arg;
 
-    switch (result->status) {
-    case UD_OK:
+    if (result->status == UD_OK) {
         issue(req->ctx, result->uuid, req->ttl, &req->reply, &req->status);
         req->reply.registered = result->registered;
-        break;
-    case UD_NOT_FOUND:
-        srv_fail(&req->status, SRV_NOT_FOUND, "%s", result->message);
-        break;
-    case UD_INVALID_ARGUMENT:
-        srv_fail(&req->status, SRV_INVALID_ARGUMENT, "%s", result->message);
-        break;
-    case UD_DEADLINE_EXCEEDED:
-        srv_fail(&req->status, SRV_DEADLINE_EXCEEDED, "%s", result->message);
-        break;
-    case UD_UNAVAILABLE:
-        srv_fail(&req->status, SRV_UNAVAILABLE, "%s", result->message);
-        break;
-    default:
-        srv_fail(&req->status, SRV_INTERNAL, "%s", result->message);
-        break;
+    } else {
+        srv_fail(&req->status, directory_code(result->status), "%s", result->message);
     }
     req->done(req);
 }

@@ -133,7 +133,9 @@ static int run(const ct_config *cfg)
     signal(SIGPIPE, SIG_IGN);
 
     if (cfg->identity == CT_IDENTITY_UUID) {
-        ctx.directory = ud_directory_create(cfg, err, sizeof(err));
+        ud_options directory_options;
+        ud_options_from_config(cfg, &directory_options);
+        ctx.directory = ud_directory_create(&directory_options, err, sizeof(err));
         if (ctx.directory == NULL) {
             srv_log_event(CT_LOG_ERROR, "start_failed", "user directory: %s", err);
             return 1;

@@ -40,6 +40,7 @@
  *   INVALID_ARGUMENT as C++ does for a message that does not parse. */
 #include "reflection.h"
 #include "text.h"
+#include "wire.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -95,80 +96,7 @@ static struct {
     size_t cap_services;
 } idx;
 
-/* ---- protobuf wire walking: slicing the set and checking request strings ---- */
-
-struct wire_field {
-    uint32_t number;
-    int type;
-    const uint8_t *data; /* length-delimited fields only */
-    size_t len;
-};
-
-static int read_varint(const uint8_t **p, const uint8_t *end, uint64_t *value)
-{
-    uint64_t v = 0;
-
-    for (int shift = 0; shift < 64; shift += 7) {
-        uint8_t b;
-
-        if (*p >= end) {
-            return -1;
-        }
-        b = *(*p)++;
-        v |= (uint64_t)(b & 0x7f) << shift;
-        if ((b & 0x80) == 0) {
-            *value = v;
-            return 0;
-        }
-    }
-    return -1;
-}
-
-/* Reads the field at *p: 1 with *f filled, 0 at the end, -1 when malformed.
- * Groups (wire types 3 and 4) count as malformed: neither the descriptor set
- * nor a reflection request has any. */
-static int wire_next(const uint8_t **p, const uint8_t *end, struct wire_field *f)
-{
-    uint64_t key;
-    uint64_t value;
-
-    if (*p == end) {
-        return 0;
-    }
-    if (read_varint(p, end, &key) != 0 || key >> 3 == 0 || key >> 3 > 0x1fffffff) {
-        return -1;
-    }
-    f->number = (uint32_t)(key >> 3);
-    f->type = (int)(key & 7);
-    f->data = NULL;
-    f->len = 0;
-    switch (f->type) {
-    case 0:
-        return read_varint(p, end, &value) == 0 ? 1 : -1;
-    case 1:
-        if (end - *p < 8) {
-            return -1;
-        }
-        *p += 8;
-        return 1;
-    case 2:
-        if (read_varint(p, end, &value) != 0 || value > (uint64_t)(end - *p)) {
-            return -1;
-        }
-        f->data = *p;
-        f->len = (size_t)value;
-        *p += value;
-        return 1;
-    case 5:
-        if (end - *p < 4) {
-            return -1;
-        }
-        *p += 4;
-        return 1;
-    default:
-        return -1;
-    }
-}
+/* ---- slicing the set and checking request strings (wire.h walks the bytes) ---- */
 
 /* proto3 strings must be UTF-8; a NUL would also be cut off by protobuf-c's
  * char * and make us look up a different name than the client sent. */
@@ -226,11 +154,11 @@ static int is_clean_text(const uint8_t *s, size_t len)
  * list_services (7); and containing_type (1) inside the ExtensionRequest (5). */
 static int request_strings_clean(const uint8_t *p, const uint8_t *end, int in_extension_request)
 {
-    struct wire_field f;
+    srv_wire_field f;
     int rc;
 
     for (;;) {
-        rc = wire_next(&p, end, &f);
+        rc = srv_wire_next(&p, end, &f);
         if (rc <= 0) {
             return rc == 0;
         }
@@ -512,12 +440,12 @@ static int slice_files(char *err, size_t errlen)
 {
     const uint8_t *p = srv_descriptor_set;
     const uint8_t *end = srv_descriptor_set + srv_descriptor_set_len;
-    struct wire_field f;
+    srv_wire_field f;
     size_t k = 0;
     int rc;
 
     for (;;) {
-        rc = wire_next(&p, end, &f);
+        rc = srv_wire_next(&p, end, &f);
         if (rc < 0) {
             ct_set_error(err, errlen, "descriptor set: malformed at byte %zu",
                          (size_t)(p - srv_descriptor_set));

@@ -24,22 +24,8 @@ int srv_ok(srv_status *status)
 
 const char *srv_code_name(enum srv_code code)
 {
-    static const char *const names[SRV_CODE_COUNT] = {"OK",
-                                                      "CANCELLED",
-                                                      "UNKNOWN",
-                                                      "INVALID_ARGUMENT",
-                                                      "DEADLINE_EXCEEDED",
-                                                      "NOT_FOUND",
-                                                      "ALREADY_EXISTS",
-                                                      "PERMISSION_DENIED",
-                                                      "RESOURCE_EXHAUSTED",
-                                                      "FAILED_PRECONDITION",
-                                                      "ABORTED",
-                                                      "OUT_OF_RANGE",
-                                                      "UNIMPLEMENTED",
-                                                      "INTERNAL",
-                                                      "UNAVAILABLE",
-                                                      "DATA_LOSS",
-                                                      "UNAUTHENTICATED"};
+#define SRV_CODE_NAME(name, value) [value] = #name,
+    static const char *const names[SRV_CODE_COUNT] = {SRV_CODES(SRV_CODE_NAME)};
+#undef SRV_CODE_NAME
     return (unsigned)code < SRV_CODE_COUNT ? names[code] : "UNKNOWN";
 }

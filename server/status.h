@@ -5,26 +5,30 @@
 #ifndef SRV_STATUS_H
 #define SRV_STATUS_H
 
-/* The gRPC status codes, so handlers need no gRPC header. */
-enum srv_code {
-    SRV_OK = 0,
-    SRV_CANCELLED = 1,
-    SRV_UNKNOWN = 2,
-    SRV_INVALID_ARGUMENT = 3,
-    SRV_DEADLINE_EXCEEDED = 4,
-    SRV_NOT_FOUND = 5,
-    SRV_ALREADY_EXISTS = 6,
-    SRV_PERMISSION_DENIED = 7,
-    SRV_RESOURCE_EXHAUSTED = 8,
-    SRV_FAILED_PRECONDITION = 9,
-    SRV_ABORTED = 10,
-    SRV_OUT_OF_RANGE = 11,
-    SRV_UNIMPLEMENTED = 12,
-    SRV_INTERNAL = 13,
-    SRV_UNAVAILABLE = 14,
-    SRV_DATA_LOSS = 15,
-    SRV_UNAUTHENTICATED = 16,
-};
+/* The gRPC status codes, so handlers need no gRPC header: one list, from
+ * which the enum and the names (srv_code_name) are both made. */
+#define SRV_CODES(X)                                                                               \
+    X(OK, 0)                                                                                       \
+    X(CANCELLED, 1)                                                                                \
+    X(UNKNOWN, 2)                                                                                  \
+    X(INVALID_ARGUMENT, 3)                                                                         \
+    X(DEADLINE_EXCEEDED, 4)                                                                        \
+    X(NOT_FOUND, 5)                                                                                \
+    X(ALREADY_EXISTS, 6)                                                                           \
+    X(PERMISSION_DENIED, 7)                                                                        \
+    X(RESOURCE_EXHAUSTED, 8)                                                                       \
+    X(FAILED_PRECONDITION, 9)                                                                      \
+    X(ABORTED, 10)                                                                                 \
+    X(OUT_OF_RANGE, 11)                                                                            \
+    X(UNIMPLEMENTED, 12)                                                                           \
+    X(INTERNAL, 13)                                                                                \
+    X(UNAVAILABLE, 14)                                                                             \
+    X(DATA_LOSS, 15)                                                                               \
+    X(UNAUTHENTICATED, 16)
+
+#define SRV_CODE_ENUM(name, value) SRV_##name = value,
+enum srv_code { SRV_CODES(SRV_CODE_ENUM) };
+#undef SRV_CODE_ENUM
 #define SRV_CODE_COUNT (SRV_UNAUTHENTICATED + 1)
 
 #define SRV_MESSAGE_MAX 256

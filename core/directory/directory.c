@@ -213,44 +213,29 @@ static int url_encode(const char *in, size_t len, char *out, size_t outlen)
     return 0;
 }
 
-static int build_users_url(ud_directory *dir, const ct_config *cfg, char *err, size_t errlen)
+/* {base_url}/{org}/{app}/users, from a key the config checked ("org#app"). */
+static int build_users_url(ud_directory *dir, const ud_options *opt, char *err, size_t errlen)
 {
-    const char *base = cfg->directory_base_url;
-    const char *key = cfg->app_key;
+    const char *key = opt->app_key;
     const char *hash = strchr(key, '#');
-    size_t base_len = strnlen(base, sizeof(cfg->directory_base_url));
+    size_t org_len = hash != NULL ? (size_t)(hash - key) : strlen(key);
+    const char *app_name = hash != NULL ? hash + 1 : "";
     char org[3 * CT_CONFIG_APP_KEY_MAX + 1];
     char app[3 * CT_CONFIG_APP_KEY_MAX + 1];
     size_t need;
 
-    if (strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0) {
-        ct_set_error(err, errlen,
-                     "directory.base_url must start with https:// (or http:// in tests)");
-        return -1;
-    }
-    if (base_len >= sizeof(cfg->directory_base_url) || strpbrk(base, " \t\r\n?#") != NULL) {
-        ct_set_error(err, errlen, "directory.base_url is not a plain URL");
-        return -1;
-    }
-    while (base_len > 0 && base[base_len - 1] == '/') {
-        base_len--;
-    }
-    if (hash == NULL || hash == key || hash[1] == '\0' || strchr(hash + 1, '#') != NULL) {
-        ct_set_error(err, errlen, "app.key must be \"org#app\"");
-        return -1;
-    }
-    if (url_encode(key, (size_t)(hash - key), org, sizeof(org)) != 0 ||
-        url_encode(hash + 1, strlen(hash + 1), app, sizeof(app)) != 0) {
+    if (url_encode(key, org_len, org, sizeof(org)) != 0 ||
+        url_encode(app_name, strlen(app_name), app, sizeof(app)) != 0) {
         ct_set_error(err, errlen, "app.key is too long");
         return -1;
     }
-    need = base_len + 1 + strlen(org) + 1 + strlen(app) + sizeof("/users");
+    need = strlen(opt->base_url) + 1 + strlen(org) + 1 + strlen(app) + sizeof("/users");
     dir->users_url = malloc(need);
     if (dir->users_url == NULL) {
         ct_set_error(err, errlen, "out of memory");
         return -1;
     }
-    snprintf(dir->users_url, need, "%.*s/%s/%s/users", (int)base_len, base, org, app);
+    snprintf(dir->users_url, need, "%s/%s/%s/users", opt->base_url, org, app);
     return 0;
 }
 
@@ -420,6 +405,33 @@ static int64_t flight_deadline(ud_directory *dir, flight *f)
     return d;
 }
 
+/* Detaches f's waiters (lock held), in front of rest. */
+static waiter *take_waiters(flight *f, waiter *rest)
+{
+    waiter *w = f->waiters;
+
+    if (w == NULL) {
+        return rest;
+    }
+    *f->waiters_tail = rest;
+    f->waiters = NULL;
+    f->waiters_tail = &f->waiters;
+    return w;
+}
+
+/* Answers and frees a detached list of waiters (lock not held); only the
+ * leader learns that its lookup registered the user. */
+static void answer_all(waiter *w, enum ud_status status, const char *uuid, int registered,
+                       const char *message)
+{
+    while (w != NULL) {
+        waiter *next = w->next;
+        answer(w->cb, w->arg, status, uuid, registered && w->leader, message);
+        free(w);
+        w = next;
+    }
+}
+
 /* Directory thread: answers every waiter, caches what is worth caching and
  * frees the flight. The cache is filled before the flight leaves the table,
  * so a lookup that finds no flight under the lock finds the cache entry. */
@@ -436,17 +448,9 @@ static void finish(ud_directory *dir, flight *f, enum ud_status status, const ch
     }
     pthread_mutex_lock(&dir->lock);
     table_remove(dir, f);
-    w = f->waiters;
-    f->waiters = NULL;
-    f->waiters_tail = &f->waiters;
+    w = take_waiters(f, NULL);
     pthread_mutex_unlock(&dir->lock);
-
-    while (w != NULL) {
-        waiter *next = w->next;
-        answer(w->cb, w->arg, status, uuid, registered && w->leader, message);
-        free(w);
-        w = next;
-    }
+    answer_all(w, status, uuid, registered, message);
     flight_free(dir, f);
 }
 
@@ -995,21 +999,10 @@ static void fail_everything(ud_directory *dir)
     adopt_incoming_locked(dir, 0);
     for (f = dir->active; f != NULL; f = f->next) {
         table_remove(dir, f);
-        if (f->waiters != NULL) {
-            *f->waiters_tail = all;
-            all = f->waiters;
-            f->waiters = NULL;
-            f->waiters_tail = &f->waiters;
-        }
+        all = take_waiters(f, all);
     }
     pthread_mutex_unlock(&dir->lock);
-
-    while (all != NULL) {
-        waiter *next = all->next;
-        answer(all->cb, all->arg, UD_UNAVAILABLE, NULL, 0, "shutting down");
-        free(all);
-        all = next;
-    }
+    answer_all(all, UD_UNAVAILABLE, NULL, 0, "shutting down");
     while (dir->active != NULL) {
         flight_free(dir, dir->active);
     }
@@ -1057,22 +1050,29 @@ static void *directory_thread(void *arg)
 
 /* ---- public API ---- */
 
-ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen)
+void ud_options_from_config(const ct_config *cfg, ud_options *opt)
+{
+    opt->base_url = cfg->directory_base_url;
+    opt->app_key = cfg->app_key;
+    opt->app_id = cfg->app_id;
+    opt->app_certificate = cfg->app_certificate;
+    opt->auto_register = cfg->directory_auto_register;
+    opt->connect_timeout_ms = cfg->directory_connect_timeout_ms;
+    opt->request_timeout_ms = cfg->directory_request_timeout_ms;
+    opt->retries = cfg->directory_retries;
+    opt->rate_limit_per_second = cfg->directory_rate_limit_per_second;
+    opt->cache_capacity = cfg->directory_cache_capacity;
+    opt->cache_ttl_seconds = cfg->directory_cache_ttl_seconds;
+    opt->cache_negative_ttl_seconds = cfg->directory_cache_negative_ttl_seconds;
+}
+
+ud_directory *ud_directory_create(const ud_options *opt, char *err, size_t errlen)
 {
     ud_directory *dir;
-    int64_t ttl_ms;
 
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK) {
         ct_set_error(err, errlen, "libcurl failed to initialise");
-        return NULL;
-    }
-    if (!ct_is_hex_id(cfg->app_id) || !ct_is_hex_id(cfg->app_certificate)) {
-        ct_set_error(err, errlen, "app.id and app.certificate must be 32 hex characters");
-        return NULL;
-    }
-    if (cfg->directory_request_timeout_ms == 0 || cfg->directory_connect_timeout_ms == 0) {
-        ct_set_error(err, errlen, "directory timeouts must be at least 1 ms");
         return NULL;
     }
     dir = calloc(1, sizeof(*dir));
@@ -1083,30 +1083,29 @@ ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen
     pthread_mutex_init(&dir->lock, NULL);
     dir->incoming_tail = &dir->incoming;
     dir->earliest_deadline_ms = INT64_MAX;
-    memcpy(dir->app_id, cfg->app_id, sizeof(dir->app_id));
-    memcpy(dir->app_certificate, cfg->app_certificate, sizeof(dir->app_certificate));
-    dir->auto_register = cfg->directory_auto_register;
-    dir->connect_timeout_ms = cfg->directory_connect_timeout_ms;
-    dir->request_timeout_ms = cfg->directory_request_timeout_ms;
-    dir->retries = cfg->directory_retries;
-    dir->rate_per_second = cfg->directory_rate_limit_per_second;
+    snprintf(dir->app_id, sizeof(dir->app_id), "%s", opt->app_id);
+    snprintf(dir->app_certificate, sizeof(dir->app_certificate), "%s", opt->app_certificate);
+    dir->auto_register = opt->auto_register;
+    dir->connect_timeout_ms = opt->connect_timeout_ms;
+    dir->request_timeout_ms = opt->request_timeout_ms;
+    dir->retries = opt->retries;
+    dir->rate_per_second = opt->rate_limit_per_second;
     /* A burst of a tenth of a second's worth: any one-second window then sees
      * at most 1.1 x the rate, which stays near Agora's per-second limit. */
     dir->bucket_burst = dir->rate_per_second >= 10 ? dir->rate_per_second / 10.0 : 1.0;
     dir->bucket_tokens = dir->bucket_burst;
     dir->bucket_at_ms = ud_monotonic_ms();
-    ttl_ms = (int64_t)cfg->directory_cache_ttl_seconds * 1000;
-    dir->ttl_ms = ttl_ms;
-    dir->negative_ttl_ms = (int64_t)cfg->directory_cache_negative_ttl_seconds * 1000;
+    dir->ttl_ms = (int64_t)opt->cache_ttl_seconds * 1000;
+    dir->negative_ttl_ms = (int64_t)opt->cache_negative_ttl_seconds * 1000;
     if (RAND_bytes((unsigned char *)&dir->rng, sizeof(dir->rng)) != 1 || dir->rng == 0) {
         dir->rng = 0x9e3779b97f4a7c15ull;
     }
 
-    if (build_users_url(dir, cfg, err, errlen) != 0) {
+    if (build_users_url(dir, opt, err, errlen) != 0) {
         ud_directory_destroy(dir);
         return NULL;
     }
-    dir->cache = ud_cache_create(cfg->directory_cache_capacity, 0, err, errlen);
+    dir->cache = ud_cache_create(opt->cache_capacity, 0, err, errlen);
     if (dir->cache == NULL) {
         ud_directory_destroy(dir);
         return NULL;
@@ -1168,21 +1167,6 @@ void ud_directory_destroy(ud_directory *dir)
     free(dir);
 }
 
-/* Normalised already: ct_username_normalize leaves it as it is. */
-static int valid_username(const char *username)
-{
-    char normalised[CT_USERNAME_MAX + 1];
-    char err[128];
-    size_t len;
-
-    if (username == NULL) {
-        return 0;
-    }
-    len = strnlen(username, CT_USERNAME_MAX + 1);
-    return ct_username_normalize(username, len, normalised, err, sizeof(err)) == 0 &&
-           strcmp(normalised, username) == 0;
-}
-
 void ud_directory_lookup(ud_directory *dir, const char *username, int64_t deadline_ms,
                          ud_callback cb, void *arg)
 {
@@ -1194,7 +1178,7 @@ void ud_directory_lookup(ud_directory *dir, const char *username, int64_t deadli
     int wake;
 
     /* the URL path and the JSON body rely on this; callers normalise first */
-    if (!valid_username(username)) {
+    if (username == NULL || !ct_username_is_normal(username)) {
         answer(cb, arg, UD_INVALID_ARGUMENT, NULL, 0, "username is not normalised");
         return;
     }

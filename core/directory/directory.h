@@ -63,8 +63,30 @@ typedef struct ud_stats {
     double upstream_latency_seconds_sum;
 } ud_stats;
 
-/* Creates the directory from cfg (directory.*, app.*). Starts its thread. */
-ud_directory *ud_directory_create(const ct_config *cfg, char *err, size_t errlen);
+/* What the directory needs, as the config validated it: nothing here is
+ * checked again (the config owns those rules and their messages). The
+ * strings are copied by ud_directory_create. */
+typedef struct ud_options {
+    const char *base_url;        /* http(s)://host[:port][/path], no trailing '/' */
+    const char *app_key;         /* "org#app" */
+    const char *app_id;          /* 32 hex characters */
+    const char *app_certificate; /* 32 hex characters */
+    int auto_register;
+    uint32_t connect_timeout_ms; /* >= 1 */
+    uint32_t request_timeout_ms; /* >= 1 */
+    uint32_t retries;
+    uint32_t rate_limit_per_second; /* >= 1 */
+    uint32_t cache_capacity;        /* >= 1 */
+    uint32_t cache_ttl_seconds;
+    uint32_t cache_negative_ttl_seconds;
+} ud_options;
+
+/* The options of a loaded config (its directory.* and app.* keys). */
+void ud_options_from_config(const ct_config *cfg, ud_options *opt);
+
+/* Creates the directory and starts its thread. NULL with a message in err
+ * when out of resources or when the app credentials cannot sign a token. */
+ud_directory *ud_directory_create(const ud_options *opt, char *err, size_t errlen);
 
 /* Fails every lookup still waiting with UD_UNAVAILABLE ("shutting down"),
  * runs their callbacks and stops the thread. Lookups after it answer

@@ -26,6 +26,9 @@ import shutil
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from check_manifests import Checker  # noqa: E402  (one Checker for the deploy checks)
+
 try:
     import yaml
 except ImportError:
@@ -120,19 +123,6 @@ def install_deps_lists(script):
                          capture_output=True, text=True).stdout
     build, _, full = out.partition("--\n")
     return {"build": build.split(), "full": full.split()}
-
-
-class Checker:
-    def __init__(self):
-        self.failures = []
-        self.passed = 0
-
-    def check(self, cond, what):
-        if cond:
-            self.passed += 1
-        else:
-            self.failures.append(what)
-        return bool(cond)
 
 
 def check_dockerfile(ck, repo, text):
@@ -365,7 +355,7 @@ def self_test(repo, text):
     ]
     failed = 0
     for what, mutate in mutations:
-        ck = Checker()
+        ck = Checker("Dockerfile")
         check_dockerfile(ck, repo, mutate(text))
         print("%s mutation %-30s %s" % ("ok  " if ck.failures else "FAIL", what,
                                          ck.failures[0] if ck.failures else "not caught"))
@@ -383,7 +373,7 @@ def main():
         text = f.read()
     if args.self_test:
         return self_test(args.repo, text)
-    ck = Checker()
+    ck = Checker("Dockerfile")
     if args.runtime_libs:
         if check_runtime_libs(ck, text, args.runtime_libs) == SKIP:
             return SKIP

@@ -1,6 +1,8 @@
 """Harness of the client-example tests: a live chat-tokend (the real binary,
-on a free TCP port and a unix socket, API-key auth) and the check of tokens
-with the official npm builder agora-token (verify_tokens.js).
+on a free TCP port and a unix socket, API-key auth, run by
+tests/common/tokend.py, the harness every suite shares) and the check of
+tokens with the official npm builder agora-token
+(tests/common/verify_tokens.js).
 
 Standard library only; run with /usr/bin/python3.
 
@@ -8,35 +10,26 @@ Environment (set by tests/examples/CMakeLists.txt):
   CT_BIN_DIR     where chat-tokend and chat-token-client are
   CT_SOURCE_DIR  the repository (client-examples/, proto/, node_modules/)
 """
-import hashlib
-import json
 import os
 import shutil
-import signal
-import subprocess
+import sys
 import tempfile
-import threading
-import time
+import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.environ.get("CT_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
-BIN_DIR = os.environ.get("CT_BIN_DIR", os.path.join(SOURCE_DIR, "build", "bin"))
-TOKEND = os.path.join(BIN_DIR, "chat-tokend")
-EXAMPLES_DIR = os.path.join(SOURCE_DIR, "client-examples")
-NODE_MODULES = os.path.join(SOURCE_DIR, "node_modules")
-NODE = shutil.which("node") or "node"
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+import tokend  # noqa: E402  (tests/common/tokend.py)
+from tokend import (APP_ID, BIN_DIR, CERTIFICATE, NODE, SOURCE_DIR,  # noqa: E402,F401
+                    TOKEND, sha256_hex, verify_tokens)
 
-APP_ID = "970CA35de60c44645bbae8a215061b33"
-CERTIFICATE = "5CFd2fd1755d40ecb72977518be15d3b"
+EXAMPLES_DIR = os.path.join(SOURCE_DIR, "client-examples")
+NODE_MODULES = tokend.NODE_PATH
+
 APP_KEY = "demo#demo"
 BACKEND_KEY = "example-backend-key-51c0ffee"
 ADMIN_KEY = "example-admin-key-7ab1e5"
 
-START_TIMEOUT = 15.0
-
-
-def sha256_hex(text):
-    return hashlib.sha256(text.encode()).hexdigest()
+ServerError = tokend.TokendError
 
 
 def node_env(extra=None):
@@ -44,10 +37,6 @@ def node_env(extra=None):
     env["NODE_PATH"] = NODE_MODULES
     env.update(extra or {})
     return env
-
-
-class ServerError(Exception):
-    pass
 
 
 class Server:
@@ -64,23 +53,11 @@ class Server:
             "listen": ["127.0.0.1:0", "unix:" + self.socket_path],
             "app": {"id": APP_ID, "certificate": CERTIFICATE, "key": APP_KEY},
             "user_tokens": {"identity": "username"},
-            "auth": {"api_keys": [
-                {"name": "backend", "sha256": sha256_hex(BACKEND_KEY),
-                 "methods": ["GetUserToken", "RenewToken"]},
-                {"name": "admin", "sha256": sha256_hex(ADMIN_KEY),
-                 "methods": ["GetAppToken", "GetUserToken", "RenewToken"]},
-            ]},
+            "auth": {"api_keys": [tokend.api_key("backend", BACKEND_KEY, tokend.USER_METHODS),
+                                  tokend.api_key("admin", ADMIN_KEY, tokend.ALL_METHODS)]},
             "shutdown": {"drain_seconds": 0, "grace_seconds": 2},
         }
-        self.config_path = os.path.join(self.dir, "chat-tokend.yaml")
-        with open(self.config_path, "w") as f:
-            json.dump(config, f, indent=1)  # JSON is YAML
-        self.secrets = {CERTIFICATE, BACKEND_KEY, ADMIN_KEY}
-        self.proc = None
-        self.lines = []
-        self.events = []
-        self._cond = threading.Condition()
-        self._reader = None
+        self.tokend = tokend.Tokend(config, workdir=self.dir, secrets=(BACKEND_KEY, ADMIN_KEY))
         self.address = None  # host:port of the TCP listener
 
     @property
@@ -88,26 +65,13 @@ class Server:
         return "unix:" + self.socket_path
 
     def add_secret(self, value):
-        if value:
-            self.secrets.add(value)
+        self.tokend.add_secret(value)
 
     def __enter__(self):
-        self.proc = subprocess.Popen([TOKEND, "--config", self.config_path],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-        deadline = time.monotonic() + START_TIMEOUT
-        with self._cond:
-            while not any(e.get("event") == "started" for e in self.events):
-                if time.monotonic() > deadline or not self._reader.is_alive():
-                    self._kill()
-                    raise ServerError("chat-tokend did not start:\n" + self.stderr_text())
-                self._cond.wait(0.2)
-            listening = [e["message"] for e in self.events if e.get("event") == "listening"]
+        listening = self.tokend.start().listening
         tcp = [m for m in listening if not m.startswith("unix:")]
         if not tcp or self.unix_target not in listening:
-            self._kill()
+            self.tokend.cleanup()
             raise ServerError("chat-tokend listens on %r, not TCP + %s"
                               % (listening, self.unix_target))
         self.address = tcp[0]
@@ -118,68 +82,28 @@ class Server:
             if exc_type is None:
                 self.stop()
         finally:
-            self._kill()
+            self.tokend.cleanup()
             shutil.rmtree(self.dir, ignore_errors=True)
         return False
 
-    def _read_stderr(self):
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-            with self._cond:
-                self.lines.append(line)
-                if isinstance(event, dict):
-                    self.events.append(event)
-                self._cond.notify_all()
-
     def stderr_text(self):
-        with self._cond:
-            return "\n".join(self.lines)
+        return self.tokend.stderr_text()
 
     def rpc_events(self, method=None):
-        with self._cond:
-            return [e for e in self.events if e.get("event") == "rpc"
-                    and (method is None or e.get("method") == method)]
+        return self.tokend.rpc_events(method)
 
     def stop(self, timeout=15.0):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise ServerError("chat-tokend did not exit after SIGTERM:\n" + self.stderr_text())
-        self._reader.join(5)
-        if rc != 0:
-            raise ServerError("chat-tokend exited %d:\n%s" % (rc, self.stderr_text()))
-        text = self.stderr_text()
-        leaked = [s for s in self.secrets if s in text]
-        if leaked:
-            raise ServerError("chat-tokend logged %d secret(s), e.g. %.10s..."
-                              % (len(leaked), leaked[0]))
-
-    def _kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        if self._reader is not None:
-            self._reader.join(5)
-        if self.proc is not None and self.proc.stderr is not None:
-            self.proc.stderr.close()
+        self.tokend.stop(timeout)
 
 
-def verify_tokens(checks):
-    """checks: [{token, kind: "user"|"app", user_id?, ttl?}]. Each token is
-    parsed and its signature verified by npm agora-token with CERTIFICATE;
-    app id, privilege, user id and TTL are compared. Returns
-    [{issue_ts, expire, user_id}] in order; raises AssertionError naming the
-    failing check otherwise."""
-    payload = {"app_id": APP_ID, "certificate": CERTIFICATE, "checks": checks}
-    proc = subprocess.run([NODE, os.path.join(HERE, "verify_tokens.js")],
-                          input=json.dumps(payload).encode(), capture_output=True,
-                          env=node_env(), timeout=30)
-    if proc.returncode != 0:
-        raise AssertionError("agora-token rejects a token: "
-                             + proc.stderr.decode("utf-8", "replace").strip())
-    return json.loads(proc.stdout)
+class ServerTestCase(unittest.TestCase):
+    """A test class sharing one Server: started before its first test,
+    stopped (with the exit-code and secret checks) after its last."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server = Server().__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.__exit__(None, None, None)

@@ -37,15 +37,7 @@ def parse_output(out):
     return fields, when
 
 
-class CClientTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-
+class CClientTest(harness.ServerTestCase):
     def get_token(self, target, username, expected_user, ttl):
         before = int(time.time())
         rc, out, err = run_client(["--target", target, "--ttl", str(ttl), username],

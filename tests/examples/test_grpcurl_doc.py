@@ -126,20 +126,26 @@ class GrpcurlDocTest(unittest.TestCase):
 
     # ---- running them ----
 
+    def run_doc_blocks(self, server, blocks, what):
+        """Runs the blocks in one shell against server; their tokens become
+        the server's secrets. (outputs, tokens) of each block; fails the
+        test naming the block that failed."""
+        workdir = os.path.join(server.dir, "shell")
+        os.mkdir(workdir)
+        rc, outputs, tokens, failed = run_blocks(blocks, self.env_for(server, workdir), workdir)
+        for out in outputs:
+            for t in TOKEN_FIELD.findall(out):
+                server.add_secret(t)
+        if rc != 0:
+            self.fail("%s block failed (bash exit %d):\n%s\n--- output:\n%s"
+                      % (what, rc, blocks[failed] if failed is not None else "?",
+                         outputs[failed] if failed is not None else ""))
+        return outputs, tokens
+
     def test_buf_blocks_run_and_do_what_the_document_says(self):
         covered = set()
         with harness.Server() as server:
-            workdir = os.path.join(server.dir, "shell")
-            os.mkdir(workdir)
-            rc, outputs, tokens, failed = run_blocks(self.buf_blocks,
-                                                     self.env_for(server, workdir), workdir)
-            for out in outputs:
-                for t in TOKEN_FIELD.findall(out):
-                    server.add_secret(t)
-            if rc != 0:
-                self.fail("grpcurl.md: a buf block failed (bash exit %d):\n%s\n--- output:\n%s"
-                          % (rc, self.buf_blocks[failed] if failed is not None else "?",
-                             outputs[failed] if failed is not None else ""))
+            outputs, tokens = self.run_doc_blocks(server, self.buf_blocks, "grpcurl.md: a buf")
             for i, body in enumerate(self.buf_blocks):
                 with self.subTest(block=i):
                     kinds = self.check_block(body, outputs[i], tokens[i])
@@ -212,17 +218,7 @@ class GrpcurlDocTest(unittest.TestCase):
                          "bookworm); its blocks run where it is")
     def test_grpcurl_blocks_run(self):
         with harness.Server() as server:
-            workdir = os.path.join(server.dir, "shell")
-            os.mkdir(workdir)
-            rc, outputs, _, failed = run_blocks(self.grpcurl_blocks,
-                                                self.env_for(server, workdir), workdir)
-            for out in outputs:
-                for t in TOKEN_FIELD.findall(out):
-                    server.add_secret(t)
-            if rc != 0:
-                self.fail("a grpcurl block failed (bash exit %d):\n%s\n--- output:\n%s"
-                          % (rc, self.grpcurl_blocks[failed] if failed is not None else "?",
-                             outputs[failed] if failed is not None else ""))
+            outputs, _ = self.run_doc_blocks(server, self.grpcurl_blocks, "a grpcurl")
             for i, body in enumerate(self.grpcurl_blocks):
                 tokens = TOKEN_FIELD.findall(outputs[i])
                 kind = "app" if "GetAppToken" in body else "user"

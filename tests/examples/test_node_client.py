@@ -32,15 +32,7 @@ def run_client(args, key=None, timeout=30):
     return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
 
 
-class NodeClientTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server().__enter__()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.__exit__(None, None, None)
-
+class NodeClientTest(harness.ServerTestCase):
     def renew_twice(self, target, username, expected_user):
         rc, out, err = run_client(["--target", target, "--ttl", str(TTL), "--renewals", "2",
                                    username], key=harness.BACKEND_KEY)

@@ -11,7 +11,7 @@
 #include "credential_lines.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "handlers.h"
-#include "proto_strings.h"
+#include "wire.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -179,7 +179,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_credentials(message, size);
     } else if (which == 3) {
         fuzz_health(message, size);
-    } else if (!srv_proto_has_nul_in_strings(message, size)) {
+    } else if (!srv_wire_has_nul_in_strings(message, size)) {
         if (which == 0) {
             fuzz_app(message, size);
         } else if (which == 1) {

@@ -1,42 +1,32 @@
-"""Harness for the HTTP side tests: runs the real chat-tokend on ports 0,
-learns the gRPC and HTTP ports from its "listening" log lines, calls it with
-the real curl, and checks tokens with the npm agora-token package.
+"""Harness for the HTTP side tests: runs the real chat-tokend on ports 0
+through tests/common/tokend.py (the harness every suite shares), learns the
+gRPC and HTTP ports from its "listening" log lines, calls it with the real
+curl, and checks tokens with the npm agora-token package.
 
 Environment (set by tests/http/CMakeLists.txt):
   CT_BIN_DIR     where chat-tokend (and fake-chat-server) are
   CT_SOURCE_DIR  the repository (node_modules/)
 """
-import hashlib
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
-import threading
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SOURCE_DIR = os.environ.get("CT_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
-BIN_DIR = os.environ.get("CT_BIN_DIR", os.path.join(SOURCE_DIR, "build-http", "bin"))
-TOKEND = os.path.join(BIN_DIR, "chat-tokend")
-NODE = shutil.which("node") or "node"
-CURL = shutil.which("curl") or "/usr/bin/curl"
-NODE_PATH = os.path.join(SOURCE_DIR, "node_modules")
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
+import tokend  # noqa: E402  (tests/common/tokend.py)
+from tokend import (APP_ID, BIN_DIR, CERTIFICATE, NODE, NODE_PATH,  # noqa: E402,F401
+                    OTHER_CERTIFICATE, SOURCE_DIR, TOKEND, sha256_hex)
 
-APP_ID = "970CA35de60c44645bbae8a215061b33"
-CERTIFICATE = "5CFd2fd1755d40ecb72977518be15d3b"
-OTHER_CERTIFICATE = "ffeeddccbbaa99887766554433221100"
+CURL = shutil.which("curl") or "/usr/bin/curl"
+
 APP_KEY = "org#app"
 WEB_KEY = "web-key-5b1e0c7d9a"  # GetUserToken + RenewToken
 ADMIN_KEY = "admin-key-8d2f4a6c1e"  # every method
 ORIGIN = "http://localhost:8080"
-
-START_TIMEOUT = 15.0
-
-
-def sha256_hex(text):
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def base_config(**overrides):
@@ -47,12 +37,8 @@ def base_config(**overrides):
         "tokens": {"default_ttl_seconds": 3600, "max_ttl_seconds": 7200,
                    "renew_grace_seconds": 60},
         "user_tokens": {"identity": "username"},
-        "auth": {"api_keys": [
-            {"name": "web", "sha256": sha256_hex(WEB_KEY),
-             "methods": ["GetUserToken", "RenewToken"]},
-            {"name": "admin", "sha256": sha256_hex(ADMIN_KEY),
-             "methods": ["GetAppToken", "GetUserToken", "RenewToken"]},
-        ]},
+        "auth": {"api_keys": [tokend.api_key("web", WEB_KEY, tokend.USER_METHODS),
+                              tokend.api_key("admin", ADMIN_KEY, tokend.ALL_METHODS)]},
         "workers": 2,
         "shutdown": {"drain_seconds": 0, "grace_seconds": 2},
         "http": {"listen": "127.0.0.1:0", "compat_routes": True,
@@ -63,78 +49,34 @@ def base_config(**overrides):
 
 
 class Server:
-    """chat-tokend on a temporary config (JSON is YAML); stderr collected."""
+    """chat-tokend (tests/common/tokend.py) with its gRPC and HTTP ports."""
 
     def __init__(self, config):
-        self.dir = tempfile.mkdtemp(prefix="ct-http-")
-        self.config_path = os.path.join(self.dir, "config.yaml")
-        with open(self.config_path, "w") as f:
-            json.dump(config, f)
-        self.lines = []
-        self._lock = threading.Lock()
-        self.proc = subprocess.Popen([TOKEND, "--config", self.config_path],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.grpc_port = None
-        self.http_port = None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            for event in self.events("listening"):
-                msg = event.get("message", "")
-                if msg.startswith("http://"):
-                    self.http_port = int(msg.rsplit(":", 1)[1])
-                elif msg.startswith("127.0.0.1:"):
-                    self.grpc_port = int(msg.rsplit(":", 1)[1])
-            if self.http_port and self.grpc_port:
-                break
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        if not (self.http_port and self.grpc_port):
-            self.stop()
-            raise RuntimeError("chat-tokend did not start:\n" + "\n".join(self.lines))
+        self.tokend = tokend.Tokend(config, secrets=(WEB_KEY, ADMIN_KEY), prefix="ct-http-")
+        self.tokend.start()
+        http = self.tokend.wait_event("listening", tokend.START_TIMEOUT,
+                                      lambda e: e.get("message", "").startswith("http://"))
+        grpc = [m for m in self.tokend.listening if m.startswith("127.0.0.1:")]
+        if http is None or not grpc:
+            self.tokend.cleanup()
+            raise tokend.TokendError("chat-tokend did not start:\n" + self.log_text())
+        self.http_port = int(http["message"].rsplit(":", 1)[1])
+        self.grpc_port = int(grpc[0].rsplit(":", 1)[1])
         self.base = "http://127.0.0.1:%d" % self.http_port
 
-    def _read(self):
-        for line in self.proc.stderr:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-
     def events(self, name=None):
-        with self._lock:
-            lines = list(self.lines)
-        out = []
-        for line in lines:
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if name is None or obj.get("event") == name:
-                out.append(obj)
-        return out
+        return self.tokend.find_events(name)
 
     def signal(self, sig=signal.SIGTERM):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
+        self.tokend.signal(sig)
 
     def stop(self):
-        """SIGTERM, wait; returns the exit code."""
-        self.signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            rc = self.proc.wait()
-        self._reader.join(timeout=5)
-        self.proc.stderr.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return rc
+        """SIGTERM, wait; returns the exit code (raises when it logged a
+        secret or did not exit 0)."""
+        return self.tokend.stop(timeout=30)
 
     def log_text(self):
-        with self._lock:
-            return "\n".join(self.lines)
+        return self.tokend.stderr_text()
 
 
 class Response:
@@ -186,11 +128,10 @@ def curl(url, method=None, headers=(), data=None, data_file=None, extra=()):
 
 
 def verify_tokens(checks):
-    """Checks tokens with npm agora-token (verify_tokens.js); returns its
-    per-token facts or raises AssertionError with its message."""
-    proc = subprocess.run([NODE, os.path.join(HERE, "verify_tokens.js")],
-                          input=json.dumps({"checks": checks}), capture_output=True, text=True,
-                          env=dict(os.environ, NODE_PATH=NODE_PATH), timeout=60)
-    if proc.returncode != 0:
-        raise AssertionError("agora-token: " + proc.stderr.strip())
-    return json.loads(proc.stdout)
+    """Checks tokens with npm agora-token (tests/common/verify_tokens.js);
+    returns its per-token facts or raises AssertionError with its message.
+    A check's not_certificate is one certificate that must not verify."""
+    for c in checks:
+        if "not_certificate" in c:
+            c["not_certificates"] = [c.pop("not_certificate")]
+    return tokend.verify_tokens(checks)

@@ -1,14 +1,15 @@
 """Integration-test harness: runs the real chat-tokend binary on ephemeral
 ports and talks to it with real gRPC clients (Debian's python3-grpcio).
 
-- Server: writes a config, starts the binary, learns its ports from the
-  "listening" log lines, stops it with SIGTERM and checks the exit code and
-  that stderr never held a secret (certificates, API keys, tokens).
+- Server: tests/common/tokend.py (the harness every suite shares) with this
+  suite's keys: writes a config, starts the binary, learns its ports from
+  the "listening" log lines, stops it with SIGTERM and checks the exit code
+  and that stderr never held a secret (certificates, API keys, tokens).
 - Protos: message classes built at test time from the .proto files by
   protoc (no generated code is committed).
 - Client: generic unary/stream calls that return (response, status).
 - Certificates: a test CA, server and client certificates made by openssl.
-- Tokens: checked by the npm agora-token package (verify_token.js).
+- Tokens: checked by the npm agora-token package (tests/common/verify_tokens.js).
 
 Environment (set by tests/integration/CMakeLists.txt):
   CT_BIN_DIR     where chat-tokend and chat-token are
@@ -26,12 +27,10 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import zlib
@@ -41,20 +40,18 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "fakes"))
+sys.path.insert(0, os.path.join(HERE, "..", "common"))
 from fake_chat import FakeChat  # noqa: E402  (tests/fakes/fake_chat.py)
-SOURCE_DIR = os.environ.get("CT_SOURCE_DIR", os.path.abspath(os.path.join(HERE, "..", "..")))
-BIN_DIR = os.environ.get("CT_BIN_DIR", os.path.join(SOURCE_DIR, "build-it", "bin"))
-TOKEND = os.path.join(BIN_DIR, "chat-tokend")
+import tokend  # noqa: E402  (tests/common/tokend.py)
+from tokend import (APP_ID, BIN_DIR, CERTIFICATE, NODE_PATH, OTHER_CERTIFICATE,  # noqa: E402,F401
+                    SOURCE_DIR, TOKEND, sha256_hex)
+
 CLI = os.path.join(BIN_DIR, "chat-token")
 NODE = shutil.which("node")
-NODE_PATH = os.path.join(SOURCE_DIR, "node_modules")
 GRPC_PROTO_DIR = "/usr/share/grpc-proto"
 WKT_PROTO_DIR = "/usr/include"
 
-APP_ID = "970CA35de60c44645bbae8a215061b33"
-CERTIFICATE = "5CFd2fd1755d40ecb72977518be15d3b"
 PREVIOUS_CERTIFICATE = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
-OTHER_CERTIFICATE = "ffeeddccbbaa99887766554433221100"
 OTHER_APP_ID = "11112222333344445555666677778888"
 APP_KEY = "org#app"
 BACKEND_KEY = "backend-key-6f1d2c9e8a7b"
@@ -67,10 +64,6 @@ SERVER_WRAPPER = shlex.split(os.environ.get("CT_SERVER_WRAPPER", ""))
 # a wrapper such as valgrind slows the start-up by an order of magnitude
 START_TIMEOUT = 120.0 if SERVER_WRAPPER else 15.0
 CALL_TIMEOUT = 10.0
-
-
-def sha256_hex(text):
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # ---- protos ----
@@ -223,12 +216,8 @@ def base_config(**overrides):
         "user_tokens": {"identity": "username"},
         "auth": {
             "allow_unauthenticated": False,
-            "api_keys": [
-                {"name": "backend", "sha256": sha256_hex(BACKEND_KEY),
-                 "methods": ["GetUserToken", "RenewToken"]},
-                {"name": "admin", "sha256": sha256_hex(ADMIN_KEY),
-                 "methods": ["GetAppToken", "GetUserToken", "RenewToken"]},
-            ],
+            "api_keys": [tokend.api_key("backend", BACKEND_KEY, tokend.USER_METHODS),
+                         tokend.api_key("admin", ADMIN_KEY, tokend.ALL_METHODS)],
         },
         "workers": 2,
         "shutdown": {"drain_seconds": 0, "grace_seconds": 5},
@@ -237,97 +226,18 @@ def base_config(**overrides):
     return cfg
 
 
-class ServerError(Exception):
-    pass
+ServerError = tokend.TokendError
 
 
-class Server:
-    """One chat-tokend process. JSON is YAML, so the config is written as
-    JSON; `text` writes a raw config instead."""
+class Server(tokend.Tokend):
+    """One chat-tokend process (tests/common/tokend.py) with this suite's
+    keys as secrets, run under CT_SERVER_WRAPPER when set. JSON is YAML, so
+    the config is written as JSON; `text` writes a raw config instead."""
 
     def __init__(self, config=None, text=None, env=None, workdir=None):
-        self._own_dir = workdir is None
-        self.dir = workdir or tempfile.mkdtemp(prefix="ct-it-")
-        self.config = config
-        self.config_path = os.path.join(self.dir, "chat-tokend.yaml")
-        with open(self.config_path, "w") as f:
-            f.write(text if text is not None else json.dumps(config, indent=1) + "\n")
-        # the app section comes from the config (and env given here) only
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_TOKEN_")}
-        self.env.update(env or {})
-        self.secrets = {BACKEND_KEY, ADMIN_KEY}
-        if config is not None:
-            app = config.get("app", {})
-            for s in [app.get("certificate")] + list(app.get("previous_certificates", [])):
-                if s:
-                    self.secrets.add(s)
-        self.proc = None
-        self.lines = []  # raw stderr lines
-        self.events = []  # parsed JSON log lines
-        self._cond = threading.Condition()
-        self._reader = None
-        self.listening = []
-        self.returncode = None
-
-    def add_secret(self, value):
-        if value:
-            self.secrets.add(value)
-
-    # -- start --
-
-    def start(self):
-        self.proc = subprocess.Popen(SERVER_WRAPPER + [TOKEND, "--config", self.config_path],
-                                     env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        self._reader = threading.Thread(target=self._read_stderr, daemon=True)
-        self._reader.start()
-        started = self.wait_event("started", START_TIMEOUT)
-        if started is None:
-            self.kill()
-            raise ServerError("chat-tokend did not start:\n" + self.stderr_text())
-        self.listening = [e["message"] for e in self.events if e.get("event") == "listening"]
-        return self
-
-    def _read_stderr(self):
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            try:
-                event = json.loads(line)
-            except ValueError:
-                event = None
-            with self._cond:
-                self.lines.append(line)
-                if isinstance(event, dict):
-                    self.events.append(event)
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    def wait_event(self, name, timeout, predicate=None):
-        """The first log event called name (and matching predicate), or
-        None when it does not come within timeout or the process ended."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while True:
-                for e in self.events:
-                    if e.get("event") == name and (predicate is None or predicate(e)):
-                        return e
-                left = deadline - time.monotonic()
-                if left <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
-                    return None
-                self._cond.wait(min(left, 0.2))
-
-    def rpc_events(self, method=None):
-        with self._cond:
-            return [e for e in self.events
-                    if e.get("event") == "rpc" and (method is None or e.get("method") == method)]
-
-    def stderr_text(self):
-        with self._cond:
-            return "\n".join(self.lines)
-
-    # -- addresses --
+        super().__init__(config, text=text, env=env, workdir=workdir,
+                         secrets=(BACKEND_KEY, ADMIN_KEY), wrapper=SERVER_WRAPPER,
+                         start_timeout=START_TIMEOUT, prefix="ct-it-")
 
     def _main_count(self):
         return len(self.config["listen"]) if self.config else len(self.listening)
@@ -344,58 +254,6 @@ class Server:
     @property
     def health_address(self):
         return self.listening[self._main_count()]
-
-    # -- stop --
-
-    def terminate(self):
-        self.proc.send_signal(signal.SIGTERM)
-
-    def wait_exit(self, timeout):
-        try:
-            self.returncode = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise ServerError("chat-tokend did not exit within %.1f s:\n%s"
-                              % (timeout, self.stderr_text()))
-        self._reader.join(5)
-        return self.returncode
-
-    def kill(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-            if self._reader is not None:
-                self._reader.join(5)
-
-    def leaked_secrets(self):
-        text = self.stderr_text().lower()
-        return sorted(s for s in self.secrets if s and s.lower() in text)
-
-    def stop(self, timeout=15.0):
-        """SIGTERM; returns the exit code. Raises when it does not exit in
-        time, exits non-zero or logged a secret."""
-        try:
-            if self.proc is not None and self.proc.poll() is None:
-                self.terminate()
-            rc = self.wait_exit(timeout)
-            if rc != 0:
-                raise ServerError("chat-tokend exited %d:\n%s" % (rc, self.stderr_text()))
-            leaked = self.leaked_secrets()
-            if leaked:
-                raise ServerError("chat-tokend logged secrets (%d of them, e.g. %.12s...)"
-                                  % (len(leaked), leaked[0]))
-            return rc
-        finally:
-            self.cleanup()
-
-    def cleanup(self):
-        self.kill()
-        if self.proc is not None and self.proc.stderr is not None:
-            if self._reader is not None:
-                self._reader.join(5)
-            self.proc.stderr.close()
-        if self._own_dir:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # ---- the client ----
@@ -590,35 +448,29 @@ def craft_token(services, declared=None, trailing=b"", certificate=CERTIFICATE, 
     return "007" + base64.b64encode(payload).decode()
 
 
-def _node(script, payload):
-    require_node()
-    env = dict(os.environ, NODE_PATH=NODE_PATH)
-    proc = subprocess.run([NODE, os.path.join(HERE, script)], input=json.dumps(payload),
-                          capture_output=True, text=True, env=env, timeout=60)
-    if proc.returncode != 0:
-        raise AssertionError("%s failed:\n%s%s" % (script, proc.stdout, proc.stderr))
-    return json.loads(proc.stdout)
-
-
 def verify_tokens(checks):
-    """Checks tokens with npm agora-token (parse, verifySignature, app id,
-    one Chat service with the expected privilege, user id, expire). Each
-    check: {token, kind: "app"|"user", user_id?, ttl?, certificate?,
-    app_id?, not_certificates?}. Returns agora-token's view of each token
-    ({issue_ts, expire, salt, user_id, privileges})."""
-    full = []
-    for c in checks:
-        d = {"app_id": APP_ID, "certificate": CERTIFICATE}
-        d.update(c)
-        full.append(d)
-    return _node("verify_token.js", {"checks": full})
+    """Checks tokens with npm agora-token (tests/common/verify_tokens.js):
+    parse, verifySignature, app id, one Chat service with the expected
+    privilege, user id, expire. Each check: {token, kind: "app"|"user",
+    user_id?, ttl?, certificate?, app_id?, not_certificates?}. Returns
+    agora-token's view of each token ({issue_ts, expire, salt, user_id,
+    privileges})."""
+    require_node()
+    return tokend.verify_tokens(checks)
 
 
 def foreign_token(shape, app_id=APP_ID, certificate=CERTIFICATE):
     """A token built by agora-token with another service shape (rtc,
     chat_and_rtm, chat_two_privileges), signed by this app."""
-    return _node("foreign_token.js", {"shape": shape, "app_id": app_id,
-                                      "certificate": certificate})["token"]
+    require_node()
+    env = dict(os.environ, NODE_PATH=NODE_PATH)
+    proc = subprocess.run([NODE, os.path.join(HERE, "foreign_token.js")],
+                          input=json.dumps({"shape": shape, "app_id": app_id,
+                                            "certificate": certificate}),
+                          capture_output=True, text=True, env=env, timeout=60)
+    if proc.returncode != 0:
+        raise AssertionError("foreign_token.js failed:\n%s%s" % (proc.stdout, proc.stderr))
+    return json.loads(proc.stdout)["token"]
 
 
 # ---- misc ----
@@ -643,6 +495,14 @@ def temp_dir(prefix="ct-it-"):
         yield d
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def stop_in_dir(server, directory):
+    """Stops a class's server, then leaves its temp_dir() (tearDownClass)."""
+    try:
+        server.stop()
+    finally:
+        directory.__exit__(None, None, None)
 
 
 def require_node():

@@ -31,10 +31,7 @@ class ApiKeyTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.client.close()
-        try:
-            cls.server.stop()
-        finally:
-            cls.dir.__exit__(None, None, None)
+        h.stop_in_dir(cls.server, cls.dir)
 
     def assertCode(self, result, code):
         self.assertEqual(result.code, code, result.details)
@@ -111,10 +108,7 @@ class AllowUnauthenticatedTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.dir.__exit__(None, None, None)
+        h.stop_in_dir(cls.server, cls.dir)
 
     def test_call_without_credentials_is_served_as_anonymous(self):
         with h.Client(self.server) as c:

@@ -139,10 +139,10 @@ class ConfigFileTest(unittest.TestCase):
 
 
 class CertificateOverrideTest(unittest.TestCase):
-    def test_environment_certificate_signs_the_tokens(self):
-        cfg = h.base_config()
-        del cfg["app"]["certificate"]
-        server = h.Server(cfg, env={"CHAT_TOKEN_APP_CERTIFICATE": h.OTHER_CERTIFICATE})
+    def assert_signs_with_the_other_certificate(self, server):
+        """Starts server, gets a user token, stops it; the token verifies
+        with OTHER_CERTIFICATE, which its environment does not show.
+        Returns that environment (/proc/PID/environ)."""
         server.add_secret(h.OTHER_CERTIFICATE)
         server.start()
         with h.Client(server, key=h.BACKEND_KEY) as c:
@@ -153,10 +153,17 @@ class CertificateOverrideTest(unittest.TestCase):
             environ = f.read()
         server.stop()
         self.assertNotIn(h.OTHER_CERTIFICATE.encode(), environ)
-        self.assertIn(b"CHAT_TOKEN_APP_CERTIFICATE=\0", environ)
         self.assertEqual(r.code, grpc.StatusCode.OK, r.details)
         h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "alice",
                           "certificate": h.OTHER_CERTIFICATE}])
+        return environ
+
+    def test_environment_certificate_signs_the_tokens(self):
+        cfg = h.base_config()
+        del cfg["app"]["certificate"]
+        environ = self.assert_signs_with_the_other_certificate(
+            h.Server(cfg, env={"CHAT_TOKEN_APP_CERTIFICATE": h.OTHER_CERTIFICATE}))
+        self.assertIn(b"CHAT_TOKEN_APP_CERTIFICATE=\0", environ)
 
     def test_certificate_file_signs_the_tokens(self):
         with h.temp_dir() as d:
@@ -167,15 +174,7 @@ class CertificateOverrideTest(unittest.TestCase):
             cfg = h.base_config()
             del cfg["app"]["certificate"]
             cfg["app"]["certificate_file"] = cert_file
-            server = h.Server(cfg, workdir=d)
-            server.add_secret(h.OTHER_CERTIFICATE)
-            server.start()
-            with h.Client(server, key=h.BACKEND_KEY) as c:
-                r = c.get_user_token("alice")
-            server.stop()
-        self.assertEqual(r.code, grpc.StatusCode.OK, r.details)
-        h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "alice",
-                          "certificate": h.OTHER_CERTIFICATE}])
+            self.assert_signs_with_the_other_certificate(h.Server(cfg, workdir=d))
 
 
 class SecretFileModeTest(unittest.TestCase):

@@ -37,10 +37,7 @@ class MtlsCase(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        try:
-            cls.server.stop()
-        finally:
-            cls.dir.__exit__(None, None, None)
+        h.stop_in_dir(cls.server, cls.dir)
 
 
 class MutualTlsTest(MtlsCase):

@@ -785,6 +785,33 @@ static void wipes_the_secrets(void **state)
     assert_memory_equal(cfg.api_keys[0].sha256, zero, 32);
 }
 
+/* The README's configuration reference is the table's: regenerate it with
+ * ct_config_reference when a key changes. */
+static void the_readme_holds_the_reference_of_the_key_table(void **state)
+{
+    char *reference = NULL;
+    size_t reference_len = 0;
+    FILE *out = open_memstream(&reference, &reference_len);
+    FILE *readme = fopen(CT_README, "r");
+    static char text[256 * 1024];
+    size_t len;
+    (void)state;
+
+    assert_non_null(out);
+    assert_non_null(readme);
+    ct_config_reference(out);
+    fclose(out);
+    len = fread(text, 1, sizeof(text) - 1, readme);
+    fclose(readme);
+    text[len] = '\0';
+    if (strstr(text, reference) == NULL) {
+        fail_msg("README.md's configuration reference differs from the key table; it should "
+                 "read:\n%s",
+                 reference);
+    }
+    free(reference);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -826,6 +853,7 @@ int main(void)
         TEST(prints_yaml_that_loads_again_with_secrets_from_env),
         TEST(refuses_input_over_one_mebibyte),
         TEST(wipes_the_secrets),
+        TEST(the_readme_holds_the_reference_of_the_key_table),
     };
     int rc;
 

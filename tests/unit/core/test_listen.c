@@ -10,17 +10,15 @@
 
 static void tells_local_listeners_from_public_ones(void **state)
 {
+    static const char *const local[] = {"unix:/run/x.sock", "127.0.0.1:1", "127.8.9.10:1",
+                                        "localhost:1", "[::1]:1"};
+    static const char *const public[] = {"0.0.0.0:1", "[::]:1", "10.0.0.1:1",
+                                         "localhost.evil.example:1", "128.0.0.1:1"};
     (void)state;
-    assert_true(ct_listen_is_local("unix:/run/x.sock"));
-    assert_true(ct_listen_is_local("127.0.0.1:1"));
-    assert_true(ct_listen_is_local("127.8.9.10:1"));
-    assert_true(ct_listen_is_local("localhost:1"));
-    assert_true(ct_listen_is_local("[::1]:1"));
-    assert_false(ct_listen_is_local("0.0.0.0:1"));
-    assert_false(ct_listen_is_local("[::]:1"));
-    assert_false(ct_listen_is_local("10.0.0.1:1"));
-    assert_false(ct_listen_is_local("localhost.evil.example:1"));
-    assert_false(ct_listen_is_local("128.0.0.1:1"));
+    for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+        assert_true(ct_listen_is_local(local[i]));
+        assert_false(ct_listen_is_local(public[i]));
+    }
     assert_false(ct_listen_is_local(NULL));
 }
 

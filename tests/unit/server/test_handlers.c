@@ -206,18 +206,24 @@ static void renew_of_an_app_token_needs_get_app_token(void **state)
     assert_string_equal(reply.user_id, "");
 }
 
-static void renew_honours_the_grace_period(void **state)
+/* Renews carol's 600 s token issued at issue_ts, as backend. */
+static int renew_issued_at(uint32_t issue_ts, srv_status *status)
 {
     char token[CT_BUILD_MAX_CHARS];
     srv_token_reply reply;
+
+    build(CERT, "carol", issue_ts, 600, token);
+    return renew(&backend, token, 0, &reply, status);
+}
+
+static void renew_honours_the_grace_period(void **state)
+{
     srv_status status;
     (void)state;
     /* expired 60 s ago: exactly at the grace limit, still renewable */
-    build(CERT, "carol", NOW - 660, 600, token);
-    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_OK);
+    assert_int_equal(renew_issued_at(NOW - 660, &status), SRV_OK);
     /* expired 61 s ago: the client must log in again */
-    build(CERT, "carol", NOW - 661, 600, token);
-    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_FAILED_PRECONDITION);
+    assert_int_equal(renew_issued_at(NOW - 661, &status), SRV_FAILED_PRECONDITION);
     assert_non_null(strstr(status.message, "log in again"));
 }
 

@@ -1,7 +1,7 @@
 /* Unit tests for server/http_rules.c, the pure part of the HTTP side port:
  * routing and username decoding, methods, ?ttl, the RenewToken body, the
- * status table, CORS origins and RFC 3339 times. The server itself is tested over real HTTP
- * in tests/http/. */
+ * status table, CORS origins and RFC 3339 times. The server itself is
+ * tested over real HTTP in tests/http/. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,34 +31,62 @@ static match route_of(const char *path, int compat)
     return m;
 }
 
+struct route_case {
+    const char *path;
+    int compat;
+    enum srv_http_route route;
+};
+
+static void expect_routes(const struct route_case *cases, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (route_of(cases[i].path, cases[i].compat).route != cases[i].route) {
+            fail_msg("%s (compat %d): route %d, expected %d", cases[i].path, cases[i].compat,
+                     route_of(cases[i].path, cases[i].compat).route, cases[i].route);
+        }
+    }
+}
+
 static void test_fixed_routes_match_exactly(void **state)
 {
+    static const struct route_case cases[] = {
+        {"/chat/app/token", 1, SRV_HTTP_ROUTE_APP_TOKEN},
+        {"/chat/token/renew", 1, SRV_HTTP_ROUTE_RENEW},
+        {"/healthz", 1, SRV_HTTP_ROUTE_HEALTHZ},
+        {"/readyz", 1, SRV_HTTP_ROUTE_READYZ},
+        {"/metrics", 1, SRV_HTTP_ROUTE_METRICS},
+        {"/chat/app/token/", 1, SRV_HTTP_ROUTE_NONE},
+        {"/chat/app/token2", 1, SRV_HTTP_ROUTE_NONE},
+        {"/CHAT/app/token", 1, SRV_HTTP_ROUTE_NONE},
+        {"//chat/app/token", 1, SRV_HTTP_ROUTE_NONE},
+        {"/", 1, SRV_HTTP_ROUTE_NONE},
+        {"", 1, SRV_HTTP_ROUTE_NONE},
+        {"/metrics/", 1, SRV_HTTP_ROUTE_NONE},
+    };
     (void)state;
-    assert_int_equal(route_of("/chat/app/token", 1).route, SRV_HTTP_ROUTE_APP_TOKEN);
-    assert_int_equal(route_of("/chat/token/renew", 1).route, SRV_HTTP_ROUTE_RENEW);
-    assert_int_equal(route_of("/healthz", 1).route, SRV_HTTP_ROUTE_HEALTHZ);
-    assert_int_equal(route_of("/readyz", 1).route, SRV_HTTP_ROUTE_READYZ);
-    assert_int_equal(route_of("/metrics", 1).route, SRV_HTTP_ROUTE_METRICS);
-    assert_int_equal(route_of("/chat/app/token/", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/chat/app/token2", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/CHAT/app/token", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("//chat/app/token", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/metrics/", 1).route, SRV_HTTP_ROUTE_NONE);
+    expect_routes(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_compat_routes_off_hide_only_the_seed_routes(void **state)
 {
+    static const struct route_case cases[] = {
+        {"/chat/app/token", 0, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/alice/token", 0, SRV_HTTP_ROUTE_NONE},
+        {"/chat/token/renew", 0, SRV_HTTP_ROUTE_RENEW},
+        {"/metrics", 0, SRV_HTTP_ROUTE_METRICS},
+    };
     (void)state;
-    assert_int_equal(route_of("/chat/app/token", 0).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/chat/user/alice/token", 0).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/chat/token/renew", 0).route, SRV_HTTP_ROUTE_RENEW);
-    assert_int_equal(route_of("/metrics", 0).route, SRV_HTTP_ROUTE_METRICS);
+    expect_routes(cases, sizeof(cases) / sizeof(cases[0]));
 }
 
 static void test_user_route_takes_one_segment(void **state)
 {
+    static const struct route_case others[] = {
+        {"/chat/user/a/b/token", 1, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/alice/token/", 1, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/token", 1, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/alice", 1, SRV_HTTP_ROUTE_NONE},
+    };
     match m = route_of("/chat/user/Alice_1.x-y/token", 1);
 
     (void)state;
@@ -66,10 +94,7 @@ static void test_user_route_takes_one_segment(void **state)
     assert_int_equal(m.route, SRV_HTTP_ROUTE_USER_TOKEN);
     assert_string_equal(m.username, "Alice_1.x-y");
     assert_int_equal(m.len, strlen("Alice_1.x-y"));
-    assert_int_equal(route_of("/chat/user/a/b/token", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/chat/user/alice/token/", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/chat/user/token", 1).route, SRV_HTTP_ROUTE_NONE);
-    assert_int_equal(route_of("/chat/user/alice", 1).route, SRV_HTTP_ROUTE_NONE);
+    expect_routes(others, sizeof(others) / sizeof(others[0]));
 }
 
 static void test_empty_username_goes_to_the_handler(void **state)
