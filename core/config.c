@@ -12,6 +12,7 @@
 #include "config.h"
 #include "text.h"
 
+#include "peer_id.h"
 #include "secret.h"
 
 #include <errno.h>
@@ -241,21 +242,23 @@ struct caller_list {
     const char *taken;    /* the message when it repeats, with %s and %zu */
     size_t first, count;  /* offsets in ct_config: the array, its length */
     size_t stride, id_offset, methods_offset;
+    /* the identity's own syntax, or NULL; writes its message into err */
+    int (*check_id)(const char *id, char *err, size_t err_len);
 };
 
-#define CALLER_LIST(path, id, type, array, count, required, taken)                                 \
+#define CALLER_LIST(path, id, type, array, count, required, taken, check_id)                       \
     {                                                                                              \
         path, #id, required, taken, offsetof(ct_config, array), offsetof(ct_config, count),        \
-            sizeof(type), offsetof(type, id), offsetof(type, methods)                              \
+            sizeof(type), offsetof(type, id), offsetof(type, methods), check_id                    \
     }
 
 static const struct caller_list caller_lists[] = {
     CALLER_LIST("auth.api_keys", name, ct_api_key, api_keys, api_key_count,
                 "required (it names the caller in logs)",
-                "\"%s\" is already the name of auth.api_keys[%zu]"),
+                "\"%s\" is already the name of auth.api_keys[%zu]", NULL),
     CALLER_LIST("auth.mtls_clients", id, ct_mtls_client, mtls_clients, mtls_client_count,
                 "required (the SAN or SPIFFE ID of the client certificate)",
-                "\"%s\" is already auth.mtls_clients[%zu]"),
+                "\"%s\" is already auth.mtls_clients[%zu]", ct_peer_id_check),
 };
 
 static int validate_callers(const ct_config *cfg, const struct caller_list *l, struct problem *p)
@@ -271,6 +274,9 @@ static int validate_callers(const ct_config *cfg, const struct caller_list *l, s
         set_path(p, "%s[%zu].%s", l->path, i, l->id_key);
         if (id[0] == '\0') {
             return report(p, "%s", l->required);
+        }
+        if (l->check_id != NULL && l->check_id(id, p->message, sizeof(p->message)) != 0) {
+            return -1;
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(id, first + j * l->stride + l->id_offset) == 0) {
@@ -343,6 +349,10 @@ static int validate_choices(const ct_config *cfg, struct problem *p)
     set_path(p, "log.level");
     if ((unsigned)cfg->log_level > CT_LOG_ERROR) {
         return report(p, "must be debug, info, warn or error");
+    }
+    set_path(p, "reflection");
+    if ((unsigned)cfg->reflection > CT_REFLECTION_OFF) {
+        return report(p, "must be public, authenticated or off");
     }
     set_path(p, "user_tokens.identity");
     if (cfg->identity != CT_IDENTITY_USERNAME && cfg->identity != CT_IDENTITY_UUID) {
@@ -1218,6 +1228,7 @@ static int parse_item_list(struct loader *ld, const struct section *sec, char *f
 
 static const char *const identity_names[] = {"username", "uuid"};
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
+static const char *const reflection_names[] = {"public", "authenticated", "off"};
 
 static int parse_sha256(struct loader *ld, void *base)
 {
@@ -1373,8 +1384,9 @@ static const struct field auth_fields[] = {
                  .doc = "`name`, `sha256` (hex SHA-256 of the key) or `key_file`, `methods`"),
     CUSTOM_FIELD("mtls_clients", parse_mtls_clients, .section = &mtls_client_section,
                  .print = print_mtls_clients, .def_doc = "`[]`",
-                 .doc = "`id` (a SAN of the verified client certificate, e.g. a SPIFFE ID), "
-                        "`methods`"),
+                 .doc = "`id`, `methods`: an `id` with a URI scheme (a SPIFFE ID, `https://...`) "
+                        "matches a URI SAN of the verified client certificate, any other `id` a "
+                        "DNS SAN; email and IP addresses are refused (see the security model)"),
 };
 static const struct section auth_section = SECTION_OF(auth_fields);
 
@@ -1453,6 +1465,16 @@ static const struct field http_fields[] = {
     SECTION_FIELD("cors", cors_section),
     U32_FIELD("max_connections", http_max_connections, .def = 1024, .min = 1, .max = UINT32_MAX,
               .doc = "concurrent HTTP connections"),
+    U32_FIELD("request_timeout_seconds", http_request_timeout_seconds, .def = 10, .min = 1,
+              .max = 3600,
+              .doc = "the time (1..3600 s) a connection has to deliver a complete request, from "
+                     "connecting or from its previous answer; slower ones (slow headers or body, "
+                     "idle keep-alive) are closed"),
+    U32_FIELD("max_connections_per_ip", http_max_connections_per_ip, .def = 64, .min = 1,
+              .max = UINT32_MAX,
+              .doc = "connections one client address may hold (unix sockets: no cap); behind a "
+                     "proxy, ingress or mesh sidecar every connection has the proxy's address: set "
+                     "it to `http.max_connections`"),
 };
 static const struct section http_section = SECTION_OF(http_fields);
 
@@ -1477,6 +1499,10 @@ static const struct field root_fields[] = {
     SECTION_FIELD("shutdown", shutdown_section),
     SECTION_FIELD("directory", directory_section),
     SECTION_FIELD("http", http_section),
+    CHOICE_FIELD("reflection", reflection, reflection_names, .def = CT_REFLECTION_PUBLIC,
+                 .doc = "who may call `grpc.reflection`: `public` (anyone, as grpcurl expects), "
+                        "`authenticated` (callers with a known API key or client certificate, "
+                        "whatever their `methods`; else UNAUTHENTICATED), `off` (UNIMPLEMENTED)"),
 };
 static const struct section root_section = SECTION_OF(root_fields);
 

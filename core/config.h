@@ -31,6 +31,12 @@
 enum ct_identity_mode { CT_IDENTITY_USERNAME = 0, CT_IDENTITY_UUID = 1 };
 
 enum ct_log_level { CT_LOG_DEBUG = 0, CT_LOG_INFO = 1, CT_LOG_WARN = 2, CT_LOG_ERROR = 3 };
+/* Who may call grpc.reflection: anyone, authenticated callers, nobody. */
+enum ct_reflection_mode {
+    CT_REFLECTION_PUBLIC = 0,
+    CT_REFLECTION_AUTHENTICATED = 1,
+    CT_REFLECTION_OFF = 2,
+};
 
 typedef struct ct_api_key {
     char name[CT_CONFIG_NAME_MAX];
@@ -81,6 +87,7 @@ typedef struct ct_config {
 
     unsigned workers; /* 0 = one per core */
     enum ct_log_level log_level;
+    enum ct_reflection_mode reflection; /* default public */
 
     /* shutdown */
     uint32_t drain_seconds;
@@ -106,6 +113,8 @@ typedef struct ct_config {
     size_t http_cors_origin_count;
     char http_cors_origins[CT_CONFIG_MAX_CORS_ORIGINS][CT_CONFIG_ADDR_MAX];
     uint32_t http_max_connections;
+    uint32_t http_request_timeout_seconds; /* to deliver a complete request */
+    uint32_t http_max_connections_per_ip;
 
     /* Where app_certificate was read from (app.certificate_file or
      * CHAT_TOKEN_APP_CERTIFICATE_FILE); "" = given inline or by

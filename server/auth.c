@@ -60,15 +60,106 @@ static int presented_key(const srv_credentials *cred, const char **key, size_t *
     return 0;
 }
 
-static const ct_mtls_client *find_peer(const ct_config *cfg, const srv_credentials *cred)
+static int name_is(const char *name, size_t name_len, const char *want)
 {
-    for (size_t i = 0; i < cred->peer_id_count; i++) {
-        for (size_t j = 0; j < cfg->mtls_client_count; j++) {
-            if (strcmp(cred->peer_ids[i], cfg->mtls_clients[j].id) == 0) {
-                return &cfg->mtls_clients[j];
-            }
+    return name_len == strlen(want) && strncasecmp(name, want, name_len) == 0;
+}
+
+void srv_credentials_add_header(srv_credentials *cred, const char *name, size_t name_len,
+                                const char *value, size_t value_len)
+{
+    if (name_is(name, name_len, "authorization")) {
+        if (cred->authorization_count++ == 0) {
+            cred->authorization = value;
+            cred->authorization_len = value_len;
+        }
+    } else if (name_is(name, name_len, "x-api-key")) {
+        if (cred->api_key_count++ == 0) {
+            cred->api_key = value;
+            cred->api_key_len = value_len;
         }
     }
+}
+
+void srv_credentials_add_san(srv_credentials *cred, enum ct_peer_id_kind type, const char *value,
+                             size_t len)
+{
+    cred->certificate = 1;
+    if (cred->san_count >= SRV_AUTH_MAX_SANS) {
+        cred->san_overflow = 1;
+        return;
+    }
+    cred->sans[cred->san_count].type = type;
+    cred->sans[cred->san_count].value = value;
+    cred->sans[cred->san_count].len = len;
+    cred->san_count++;
+}
+
+/* DNS names compare case-insensitively (ASCII), URIs byte for byte; both
+ * over their whole length. */
+static int san_equals(const srv_san *san, const char *id, size_t id_len)
+{
+    if (san->len != id_len) {
+        return 0;
+    }
+    if (san->type == CT_PEER_ID_URI) {
+        return memcmp(san->value, id, id_len) == 0;
+    }
+    for (size_t i = 0; i < id_len; i++) {
+        char a = san->value[i] >= 'A' && san->value[i] <= 'Z' ? (char)(san->value[i] + 32)
+                                                              : san->value[i];
+        char b = id[i] >= 'A' && id[i] <= 'Z' ? (char)(id[i] + 32) : id[i];
+        if (a != b) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The configured client one of the certificate's SANs names, or NULL (then
+ * why, in status). */
+static const ct_mtls_client *find_peer(const ct_config *cfg, const srv_credentials *cred,
+                                       srv_caller *caller, srv_status *status)
+{
+    size_t uri_sans = 0;
+
+    if (cred->san_overflow) {
+        srv_fail(status, SRV_UNAUTHENTICATED,
+                 "client certificate holds more than %d URI and DNS SANs", SRV_AUTH_MAX_SANS);
+        return NULL;
+    }
+    for (size_t i = 0; i < cred->san_count; i++) {
+        if (memchr(cred->sans[i].value, '\0', cred->sans[i].len) != NULL) {
+            srv_fail(status, SRV_UNAUTHENTICATED,
+                     "client certificate has a %s SAN holding a NUL byte",
+                     cred->sans[i].type == CT_PEER_ID_URI ? "URI" : "DNS");
+            return NULL;
+        }
+        uri_sans += cred->sans[i].type == CT_PEER_ID_URI;
+    }
+    for (size_t j = 0; j < cfg->mtls_client_count; j++) {
+        const char *id = cfg->mtls_clients[j].id;
+        size_t id_len = strlen(id);
+        enum ct_peer_id_kind kind = ct_peer_id_kind(id, id_len);
+
+        for (size_t i = 0; i < cred->san_count; i++) {
+            if (cred->sans[i].type != kind || !san_equals(&cred->sans[i], id, id_len)) {
+                continue;
+            }
+            /* an X.509-SVID holds exactly one URI SAN, its SPIFFE ID */
+            if (ct_peer_id_is_spiffe(id, id_len) && uri_sans != 1) {
+                srv_fail(status, SRV_UNAUTHENTICATED,
+                         "client certificate holds %zu URI SANs: an X.509-SVID holds exactly one",
+                         uri_sans);
+                return NULL;
+            }
+            caller->san_type = kind == CT_PEER_ID_URI ? "URI" : "DNS";
+            return &cfg->mtls_clients[j];
+        }
+    }
+    srv_fail(status, SRV_UNAUTHENTICATED,
+             "client certificate identity is not in auth.mtls_clients (ids with a scheme match "
+             "URI SANs, others DNS SANs)");
     return NULL;
 }
 
@@ -79,6 +170,13 @@ int srv_auth_identify(const ct_config *cfg, const srv_credentials *cred, srv_cal
     size_t key_len = 0;
     int has_key = presented_key(cred, &key, &key_len);
 
+    caller->san_type = NULL;
+    if (cred->authorization_count + cred->api_key_count > 1) {
+        return srv_fail(status, SRV_UNAUTHENTICATED,
+                        "more than one credential (%u authorization, %u x-api-key): send "
+                        "exactly one",
+                        cred->authorization_count, cred->api_key_count);
+    }
     if (has_key < 0) {
         return srv_fail(status, SRV_UNAUTHENTICATED,
                         "authorization metadata must be 'Bearer <api key>'");
@@ -92,16 +190,15 @@ int srv_auth_identify(const ct_config *cfg, const srv_credentials *cred, srv_cal
         caller->methods = k->methods;
         return srv_ok(status);
     }
-    if (cred->peer_id_count > 0) {
-        const ct_mtls_client *c = find_peer(cfg, cred);
+    if (cred->certificate) {
+        const ct_mtls_client *c = find_peer(cfg, cred, caller, status);
         if (c != NULL) {
             snprintf(caller->name, sizeof(caller->name), "%s", c->id);
             caller->methods = c->methods;
             return srv_ok(status);
         }
         if (!cfg->allow_unauthenticated) {
-            return srv_fail(status, SRV_UNAUTHENTICATED,
-                            "client certificate identity is not in auth.mtls_clients");
+            return status->code;
         }
     }
     if (cfg->allow_unauthenticated) {

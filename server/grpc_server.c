@@ -287,18 +287,26 @@ static int64_t deadline_ms(const call *c)
 
 /* ---- authentication from metadata and the TLS peer ---- */
 
+static void add_sans(srv_credentials *cred, const grpc_auth_context *auth, const char *property,
+                     enum ct_peer_id_kind type)
+{
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(auth, property);
+    const grpc_auth_property *p;
+
+    for (p = grpc_auth_property_iterator_next(&it); p != NULL;
+         p = grpc_auth_property_iterator_next(&it)) {
+        srv_credentials_add_san(cred, type, p->value, p->value_length);
+    }
+}
+
 static void credentials_from_call(call *c, srv_credentials *cred, grpc_auth_context **auth)
 {
     memset(cred, 0, sizeof(*cred));
     for (size_t i = 0; i < c->metadata.count; i++) {
         const grpc_metadata *m = &c->metadata.metadata[i];
-        if (slice_equals(m->key, "authorization")) {
-            cred->authorization = (const char *)GRPC_SLICE_START_PTR(m->value);
-            cred->authorization_len = GRPC_SLICE_LENGTH(m->value);
-        } else if (slice_equals(m->key, "x-api-key")) {
-            cred->api_key = (const char *)GRPC_SLICE_START_PTR(m->value);
-            cred->api_key_len = GRPC_SLICE_LENGTH(m->value);
-        }
+        srv_credentials_add_header(
+            cred, (const char *)GRPC_SLICE_START_PTR(m->key), GRPC_SLICE_LENGTH(m->key),
+            (const char *)GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value));
     }
     *auth = NULL;
     if (c->server->config->mtls_client_count == 0) {
@@ -308,14 +316,12 @@ static void credentials_from_call(call *c, srv_credentials *cred, grpc_auth_cont
     if (*auth == NULL || !grpc_auth_context_peer_is_authenticated(*auth)) {
         return;
     }
-    /* the SANs of the verified client certificate (URI SANs carry SPIFFE IDs) */
-    grpc_auth_property_iterator it =
-        grpc_auth_context_find_properties_by_name(*auth, GRPC_X509_SAN_PROPERTY_NAME);
-    const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
-    while (p != NULL && cred->peer_id_count < SRV_AUTH_MAX_PEER_IDS) {
-        cred->peer_ids[cred->peer_id_count++] = p->value;
-        p = grpc_auth_property_iterator_next(&it);
-    }
+    /* The URI and DNS SANs of the verified client certificate, each by its
+     * type: GRPC_X509_SAN_PROPERTY_NAME mixes every type (email and IP too),
+     * so a DNS SAN could pass for a SPIFFE ID. Values keep their length. */
+    cred->certificate = 1;
+    add_sans(cred, *auth, GRPC_PEER_URI_PROPERTY_NAME, CT_PEER_ID_URI);
+    add_sans(cred, *auth, GRPC_PEER_DNS_PROPERTY_NAME, CT_PEER_ID_DNS);
 }
 
 /* Identifies the caller into c->caller; SRV_OK or a status in c->status. */
@@ -694,7 +700,7 @@ static void reflect_answer(call *c)
     uint8_t *answer = NULL;
     size_t len = 0;
     size_t answer_len = 0;
-    char err[256];
+    char err[256] = "reflection request does not decode";
     grpc_op ops[2];
     size_t n = 0;
 
@@ -705,7 +711,7 @@ static void reflect_answer(call *c)
     if (read_payload(c->payload, stack, &data, &len) != 0 ||
         srv_reflection_answer(data, len, &answer, &answer_len, err, sizeof(err)) != 0) {
         free_payload(stack, data);
-        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "reflection request does not decode");
+        srv_fail(&c->status, SRV_INVALID_ARGUMENT, "%s", err);
         finish(c);
         return;
     }
@@ -742,6 +748,21 @@ static enum ct_method generic_method(const call *c)
     return CT_METHOD_UNKNOWN;
 }
 
+/* reflection: public answers anyone; authenticated, a caller auth
+ * identifies (whatever its methods); off, nobody, as an unknown method. */
+static int reflection_allowed(call *c)
+{
+    switch (c->server->config->reflection) {
+    case CT_REFLECTION_OFF:
+        srv_fail(&c->status, SRV_UNIMPLEMENTED, "reflection is off (reflection: off)");
+        return 0;
+    case CT_REFLECTION_AUTHENTICATED:
+        return authenticate(c) == SRV_OK;
+    default:
+        return 1;
+    }
+}
+
 static void dispatch_generic(call *c)
 {
     grpc_slice m = c->details.method;
@@ -752,6 +773,10 @@ static void dispatch_generic(call *c)
     } else if (c->method == CT_METHOD_HEALTH_WATCH) {
         recv_message(c, STEP_WATCH_RECV);
     } else if (c->method == CT_METHOD_REFLECTION) {
+        if (!reflection_allowed(c)) {
+            finish(c);
+            return;
+        }
         c->streaming = 1;
         recv_message(c, STEP_REFLECT_RECV);
     } else {
@@ -850,7 +875,7 @@ static void log_call(call *c)
         c->status.code = SRV_CANCELLED;
     }
     srv_rpc_finished(SRV_TRANSPORT_GRPC, c->method, &c->status, elapsed_ms(&c->started) / 1e3,
-                     c->caller.name, call_peer, c);
+                     c->caller.name, c->caller.san_type, call_peer, c);
 }
 
 /* A requested call arrived (ok) or the server is shutting down (!ok). */

@@ -151,13 +151,17 @@ void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const 
     ud_directory_lookup(ctx->directory, req->username, deadline_ms, finish_with_directory, req);
 }
 
-/* The token's one Chat service and privilege, or INVALID_ARGUMENT. */
+/* The token's one Chat service and privilege, or INVALID_ARGUMENT. Every
+ * service must be one we issue: the parser stops at a service type it does
+ * not know (type 0 too) without looking at what follows, so the declared
+ * count must be the parsed one; then the parser has also refused trailing
+ * bytes. */
 static int chat_privilege(const ct_token *tok, const ct_privilege **privilege, ct_view *user_id,
                           srv_status *status)
 {
     const ct_service *s = &tok->services[0];
 
-    if (tok->service_count != 1 || tok->unknown_service_type != 0 || s->type != CT_SERVICE_CHAT) {
+    if (tok->declared_service_count != 1 || tok->service_count != 1 || s->type != CT_SERVICE_CHAT) {
         return srv_fail(status, SRV_INVALID_ARGUMENT,
                         "token must hold one Chat service, an RTC service (with or without RTM) "
                         "or one RTM service; it holds %u services",
@@ -177,8 +181,33 @@ static int chat_privilege(const ct_token *tok, const ct_privilege **privilege, c
     if (s->privileges[0].id == CT_CHAT_PRIVILEGE_APP && user_id->len != 0) {
         return srv_fail(status, SRV_INVALID_ARGUMENT, "app token carries a user id");
     }
-    if (memchr(user_id->data, '\0', user_id->len) != NULL) {
-        return srv_fail(status, SRV_INVALID_ARGUMENT, "user id holds a NUL byte");
+    return srv_ok(status);
+}
+
+/* A user token's user id is one this service issues: a normalised username
+ * in username mode, a UUID in uuid mode. It goes into the new token and into
+ * the reply's proto string, so nothing else (no NUL, no bytes that are not
+ * UTF-8) may pass. */
+static int issued_user_id(const ct_config *cfg, ct_view user_id, srv_status *status)
+{
+    const char *id = (const char *)user_id.data;
+    char normalised[CT_USERNAME_MAX + 1];
+    char err[SRV_MESSAGE_MAX];
+
+    if (cfg->identity == CT_IDENTITY_UUID) {
+        if (!ud_uuid_valid(id, user_id.len)) {
+            return srv_fail(status, SRV_INVALID_ARGUMENT,
+                            "token's user id is not a Chat UUID (1..%d of A-Z a-z 0-9 _ -)",
+                            UD_UUID_MAX);
+        }
+        return srv_ok(status);
+    }
+    if (ct_username_normalize(id, user_id.len, normalised, err, sizeof(err)) != 0) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT, "token's user id is not a username: %s", err);
+    }
+    if (memcmp(normalised, id, user_id.len) != 0) {
+        return srv_fail(status, SRV_INVALID_ARGUMENT,
+                        "token's user id is not a normalised (lower-case) username");
     }
     return srv_ok(status);
 }
@@ -254,6 +283,9 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
         return srv_fail(status, SRV_PERMISSION_DENIED,
                         "caller '%s' may not renew app tokens: that needs GetAppToken",
                         caller->name);
+    }
+    if (privilege->id == CT_CHAT_PRIVILEGE_USER && issued_user_id(cfg, user_id, status) != SRV_OK) {
+        return status->code;
     }
     expired_at = ct_privilege_expire_at(tok, privilege);
     if (ct_token_expire_at(tok) < expired_at) {

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -60,8 +61,29 @@
  * retry RESOURCE_EXHAUSTED, a quota), and it maps to 503 in our one table
  * (RESOURCE_EXHAUSTED is 429, a per-client rate limit). */
 
-/* The socket context of a connection past http.max_connections. */
-static char over_limit_marker;
+/* The request deadline. libmicrohttpd's connection timeout counts
+ * inactivity only: a client that sends a header line every few seconds
+ * would hold its connection forever, and http.max_connections of them
+ * would lock every real client out. So each connection must deliver a
+ * complete request (headers and body) within http.request_timeout_seconds
+ * of connecting or of its previous answer; a watchdog thread shuts down
+ * the socket of one that does not, and libmicrohttpd then closes it. The
+ * socket is shut down under conns_lock, and a connection leaves the list
+ * (MHD_CONNECTION_NOTIFY_CLOSED) under it before libmicrohttpd closes its
+ * descriptor, so a descriptor number reused by a new connection is never
+ * hit. A request being answered (a lookup under way, an answer being
+ * sent) has no deadline. http.max_connections_per_ip is libmicrohttpd's
+ * MHD_OPTION_PER_IP_CONNECTION_LIMIT: past it a connection is closed at
+ * accept. */
+#define WATCHDOG_PERIOD_MS 200
+
+/* The socket context of every connection (MHD_OPTION_NOTIFY_CONNECTION). */
+typedef struct conn {
+    struct conn *prev, *next; /* srv_http.conns, under conns_lock */
+    MHD_socket fd;
+    atomic_llong deadline_ms; /* CLOCK_MONOTONIC; 0 while a request is answered */
+    int over_limit;           /* past http.max_connections: answered 503 */
+} conn;
 
 struct srv_http {
     struct MHD_Daemon *daemon;
@@ -70,11 +92,19 @@ struct srv_http {
     int (*serving)(void *);
     void *serving_arg;
     atomic_int draining;
-    atomic_int lookups;        /* GetUserToken calls whose done callback has not run */
-    unsigned limit;            /* http.max_connections */
-    atomic_uint served;        /* connections within the limit */
-    atomic_uint over;          /* connections past it, answered 503 */
-    atomic_llong limit_logged; /* monotonic second of the last over-limit log line */
+    atomic_int lookups;            /* GetUserToken calls whose done callback has not run */
+    unsigned limit;                /* http.max_connections */
+    atomic_uint served;            /* connections within the limit */
+    atomic_uint over;              /* connections past it, answered 503 */
+    atomic_llong limit_logged;     /* monotonic second of the last over-limit log line */
+    atomic_llong mhd_limit_logged; /* same, for libmicrohttpd's per-address refusals */
+    atomic_llong deadline_logged;  /* same, for connections closed at the deadline */
+    int64_t request_timeout_ms;    /* http.request_timeout_seconds */
+    pthread_mutex_t conns_lock;
+    pthread_cond_t watchdog_wake;
+    conn *conns;
+    int watchdog_stop; /* under conns_lock */
+    pthread_t watchdog;
     int listen_fd;
     ct_listen_addr addr; /* http.listen, parsed */
     int unix_bound;      /* we made the socket file: remove it at the stop */
@@ -147,7 +177,7 @@ static void finish_rpc(request *r, const srv_status *status)
 {
     if (r->method != CT_METHOD_UNKNOWN) {
         srv_rpc_finished(SRV_TRANSPORT_HTTP, r->method, status, elapsed_seconds(&r->started),
-                         r->caller.name, request_peer, r);
+                         r->caller.name, NULL, request_peer, r);
     }
 }
 
@@ -345,26 +375,23 @@ static enum MHD_Result answer_readyz(request *r)
                  : respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
 }
 
-/* The key from Authorization: Bearer or X-Api-Key, through auth.c. */
+static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
+{
+    (void)kind;
+    srv_credentials_add_header(cls, key, key_size, value != NULL ? value : "", value_size);
+    return MHD_YES;
+}
+
+/* The key from Authorization: Bearer or X-Api-Key, through auth.c. Every
+ * header goes there, not the first of each name: auth refuses a request
+ * that carries more than one credential. */
 static int authenticate(request *r, srv_status *status)
 {
     srv_credentials cred;
-    const char *value = NULL;
-    size_t len = 0;
 
     memset(&cred, 0, sizeof(cred));
-    if (MHD_lookup_connection_value_n(r->connection, MHD_HEADER_KIND, "Authorization",
-                                      strlen("Authorization"), &value, &len) == MHD_YES) {
-        cred.authorization = value;
-        cred.authorization_len = len;
-    }
-    value = NULL;
-    len = 0;
-    if (MHD_lookup_connection_value_n(r->connection, MHD_HEADER_KIND, "X-Api-Key",
-                                      strlen("X-Api-Key"), &value, &len) == MHD_YES) {
-        cred.api_key = value;
-        cred.api_key_len = len;
-    }
+    MHD_get_connection_values_n(r->connection, MHD_HEADER_KIND, add_header, &cred);
     return srv_auth_identify(r->http->cfg, &cred, &r->caller, status);
 }
 
@@ -702,17 +729,23 @@ static int append_body(request *r, const char *data, size_t len)
     return 0;
 }
 
-/* One warning a second at most while connections are refused: a flood
- * must not become a flood of log lines. */
-static void log_over_limit(srv_http *h, const char *what)
+/* 1 for the first caller in each monotonic second, through *last: one
+ * warning a second at most while connections are refused or closed, so a
+ * flood does not become a flood of log lines. */
+static int first_this_second(atomic_llong *last_second)
 {
     struct timespec now;
     long long second, last;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     second = (long long)now.tv_sec;
-    last = atomic_load(&h->limit_logged);
-    if (second == last || !atomic_compare_exchange_strong(&h->limit_logged, &last, second)) {
+    last = atomic_load(last_second);
+    return second != last && atomic_compare_exchange_strong(last_second, &last, second);
+}
+
+static void log_over_limit(srv_http *h, const char *what)
+{
+    if (!first_this_second(&h->limit_logged)) {
         return;
     }
     srv_log_event(CT_LOG_WARN, "http_connection_limit",
@@ -720,12 +753,94 @@ static void log_over_limit(srv_http *h, const char *what)
                   atomic_load(&h->over), what);
 }
 
-static int is_over_limit(struct MHD_Connection *connection)
+static conn *conn_of(struct MHD_Connection *connection)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
-    return info != NULL && info->socket_context == &over_limit_marker;
+    return info != NULL ? info->socket_context : NULL;
+}
+
+static int is_over_limit(struct MHD_Connection *connection)
+{
+    conn *c = conn_of(connection);
+
+    return c != NULL && c->over_limit;
+}
+
+static int64_t monotonic_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* The connection has until now + http.request_timeout_seconds to deliver
+ * its next complete request. */
+static void start_deadline(srv_http *h, struct MHD_Connection *connection)
+{
+    conn *c = conn_of(connection);
+
+    if (c != NULL) {
+        atomic_store(&c->deadline_ms, monotonic_ms() + h->request_timeout_ms);
+    }
+}
+
+/* Its request is complete: no deadline while it is answered. */
+static void stop_deadline(struct MHD_Connection *connection)
+{
+    conn *c = conn_of(connection);
+
+    if (c != NULL) {
+        atomic_store(&c->deadline_ms, 0);
+    }
+}
+
+/* Shuts down the sockets of connections past their deadline. */
+static void *watchdog(void *arg)
+{
+    srv_http *h = arg;
+    struct timespec wake;
+
+    pthread_mutex_lock(&h->conns_lock);
+    while (!h->watchdog_stop) {
+        int64_t now = monotonic_ms();
+        unsigned closed = 0;
+
+        for (conn *c = h->conns; c != NULL; c = c->next) {
+            int64_t deadline = atomic_load(&c->deadline_ms);
+            if (deadline != 0 && now >= deadline) {
+                atomic_store(&c->deadline_ms, 0);
+                shutdown(c->fd, SHUT_RDWR);
+                closed++;
+            }
+        }
+        if (closed > 0 && first_this_second(&h->deadline_logged)) {
+            srv_log_event(CT_LOG_WARN, "http_request_timeout",
+                          "closed %u connections that sent no complete request within %u s "
+                          "(http.request_timeout_seconds)",
+                          closed, (unsigned)(h->request_timeout_ms / 1000));
+        }
+        clock_gettime(CLOCK_MONOTONIC, &wake);
+        wake.tv_nsec += WATCHDOG_PERIOD_MS * 1000000L;
+        if (wake.tv_nsec >= 1000000000L) {
+            wake.tv_sec++;
+            wake.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&h->watchdog_wake, &h->conns_lock, &wake);
+    }
+    pthread_mutex_unlock(&h->conns_lock);
+    return NULL;
+}
+
+static void stop_watchdog(srv_http *h)
+{
+    pthread_mutex_lock(&h->conns_lock);
+    h->watchdog_stop = 1;
+    pthread_cond_signal(&h->watchdog_wake);
+    pthread_mutex_unlock(&h->conns_lock);
+    pthread_join(h->watchdog, NULL);
 }
 
 /* The answer on a connection past the limit, whatever it asked. */
@@ -741,30 +856,64 @@ static enum MHD_Result refuse_over_limit(request *r)
     return respond_error(r, &status, 0);
 }
 
-/* Counts connections, and marks those past the limit (see above). */
+/* Counts connections, marks those past the limit (see above) and keeps
+ * every connection in the watchdog's list (its deadline starts now). */
 static void on_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
     srv_http *h = cls;
+    conn *c = *socket_context;
+    const union MHD_ConnectionInfo *info;
     unsigned served;
 
     if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        if (*socket_context == &over_limit_marker) {
-            atomic_fetch_sub(&h->over, 1);
-        } else {
-            atomic_fetch_sub(&h->served, 1);
+        if (c == NULL) {
+            return; /* never counted (below) */
         }
+        atomic_fetch_sub(c->over_limit ? &h->over : &h->served, 1);
+        /* out of the list before libmicrohttpd closes the descriptor */
+        pthread_mutex_lock(&h->conns_lock);
+        if (c->prev != NULL) {
+            c->prev->next = c->next;
+        } else {
+            h->conns = c->next;
+        }
+        if (c->next != NULL) {
+            c->next->prev = c->prev;
+        }
+        pthread_mutex_unlock(&h->conns_lock);
+        free(c);
         *socket_context = NULL;
         return;
     }
+    info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    c = calloc(1, sizeof(*c));
+    if (c == NULL || info == NULL) {
+        /* without a deadline it could be held forever: not served at all */
+        free(c);
+        *socket_context = NULL;
+        if (info != NULL) {
+            shutdown(info->connect_fd, SHUT_RDWR);
+        }
+        return;
+    }
+    c->fd = info->connect_fd;
+    atomic_store(&c->deadline_ms, monotonic_ms() + h->request_timeout_ms);
+    pthread_mutex_lock(&h->conns_lock);
+    c->next = h->conns;
+    if (h->conns != NULL) {
+        h->conns->prev = c;
+    }
+    h->conns = c;
+    pthread_mutex_unlock(&h->conns_lock);
+    *socket_context = c;
     served = atomic_load(&h->served);
     while (served < h->limit) {
         if (atomic_compare_exchange_weak(&h->served, &served, served + 1)) {
-            *socket_context = NULL;
             return;
         }
     }
-    *socket_context = &over_limit_marker;
+    c->over_limit = 1;
     atomic_fetch_add(&h->over, 1);
     /* it only waits for its first request: a slow one frees the slot soon */
     MHD_set_connection_option(connection, MHD_CONNECTION_OPTION_TIMEOUT,
@@ -797,6 +946,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
     srv_status status;
 
     (void)version;
+    /* headers in (a request without a body), or the body's last call */
+    if (*upload_data_size == 0 && (r != NULL || strcmp(method, "POST") != 0)) {
+        stop_deadline(connection);
+    }
     if (r == NULL) {
         r = calloc(1, sizeof(*r));
         if (r == NULL) {
@@ -854,9 +1007,9 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
 {
     request *r = *con_cls;
 
-    (void)cls;
-    (void)connection;
     (void)toe;
+    /* a kept-alive connection: the next request has its own deadline */
+    start_deadline(cls, connection);
     if (r == NULL) {
         return;
     }
@@ -886,11 +1039,15 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     char message[512];
     size_t n;
 
-    (void)cls;
     vsnprintf(message, sizeof(message), fmt, ap);
     n = strlen(message);
     while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r')) {
         message[--n] = '\0';
+    }
+    /* said for every connection refused by http.max_connections_per_ip */
+    if (strstr(message, "connection limit") != NULL &&
+        !first_this_second(&((srv_http *)cls)->mhd_limit_logged)) {
+        return;
     }
     srv_log_event(CT_LOG_WARN, "http_server", "%s", message);
 }
@@ -995,10 +1152,34 @@ static unsigned thread_count(void)
     return cores > SRV_HTTP_MAX_THREADS ? SRV_HTTP_MAX_THREADS : (unsigned)cores;
 }
 
+/* A monotonic condition variable: the watchdog's waits ignore clock jumps. */
+static srv_http *new_server(void)
+{
+    srv_http *h = calloc(1, sizeof(*h));
+    pthread_condattr_t attr;
+
+    if (h == NULL) {
+        return NULL;
+    }
+    pthread_mutex_init(&h->conns_lock, NULL);
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->watchdog_wake, &attr);
+    pthread_condattr_destroy(&attr);
+    return h;
+}
+
+static void free_server(srv_http *h)
+{
+    pthread_cond_destroy(&h->watchdog_wake);
+    pthread_mutex_destroy(&h->conns_lock);
+    free(h);
+}
+
 srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*serving)(void *),
                          void *serving_arg, char *err, size_t errlen)
 {
-    srv_http *h = calloc(1, sizeof(*h));
+    srv_http *h = new_server();
     const char *addr = cfg->http_listen;
     unsigned threads = thread_count();
     unsigned limit = cfg->http_max_connections;
@@ -1016,6 +1197,7 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
     h->serving_arg = serving_arg;
     h->listen_fd = -1;
     h->limit = limit;
+    h->request_timeout_ms = (int64_t)cfg->http_request_timeout_seconds * 1000;
     if (ct_listen_parse(addr, &h->addr, &why) != 0) {
         snprintf(err, errlen, "http.listen \"%s\": %s", addr, why);
         rc = -1;
@@ -1025,7 +1207,7 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
         rc = listen_tcp(h, addr, err, errlen);
     }
     if (rc != 0) {
-        free(h);
+        free_server(h);
         return NULL;
     }
     /* Ours, the 503 slots, and as many again: MHD splits its limit evenly
@@ -1039,17 +1221,24 @@ srv_http *srv_http_start(const ct_config *cfg, const srv_context *ctx, int (*ser
     h->daemon = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_ERROR_LOG,
-        0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        0, on_accept, h, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, h,
         MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, mhd_limit, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SRV_HTTP_CONNECTION_TIMEOUT,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_HTTP_MEMORY_LIMIT,
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->http_max_connections_per_ip,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
     if (h->daemon == NULL) {
         snprintf(err, errlen, "cannot start the HTTP server on %s", addr);
         close(h->listen_fd);
-        free(h);
+        free_server(h);
+        return NULL;
+    }
+    if (pthread_create(&h->watchdog, NULL, watchdog, h) != 0) {
+        snprintf(err, errlen, "cannot start the HTTP request deadline thread");
+        MHD_stop_daemon(h->daemon);
+        free_server(h);
         return NULL;
     }
     log_listening(h);
@@ -1067,6 +1256,8 @@ void srv_http_stop(srv_http *http)
     /* the directory honours each lookup's deadline; give it some slack */
     long waits = (SRV_HTTP_LOOKUP_TIMEOUT_MS + 5000) / 10;
     MHD_socket fd = MHD_quiesce_daemon(http->daemon);
+
+    stop_watchdog(http);
 
     while (atomic_load(&http->lookups) > 0 && waits-- > 0) {
         nanosleep(&pause, NULL);
@@ -1086,5 +1277,5 @@ void srv_http_stop(srv_http *http)
     if (http->unix_bound) {
         unlink(http->addr.path);
     }
-    free(http);
+    free_server(http);
 }

@@ -155,6 +155,14 @@ void srv_log_rpc(const srv_rpc_log *e)
     }
     put_number(&l, "duration_ms", e->duration_ms);
     put_string(&l, "caller", e->caller);
+    if (e->caller_san != NULL) {
+        /* the SAN that matched, with its type: "URI:spiffe://..." */
+        put_raw(&l, ",\"san\":\"", 8);
+        put_escaped(&l, e->caller_san);
+        put_raw(&l, ":", 1);
+        put_escaped(&l, e->caller);
+        put_raw(&l, "\"", 1);
+    }
     put_string(&l, "peer", e->peer);
     finish(&l);
 }

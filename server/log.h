@@ -29,7 +29,8 @@ typedef struct srv_rpc_log {
     const char *code;    /* "OK", "INVALID_ARGUMENT", ... */
     const char *message; /* the status message, "" when OK */
     double duration_ms;
-    const char *caller; /* "" before authentication */
+    const char *caller;     /* "" before authentication */
+    const char *caller_san; /* "URI"/"DNS": the caller is this certificate SAN; else NULL */
     const char *peer;
 } srv_rpc_log;
 

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "probe.h"
+#include "secret.h"
 
 #define EXIT_CONFIG 2
 
@@ -188,6 +189,36 @@ stop_grpc_core:
     return rc;
 }
 
+/* One warning per secret file that is not the server's alone; not refused:
+ * Kubernetes mounts Secret files 0644 unless the manifest says otherwise. */
+static void warn_exposed_secret_files(const ct_config *cfg)
+{
+    const char *files[2 + CT_CONFIG_MAX_API_KEYS];
+    size_t n = 0;
+
+    files[n++] = cfg->app_certificate_file;
+    files[n++] = cfg->tls_key_file;
+    for (size_t i = 0; i < cfg->api_key_count; i++) {
+        files[n++] = cfg->api_keys[i].key_file;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int others = 0;
+        unsigned mode = 0;
+        size_t j = 0;
+
+        while (j < i && strcmp(files[j], files[i]) != 0) {
+            j++;
+        }
+        if (files[i][0] == '\0' || j < i || !ct_secret_file_exposed(files[i], &others, &mode)) {
+            continue;
+        }
+        srv_log_event(CT_LOG_WARN, "secret_file_readable",
+                      "%s is readable by %s (mode %04o): make it 0400, or 0440 with a group "
+                      "of the server's (Kubernetes: defaultMode: 0440 and the pod's fsGroup)",
+                      files[i], others ? "others" : "a group the server is not in", mode);
+    }
+}
+
 int main(int argc, char **argv)
 {
     static ct_config cfg;
@@ -203,8 +234,11 @@ int main(int argc, char **argv)
     }
     protect_memory();
     ct_config_defaults(&cfg);
-    if (ct_config_load(&cfg, opt.demo ? "<demo config>" : opt.config_path,
-                       opt.demo ? demo_config : NULL, err, sizeof(err)) != 0) {
+    rc = ct_config_load(&cfg, opt.demo ? "<demo config>" : opt.config_path,
+                        opt.demo ? demo_config : NULL, err, sizeof(err));
+    /* read (or refused) now: not to be left in /proc/PID/environ */
+    ct_secret_scrub_env("CHAT_TOKEN_APP_CERTIFICATE");
+    if (rc != 0) {
         fprintf(stderr, "chat-tokend: %s\n", err);
         return EXIT_CONFIG;
     }
@@ -214,6 +248,7 @@ int main(int argc, char **argv)
         return 0;
     }
     srv_log_set_level(cfg.log_level);
+    warn_exposed_secret_files(&cfg);
     if (opt.demo) {
         srv_log_event(CT_LOG_WARN, "demo_config",
                       "running on the embedded demo config: demo app, no authentication, "

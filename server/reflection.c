@@ -758,6 +758,40 @@ static int answer_request(struct answer *a,
     }
 }
 
+/* The longest of the names the response would echo back. */
+static size_t longest_name(const Grpc__Reflection__V1__ServerReflectionRequest *req)
+{
+    const char *names[] = {req->host, NULL, NULL};
+    size_t longest = 0;
+
+    switch (req->message_request_case) {
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:
+        names[1] = req->file_by_filename;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:
+        names[1] = req->file_containing_symbol;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:
+        names[1] = req->all_extension_numbers_of_type;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:
+        names[1] = req->list_services;
+        break;
+    case GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:
+        names[1] = req->file_containing_extension != NULL
+                       ? req->file_containing_extension->containing_type
+                       : NULL;
+        break;
+    default:
+        break;
+    }
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t len = names[i] != NULL ? strlen(names[i]) : 0;
+        longest = len > longest ? len : longest;
+    }
+    return longest;
+}
+
 static void answer_release(struct answer *a)
 {
     free(a->blobs);
@@ -810,6 +844,11 @@ int srv_reflection_answer(const uint8_t *request, size_t len, uint8_t **response
     if (!request_strings_clean(request, request + len, 0)) {
         ct_set_error(err, errlen,
                      "reflection request holds a string that is not UTF-8 or has a NUL");
+        goto done;
+    }
+    if (longest_name(req) > SRV_REFLECTION_MAX_NAME) {
+        ct_set_error(err, errlen, "reflection request holds a name of %zu bytes, over the %d limit",
+                     longest_name(req), SRV_REFLECTION_MAX_NAME);
         goto done;
     }
     if (answer_request(&a, req) != 0) {

@@ -9,8 +9,12 @@
 #include <stdint.h>
 
 /* Requests are a host name and one symbol or file name; anything bigger is
- * refused before decoding. */
+ * refused before decoding. Each name (host, file, symbol, type) is echoed
+ * back in original_request, to callers that may be unauthenticated, so a
+ * name over SRV_REFLECTION_MAX_NAME bytes is refused too: no real name
+ * comes near it. */
 #define SRV_REFLECTION_MAX_REQUEST 65536
+#define SRV_REFLECTION_MAX_NAME 1024
 
 /* gRPC status codes carried in error_response.error_code. */
 #define SRV_REFLECTION_NOT_FOUND 5
@@ -29,7 +33,8 @@ void srv_reflection_free(void);
  * the caller frees with free(). Lookups that fail (unknown file, symbol or
  * type) are answers too: an error_response inside a successful return.
  * Returns -1 with a message in err only when the request is over
- * SRV_REFLECTION_MAX_REQUEST bytes or not a valid request (answer the call
+ * SRV_REFLECTION_MAX_REQUEST bytes, holds a name over SRV_REFLECTION_MAX_NAME
+ * bytes, or is not a valid request (answer the call
  * INVALID_ARGUMENT), when init has not run, or on out of memory.
  * Safe to call from many threads at once after srv_reflection_init. */
 int srv_reflection_answer(const uint8_t *request, size_t len, uint8_t **response,

@@ -4,7 +4,8 @@
 #include "log.h"
 
 void srv_rpc_finished(enum srv_transport transport, enum ct_method method, const srv_status *status,
-                      double seconds, const char *caller, srv_peer_fn peer, void *peer_arg)
+                      double seconds, const char *caller, const char *caller_san, srv_peer_fn peer,
+                      void *peer_arg)
 {
     static const char *const transport_names[] = {"grpc", "http"};
     char peer_text[SRV_PEER_MAX];
@@ -21,6 +22,7 @@ void srv_rpc_finished(enum srv_transport transport, enum ct_method method, const
     entry.message = status->message;
     entry.duration_ms = seconds * 1000.0;
     entry.caller = caller;
+    entry.caller_san = caller_san;
     entry.peer = peer_text;
     srv_log_rpc(&entry);
 }

@@ -109,6 +109,7 @@ static int load_certificate(const char *file, char *cert, size_t certlen)
             return -1;
         }
         strcpy(cert, env_value);
+        ct_secret_scrub_env("CHAT_TOKEN_APP_CERTIFICATE");
     }
     if (!ct_is_hex_id(cert)) {
         fprintf(stderr, "chat-token: the app certificate must be 32 hex characters\n");

@@ -605,6 +605,8 @@ static int start_request(ud_directory *dir, flight *f, int64_t now)
     }
 
     curl_easy_setopt(f->easy, CURLOPT_URL, url); /* curl copies the string */
+    /* the path goes out as built: curl must not fold dot segments */
+    curl_easy_setopt(f->easy, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(f->easy, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(f->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(f->easy, CURLOPT_SSL_VERIFYPEER, 1L);
@@ -709,8 +711,14 @@ static void on_success(ud_directory *dir, flight *f, const ud_upstream_body *bod
         finishf(dir, f, UD_UNAVAILABLE, "upstream answer has no entities[0].uuid");
         return;
     }
-    if (body->uuid_status != UD_BODY_UUID_OK) {
+    if (body->uuid_status == UD_BODY_BAD_UUID) {
         finishf(dir, f, UD_UNAVAILABLE, "upstream uuid is empty, too long or not a UUID");
+        return;
+    }
+    if (body->uuid_status != UD_BODY_UUID_OK) {
+        /* never a token for whoever the upstream named instead, never cached */
+        finishf(dir, f, UD_UNAVAILABLE, "upstream answered with an entity whose username is not %s",
+                f->username);
         return;
     }
     if (registered) {
@@ -787,7 +795,7 @@ static void on_done(ud_directory *dir, flight *f, CURLcode rc)
         retry_or_fail(dir, f, now, condition, 0);
         return;
     }
-    ud_upstream_parse(f->body, f->body_len, &body);
+    ud_upstream_parse(f->body, f->body_len, f->username, &body);
     request_release(dir, f);
 
     if (status == 200) {

@@ -33,6 +33,10 @@ typedef struct ud_result {
     char message[UD_MESSAGE_MAX]; /* on failure: names the upstream condition; no secrets */
 } ud_result;
 
+/* 1 when s[0..len) is a UUID as the directory hands them out: 1..UD_UUID_MAX
+ * characters of [A-Za-z0-9_-] (it ends up in tokens and messages). */
+int ud_uuid_valid(const char *s, size_t len);
+
 /* Runs exactly once per ud_directory_lookup call. */
 typedef void (*ud_callback)(void *arg, const ud_result *result);
 

@@ -63,6 +63,7 @@ CONFIG_SCHEMA = {
     "tls": {"cert_file": None, "key_file": None, "client_ca_file": None},
     "workers": None,
     "log": {"level": None},
+    "reflection": None,
     "shutdown": {"drain_seconds": None, "grace_seconds": None},
     "directory": {
         "base_url": None, "auto_register": None, "connect_timeout_ms": None,
@@ -72,7 +73,8 @@ CONFIG_SCHEMA = {
                   "negative_ttl_seconds": None},
     },
     "http": {"listen": None, "compat_routes": None,
-             "cors": {"allowed_origins": None}, "max_connections": None},
+             "cors": {"allowed_origins": None}, "max_connections": None,
+             "request_timeout_seconds": None, "max_connections_per_ip": None},
 }
 
 
@@ -505,9 +507,15 @@ def check_overlay(ck, name, docs, k8s_dir):
                      "%s: %s must come from Secret chat-tokend-secrets" % (name, SECRET_MOUNT))
             ck.check(os.path.basename(path) in secret_keys,
                      "%s: %s is not a key of base/secret.example.yaml" % (name, os.path.basename(path)))
+        # Kubernetes mounts Secret files 0644 (owner root) unless told
+        # otherwise: 0440 and the pod's fsGroup make them readable by the
+        # server's group only (chat-tokend warns about anything wider)
         mode = v["secret"].get("defaultMode", 0o644)
-        ck.check(mode & 0o007 == 0, "%s: Secret %s is world-readable (defaultMode %o)"
+        ck.check(mode == 0o440, "%s: Secret %s must have defaultMode 0440, got %o"
                  % (name, v["secret"]["secretName"], mode))
+        ck.check(psc.get("fsGroup") == RUN_AS,
+                 "%s: pod securityContext.fsGroup must be %d, the group that reads Secret %s"
+                 % (name, RUN_AS, v["secret"]["secretName"]))
 
     # Shutdown: preStop vs drain, the grace period vs drain + grace.
     drain = config["shutdown"]["drain_seconds"]
@@ -816,6 +824,10 @@ def self_test(k8s_dir):
         ("base", "unknown config key", lambda d: edit_config(d, lambda c: c.update(listen_port=1))),
         ("base", "inline certificate", lambda d: edit_config(d, lambda c: c["app"].update(certificate="0" * 32))),
         ("base", "drain longer than budget", lambda d: edit_config(d, lambda c: c["shutdown"].update(drain_seconds=15))),
+        ("base", "secret files 0644", lambda d: dep(d)["volumes"][1]["secret"].pop("defaultMode")),
+        ("base", "secret files 0444", lambda d: dep(d)["volumes"][1]["secret"].update(defaultMode=0o444)),
+        ("base", "no fsGroup", lambda d: dep(d)["securityContext"].pop("fsGroup")),
+        ("mtls", "tls secret files 0644", lambda d: [v["secret"].pop("defaultMode") for v in dep(d)["volumes"] if v.get("secret", {}).get("secretName") == "chat-tokend-tls"]),
         ("base", "secret env inline", lambda d: tokend(d).update(env=[{"name": "CHAT_TOKEN_APP_CERTIFICATE", "value": "x"}])),
         ("sidecar", "sidecar listens on tcp", lambda d: edit_config(d, lambda c: c["listen"].append("0.0.0.0:50051"))),
         ("sidecar", "sidecar publishes a port", lambda d: tokend(d).update(ports=[{"containerPort": 50051}])),

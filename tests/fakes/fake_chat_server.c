@@ -9,13 +9,20 @@
  * app answer 404 organization_application_not_found. SIGTERM/SIGINT exit.
  *
  * Upstream routes, as Agora documents them (bodies follow Agora's examples):
- *   GET  /{org}/{app}/users/{username}  200 {"action":"get","entities":[{"uuid":..}],..}
+ *   GET  /{org}/{app}/users/{username}  200 {"action":"get","entities":[{"uuid":..,
+ *                                       "username":..}],..}
  *                                       404 service_resource_not_found
  *   POST /{org}/{app}/users             body {"username":..,"password":..} (or a
  *                                       one-element array); 200 {"action":"post",..},
  *                                       400 duplicate_unique_property_exists,
  *                                       400 illegal_argument
- * Both require "Authorization: Bearer <token>" where the token is a Chat app
+ *   GET  /{org}/{app}/users[/]          the users list: 200 with the entities of
+ *                                       the first 10 users (creation order)
+ *   GET  /{org}/{app}[/]                the app: 200 with one entity of type
+ *                                       "application" (its own uuid, no username)
+ * The path is taken as it arrives (no dot segments folded), so a client that
+ * folds "users/." or "users/.." itself reaches the list or the app, as it
+ * would on the real API. All require "Authorization: Bearer <token>" where the token is a Chat app
  * token for --app-id signed with the certificate (ct_token_parse +
  * ct_token_verify, not expired, Chat service with the app privilege); any
  * other answer is 401 unauthorized. Usernames are case-insensitive.
@@ -35,13 +42,18 @@
  *          "body": "malformed"  200 with a body that is not JSON
  *                  "no_uuid"    200 with entities[0] lacking "uuid"
  *                  "huge"       200 with a 2 MiB chunked body
+ *                  "other_user" 200 with the entity of another user
+ *                               ("someone-else", a fresh uuid)
+ *                  "upper_username"  200 with the user's entity, its
+ *                               username in upper case
  *          "duplicate_on_register": true   a POST registers the user (as a
  *                               racing client would) and answers 400
  *                               duplicate_unique_property_exists
  *        Faults queue in order; a request takes the first one that matches.
  *   POST /_admin/users {"username": .., "uuid": ..?}   pre-create a user
  *   GET  /_admin/users/{username}   {"uuid", "password_length", "password_hash"}
- *   GET  /_admin/stats   {"gets","posts","unauthorized","tokens_seen","users","requests"}
+ *   GET  /_admin/stats   {"gets","posts","unauthorized","tokens_seen","users","requests",
+ *                         "app_uuid"}
  *        tokens_seen counts distinct bearer tokens sent to the upstream
  *        routes, valid or not (a rebuilt app token is a new one)
  *   GET  /_admin/requests  {"requests":[{"method","path","t_ms","status"}]}: the
@@ -72,6 +84,14 @@
 #define LOG_MAX 8192
 #define HUGE_BODY (2 * 1024 * 1024)
 #define NAME_MAX_LEN 64
+#define LIST_LIMIT 10 /* the real API's default page size */
+
+enum route {
+    ROUTE_NONE = 0,
+    ROUTE_USERS, /* /{org}/{app}/users: POST registers, GET lists */
+    ROUTE_USER,  /* /{org}/{app}/users/{name} */
+    ROUTE_APP,   /* /{org}/{app} */
+};
 
 typedef struct user {
     char username[NAME_MAX_LEN + 1];
@@ -113,6 +133,7 @@ static struct {
     char app_certificate[CT_HEX_ID_LEN + 1];
     char org[128];
     char app[128];
+    char app_uuid[37];
     user *users;
     size_t user_count;
     fault faults[MAX_FAULTS];
@@ -302,16 +323,54 @@ static enum MHD_Result send_error(struct MHD_Connection *c, unsigned status, con
     return send_json(c, status, j, retry_after);
 }
 
+static json_t *user_entity(const user *u)
+{
+    return json_pack("{s:s,s:s,s:I,s:I,s:s,s:b}", "uuid", u->uuid, "type", "user", "created",
+                     (json_int_t)u->created_ms, "modified", (json_int_t)u->created_ms, "username",
+                     u->username, "activated", 1);
+}
+
+static enum MHD_Result send_entities(struct MHD_Connection *c, const char *action, const char *path,
+                                     json_t *entities)
+{
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:o,s:i,s:s}", "action", action, "path", path,
+                          "organization", g.org, "application", g.app_uuid, "timestamp",
+                          (json_int_t)wall_ms(), "count", (json_int_t)json_array_size(entities),
+                          "entities", entities, "duration", 0, "applicationName", g.app);
+    return send_json(c, 200, j, 0);
+}
+
 static enum MHD_Result send_user(struct MHD_Connection *c, const char *action, const user *u)
 {
-    json_t *entity = json_pack("{s:s,s:s,s:I,s:I,s:s,s:b}", "uuid", u->uuid, "type", "user",
-                               "created", (json_int_t)u->created_ms, "modified",
-                               (json_int_t)u->created_ms, "username", u->username, "activated", 1);
-    json_t *j =
-        json_pack("{s:s,s:s,s:s,s:s,s:I,s:[o],s:i,s:i,s:s}", "action", action, "path", "/users",
-                  "organization", g.org, "application", g.app, "timestamp", (json_int_t)wall_ms(),
-                  "entities", entity, "count", 1, "duration", 0, "applicationName", g.app);
-    return send_json(c, 200, j, 0);
+    return send_entities(c, action, "/users", json_pack("[o]", user_entity(u)));
+}
+
+/* GET /{org}/{app}/users: the first page of users, as the real API lists them. */
+static enum MHD_Result send_user_list(struct MHD_Connection *c)
+{
+    json_t *entities = json_array();
+    size_t i;
+
+    pthread_mutex_lock(&g.lock);
+    for (i = 0; i < g.user_count && i < LIST_LIMIT; i++) {
+        json_array_append_new(entities, user_entity(&g.users[i]));
+    }
+    pthread_mutex_unlock(&g.lock);
+    return send_entities(c, "get", "/users", entities);
+}
+
+/* GET /{org}/{app}: the app's own entity, which has a uuid and no username. */
+static enum MHD_Result send_app(struct MHD_Connection *c)
+{
+    char name[260];
+
+    snprintf(name, sizeof(name), "%s#%s", g.org, g.app);
+    return send_entities(c, "get", "/",
+                         json_pack("[{s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:b}]", "uuid", g.app_uuid,
+                                   "type", "application", "created", (json_int_t)wall_ms(),
+                                   "modified", (json_int_t)wall_ms(), "name", name,
+                                   "organizationName", g.org, "applicationName", g.app,
+                                   "allow_open_registration", 1));
 }
 
 static ssize_t huge_reader(void *cls, uint64_t pos, char *buf, size_t max)
@@ -425,8 +484,10 @@ static void log_status(size_t index, int status)
     pthread_mutex_unlock(&g.lock);
 }
 
-/* Splits "/org/app/users[/name]"; 1 on success. */
-static int parse_upstream_path(const char *url, char *org, char *app, char *name)
+/* Splits "/org/app[/]", "/org/app/users[/]" and "/org/app/users/name" into
+ * their route and parts, taking the path as it came (no dot segments
+ * folded); ROUTE_NONE for anything else. */
+static enum route parse_upstream_path(const char *url, char *org, char *app, char *name)
 {
     const char *p = url;
     const char *seg[4];
@@ -434,7 +495,7 @@ static int parse_upstream_path(const char *url, char *org, char *app, char *name
     int n = 0;
 
     if (*p != '/') {
-        return 0;
+        return ROUTE_NONE;
     }
     while (*p == '/' && n < 4) {
         p++;
@@ -445,9 +506,14 @@ static int parse_upstream_path(const char *url, char *org, char *app, char *name
         len[n] = (size_t)(p - seg[n]);
         n++;
     }
-    if (*p != '\0' || n < 3 || len[0] == 0 || len[0] >= 128 || len[1] == 0 || len[1] >= 128 ||
-        len[2] != 5 || memcmp(seg[2], "users", 5) != 0 || (n == 4 && len[3] > NAME_MAX_LEN)) {
-        return 0;
+    /* a trailing slash names the same resource, as on the real API */
+    if (n > 2 && len[n - 1] == 0) {
+        n--;
+    }
+    if (*p != '\0' || n < 2 || len[0] == 0 || len[0] >= 128 || len[1] == 0 || len[1] >= 128 ||
+        (n >= 3 && (len[2] != 5 || memcmp(seg[2], "users", 5) != 0)) ||
+        (n == 4 && len[3] > NAME_MAX_LEN)) {
+        return ROUTE_NONE;
     }
     memcpy(org, seg[0], len[0]);
     org[len[0]] = '\0';
@@ -458,7 +524,7 @@ static int parse_upstream_path(const char *url, char *org, char *app, char *name
         memcpy(name, seg[3], len[3]);
         name[len[3]] = '\0';
     }
-    return n == 4 ? 2 : 1;
+    return n == 2 ? ROUTE_APP : n == 3 ? ROUTE_USERS : ROUTE_USER;
 }
 
 static enum MHD_Result register_user(struct MHD_Connection *c, request_ctx *ctx, int duplicate)
@@ -514,7 +580,7 @@ static enum MHD_Result upstream(struct MHD_Connection *c, const char *url, const
     char org[128];
     char app[128];
     char name[NAME_MAX_LEN + 1];
-    int kind = parse_upstream_path(url, org, app, name);
+    enum route route = parse_upstream_path(url, org, app, name);
     int is_get = strcmp(method, "GET") == 0;
     int is_post = strcmp(method, "POST") == 0;
     fault f;
@@ -571,7 +637,7 @@ static enum MHD_Result upstream(struct MHD_Connection *c, const char *url, const
         return send_error(c, 401, "unauthorized",
                           "Unable to authenticate due to corrupt access token", 0);
     }
-    if (kind == 0 || (kind == 2 && !is_get) || (kind == 1 && !is_post)) {
+    if (route == ROUTE_NONE || (route != ROUTE_USERS && !is_get) || (!is_get && !is_post)) {
         log_status(index, 404);
         return send_error(c, 404, "service_resource_not_found", "Service resource not found", 0);
     }
@@ -592,7 +658,25 @@ static enum MHD_Result upstream(struct MHD_Connection *c, const char *url, const
         log_status(index, 200);
         return send_huge(c);
     }
-    if (kind == 1) {
+    if (have_fault && strcmp(f.body, "other_user") == 0) {
+        user other;
+
+        memset(&other, 0, sizeof(other));
+        snprintf(other.username, sizeof(other.username), "someone-else");
+        random_uuid(other.uuid);
+        other.created_ms = wall_ms();
+        log_status(index, 200);
+        return send_user(c, is_post ? "post" : "get", &other);
+    }
+    if (route == ROUTE_APP) {
+        log_status(index, 200);
+        return send_app(c);
+    }
+    if (route == ROUTE_USERS && is_get) {
+        log_status(index, 200);
+        return send_user_list(c);
+    }
+    if (route == ROUTE_USERS) {
         /* status is logged as 200 or 400 by looking at the store afterwards
          * would be racy; log what register_user decides instead */
         enum MHD_Result r;
@@ -624,6 +708,11 @@ static enum MHD_Result upstream(struct MHD_Connection *c, const char *url, const
             log_status(index, 404);
             return send_error(c, 404, "service_resource_not_found", "Service resource not found",
                               0);
+        }
+        if (have_fault && strcmp(f.body, "upper_username") == 0) {
+            for (char *p = copy.username; *p != '\0'; p++) {
+                *p = (char)toupper((unsigned char)*p);
+            }
         }
         log_status(index, 200);
         return send_user(c, "get", &copy);
@@ -738,10 +827,10 @@ static enum MHD_Result admin_stats(struct MHD_Connection *c)
     json_t *j;
 
     pthread_mutex_lock(&g.lock);
-    j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "gets", (json_int_t)g.gets, "posts",
+    j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:s}", "gets", (json_int_t)g.gets, "posts",
                   (json_int_t)g.posts, "unauthorized", (json_int_t)g.unauthorized, "tokens_seen",
                   (json_int_t)g.tokens_seen_count, "users", (json_int_t)g.user_count, "requests",
-                  (json_int_t)g.log_count);
+                  (json_int_t)g.log_count, "app_uuid", g.app_uuid);
     pthread_mutex_unlock(&g.lock);
     return send_json(c, 200, j, 0);
 }
@@ -912,6 +1001,7 @@ int main(int argc, char **argv)
         memcpy(g.org, app_key, (size_t)(hash - app_key));
         snprintf(g.app, sizeof(g.app), "%s", hash + 1);
     }
+    random_uuid(g.app_uuid);
     g.users = calloc(MAX_USERS, sizeof(user));
     g.log = calloc(LOG_MAX, sizeof(log_entry));
     if (g.users == NULL || g.log == NULL) {

@@ -101,6 +101,14 @@ def http_get(port, path, timeout=5.0):
         conn.close()
 
 
+def healthz_status(port):
+    """GET /healthz's status, 0 when the connection fails."""
+    try:
+        return http_get(port, "/healthz", timeout=2)[0]
+    except OSError:
+        return 0
+
+
 def percentile(values, q):
     values = sorted(values)
     return values[min(len(values) - 1, max(0, int(round(q * len(values))) - 1))]

@@ -36,7 +36,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     memcpy(copy, data, size);
-    ud_upstream_parse(copy, size, &body);
+    /* the seeds answer for alice, or for somebody else (list-users, app-entity) */
+    ud_upstream_parse(copy, size, "alice", &body);
     check_charset(body.error_code, UD_ERROR_CODE_MAX - 1, "_.-");
     if (body.uuid_status == UD_BODY_UUID_OK) {
         if (body.uuid[0] == '\0') {

@@ -1,13 +1,19 @@
 /* libFuzzer target for the pure parsers of the HTTP side port
  * (server/http.c): the route match with its percent-decoding of
- * {username}, the ?ttl= value, the RenewToken JSON body, the CORS origin
- * check, and agora-token-service's routes and POST body (http_agora.c).
- * The first input byte picks the options (compat routes, the CORS
- * list); the rest goes to every parser, as a NUL-terminated string to those
- * that take one and as exact-size bytes to the body parser. */
+ * {username} (and the username rules the handler then applies), the ?ttl=
+ * value, the RenewToken JSON body, the CORS origin check, agora-token-service's
+ * routes and POST body (http_agora.c), and the request's headers as
+ * "name: value" lines collected into credentials and identified as
+ * authenticate() does (one credential at most). The first input byte picks
+ * the options (compat routes, the CORS list); the rest goes to every parser,
+ * as a NUL-terminated string to those that take one and as exact-size bytes
+ * to the others. */
+#include "credential_lines.h"
 #include "http_agora.h"
 #include "http_rules.h"
+#include "username.h"
 
+#include <openssl/evp.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,9 +24,15 @@ static ct_config cfg_wildcard; /* "*" */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    unsigned int len = 0;
+
     (void)argc;
     (void)argv;
     ct_config_defaults(&cfg_list);
+    cfg_list.api_key_count = 1;
+    strcpy(cfg_list.api_keys[0].name, "web");
+    EVP_Digest("web-key", 7, cfg_list.api_keys[0].sha256, &len, EVP_sha256(), NULL);
+    cfg_list.api_keys[0].methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN);
     cfg_list.http_cors_origin_count = 2;
     strcpy(cfg_list.http_cors_origins[0], "https://chat.example.com");
     strcpy(cfg_list.http_cors_origins[1], "http://localhost:8080");
@@ -28,6 +40,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg_wildcard.http_cors_origin_count = 1;
     strcpy(cfg_wildcard.http_cors_origins[0], "*");
     return 0;
+}
+
+/* What the handler does next with a decoded {username}. */
+static void fuzz_username(const char *name, size_t len)
+{
+    char normalised[CT_USERNAME_MAX + 1];
+    char err[256];
+
+    if (ct_username_normalize(name, len, normalised, err, sizeof(err)) == 0) {
+        if (strlen(normalised) != len || strspn(normalised, ".") == len ||
+            strspn(normalised, "abcdefghijklmnopqrstuvwxyz0123456789_-.") != len) {
+            abort(); /* same length, lower case, never only dots ("." "..") */
+        }
+    } else if (err[0] == '\0') {
+        abort();
+    }
 }
 
 static void fuzz_match(const char *path, size_t path_len, int compat)
@@ -46,6 +74,9 @@ static void fuzz_match(const char *path, size_t path_len, int compat)
         }
         if (username_len > path_len) {
             abort(); /* percent-decoding never lengthens */
+        }
+        if (route == SRV_HTTP_ROUTE_USER_TOKEN) {
+            fuzz_username(username, username_len);
         }
         (void)srv_http_allow(route);
         (void)srv_http_method_allowed(route, "GET");
@@ -141,6 +172,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)srv_http_origin_allowed((options & 2) ? &cfg_wildcard : &cfg_list, text);
     fuzz_renew(data, size);
     fuzz_agora(text, data, size);
+    fuzz_credential_lines(&cfg_list, (const char *)data, size, "web");
     free(text);
     return 0;
 }

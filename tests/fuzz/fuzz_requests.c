@@ -5,8 +5,11 @@
  * (username, channel, account, roles, ttls, the renewed token's parse,
  * verify and shape), on a fixed config
  * in username identity mode and a fixed clock, so no directory and no
- * network. Health check requests are decoded as the health service does. */
+ * network. Health check requests are decoded as the health service does.
+ * Selector 6 is the call's metadata instead: "name: value" lines, collected
+ * and identified as authenticate() does (one credential at most). */
 #include "chattoken/v1/token_service.pb-c.h"
+#include "credential_lines.h"
 #include "grpc/health/v1/health.pb-c.h"
 #include "handlers.h"
 #include "rtc_proto.h"
@@ -30,7 +33,11 @@ static const char fuzz_config_yaml[] =
     "  key: org#app\n"
     "tokens: {default_ttl_seconds: 3600, max_ttl_seconds: 7200, renew_grace_seconds: 60}\n"
     "user_tokens: {identity: username}\n"
-    "auth: {allow_unauthenticated: true}\n";
+    "auth:\n"
+    "  allow_unauthenticated: true\n"
+    "  api_keys:\n" /* the key is "fuzz-key" */
+    "    - {name: fuzz, methods: [GetUserToken],\n"
+    "       sha256: 231e9b2f757db8d48ecd0711b60135e1cc57a3a807be9dc12638856f17a7872c}\n";
 
 static ct_config cfg;
 static srv_context ctx;
@@ -111,6 +118,10 @@ static void fuzz_user(const uint8_t *data, size_t len)
     if (!done) {
         abort(); /* username mode answers before returning */
     }
+    if (request.status.code == SRV_OK &&
+        strspn(request.reply.user_id, ".") == strlen(request.reply.user_id)) {
+        abort(); /* "." and ".." are path segments, never usernames */
+    }
     check_reply(&request.reply, &request.status, (int)request.status.code);
     chattoken__v1__get_user_token_request__free_unpacked(req, NULL);
 }
@@ -176,6 +187,11 @@ static void fuzz_health(const uint8_t *data, size_t len)
     }
 }
 
+static void fuzz_credentials(const uint8_t *data, size_t len)
+{
+    fuzz_credential_lines(&cfg, (const char *)data, len, "fuzz");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *message;
@@ -184,8 +200,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size == 0) {
         return 0;
     }
-    /* 0 app, 1 user, 2 renew, 3 health, 4 rtc, 5 rtm */
-    which = data[0] % 6;
+    /* 0 app, 1 user, 2 renew, 3 health, 4 rtc, 5 rtm, 6 the call's metadata */
+    which = data[0] % 7;
     size--;
     /* an exact-size copy: a read past the message is an ASan report */
     message = malloc(size > 0 ? size : 1);
@@ -193,7 +209,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     memcpy(message, data + 1, size);
-    if (which == 3) {
+    if (which == 6) {
+        fuzz_credentials(message, size);
+    } else if (which == 3) {
         fuzz_health(message, size);
     } else if (!srv_wire_has_nul_in_strings(message, size)) {
         if (which == 0) {

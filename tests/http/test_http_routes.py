@@ -150,6 +150,17 @@ class HttpRoutes(unittest.TestCase):
         self.assert_error(self.get("/chat/user/alice/token", "Authorization: Basic eDp5"), 401,
                           "UNAUTHENTICATED")
 
+    def test_more_than_one_credential_is_401(self):
+        # a proxy or an authorizer that read the other copy would be bypassed:
+        # two keys, in any combination, are refused even when both are valid
+        for headers in ((BEARER_WEB, BEARER_ADMIN),
+                        (BEARER_ADMIN, "authorization: Bearer nope"),
+                        (BEARER_WEB, "X-Api-Key: " + h.WEB_KEY),
+                        ("X-Api-Key: " + h.ADMIN_KEY, "x-api-key: " + h.ADMIN_KEY)):
+            body = self.assert_error(self.get("/chat/app/token", *headers), 401,
+                                     "UNAUTHENTICATED")
+            self.assertIn("more than one credential", body["message"])
+
     def test_method_not_in_the_keys_allow_list_is_403(self):
         body = self.assert_error(self.get("/chat/app/token", BEARER_WEB), 403,
                                  "PERMISSION_DENIED")

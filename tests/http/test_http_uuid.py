@@ -84,6 +84,18 @@ class HttpUuidMode(unittest.TestCase):
         self.assertEqual(resp.status, 503, resp)
         self.assertEqual(resp.json()["code"], "UNAVAILABLE")
 
+    def test_dot_segment_usernames_are_400_and_never_go_upstream(self):
+        self.fake.admin("/_admin/users", {"username": "victim"})
+        before = self.fake.admin("/_admin/stats")["requests"]
+        for name in (".", "..", "%2e", "%2E%2e"):
+            # --path-as-is: the dots reach the server, as an attacker sends them
+            resp = h.curl(self.server.base + "/chat/user/%s/token" % name, headers=[BEARER_WEB],
+                          extra=["--path-as-is"])
+            self.assertEqual(resp.status, 400, (name, resp))
+            self.assertEqual(resp.json()["code"], "INVALID_ARGUMENT")
+            self.assertIn("only of dots", resp.json()["message"])
+        self.assertEqual(self.fake.admin("/_admin/stats")["requests"], before)
+
     def upstream_attempts(self, text):
         prefix = "chat_tokend_directory_upstream_duration_seconds_count "
         return [float(line.split()[1]) for line in text.split("\n") if line.startswith(prefix)][0]

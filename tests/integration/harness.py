@@ -19,7 +19,10 @@ Optional:
                  would (tests/sanitize: "valgrind --error-exitcode=99 ...");
                  the start timeout is then 120 s. Unset: the binary itself.
 """
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import shlex
@@ -30,6 +33,7 @@ import sys
 import tempfile
 import time
 import unittest
+import zlib
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -123,6 +127,18 @@ def _openssl(*args, cwd):
                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def _der(tag, body):
+    n = len(body)
+    length = bytes([n]) if n < 128 else bytes([0x81, n]) if n < 256 else bytes([0x82, n >> 8,
+                                                                                n & 255])
+    return bytes([tag]) + length + body
+
+
+def _der_general_names(names):
+    """GeneralNames (RFC 5280): a SEQUENCE of [tag] IMPLICIT primitive values."""
+    return _der(0x30, b"".join(_der(0x80 | tag, value) for tag, value in names))
+
+
 class Certificates:
     """A test CA; a server certificate for 127.0.0.1/localhost; client
     certificates with the known and an unknown SPIFFE ID; and a client
@@ -154,17 +170,27 @@ class Certificates:
                  "-nodes", "-days", "2", "-subj", "/CN=chat-tokend test " + name,
                  "-keyout", name + ".key", "-out", name + ".crt", cwd=self.dir)
 
-    def _leaf(self, name, ca, san, usage):
+    def _leaf(self, name, ca, san, usage, cn=None):
         ext = name + ".ext"
         with open(self.path(ext), "w") as f:
             f.write(san + "\nextendedKeyUsage=" + usage + "\nbasicConstraints=CA:FALSE\n")
+        subject = "/CN=" + (cn or name).replace("/", "\\/")  # '/' separates RDNs in -subj
         _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-subj", "/CN=" + name, "-keyout", name + ".key", "-out", name + ".csr",
+                 "-subj", subject, "-keyout", name + ".key", "-out", name + ".csr",
                  cwd=self.dir)
         _openssl("x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey", ca + ".key",
                  "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", name + ".crt",
                  cwd=self.dir)
         return (self.path(name + ".crt"), self.path(name + ".key"))
+
+    def client_leaf(self, name, san, cn=None):
+        """One more client certificate from the test CA: san is an openssl
+        subjectAltName value ("URI:...,DNS:...") or a list of (tag, bytes)
+        GeneralNames (tag 1 email, 2 DNS, 6 URI, 7 IP), encoded as DER, so
+        that a SAN may hold any byte, NUL included."""
+        if not isinstance(san, str):
+            san = "DER:" + _der_general_names(san).hex(":")
+        return self._leaf(name, "ca", "subjectAltName=" + san, "clientAuth", cn=cn)
 
     def channel_credentials(self, client=None):
         """TLS credentials trusting the test CA; client = "backend",
@@ -359,9 +385,9 @@ class Client:
             response_deserializer=p.cls("grpc.health.v1.HealthCheckResponse").FromString)
         return stub(req.SerializeToString(), timeout=timeout)
 
-    def reflect(self, requests, version="v1", timeout=CALL_TIMEOUT):
-        """Sends ServerReflectionRequests on one stream; returns
-        (responses, Result)."""
+    def reflect(self, requests, version="v1", timeout=CALL_TIMEOUT, key=None):
+        """Sends ServerReflectionRequests on one stream (with key's
+        credentials, if given); returns (responses, Result)."""
         p = protos()
         pkg = "grpc.reflection.%s" % version
         req_cls = p.cls(pkg + ".ServerReflectionRequest")
@@ -372,7 +398,7 @@ class Client:
         msgs = [req_cls(**r).SerializeToString() for r in requests]
         start = time.monotonic()
         try:
-            responses = list(stub(iter(msgs), timeout=timeout))
+            responses = list(stub(iter(msgs), timeout=timeout, metadata=metadata_for(key)))
             return responses, Result(grpc.StatusCode.OK, "", None, time.monotonic() - start)
         except grpc.RpcError as e:
             return [], Result(e.code(), e.details(), None, time.monotonic() - start)
@@ -401,6 +427,40 @@ def cli_build(kind, app_id=APP_ID, certificate=CERTIFICATE, user=None, ttl=3600,
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT_TOKEN_")}
         out = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
         return out.stdout.strip()
+
+
+def _u16(n):
+    return n.to_bytes(2, "little")
+
+
+def _u32(n):
+    return n.to_bytes(4, "little")
+
+
+def _pstring(b):
+    return _u16(len(b)) + b
+
+
+def chat_service(user_id=b"", privilege=1, value=3600):
+    """A packed Chat service (type 5): one privilege, then the user id."""
+    return _u16(5) + _u16(1) + _u16(privilege) + _u32(value) + _pstring(user_id)
+
+
+def craft_token(services, declared=None, trailing=b"", certificate=CERTIFICATE, app_id=APP_ID,
+                issue_ts=None, expire=3600, salt=4242):
+    """An AccessToken2 put together byte by byte and signed with certificate
+    as the reference builders sign: for shapes no builder makes. services is
+    a list of packed services; declared (default: their number) is the
+    count written into the token; trailing is appended after them."""
+    issue_ts = int(time.time()) if issue_ts is None else int(issue_ts)
+    count = len(services) if declared is None else declared
+    signing_info = (_pstring(app_id.encode()) + _u32(issue_ts) + _u32(expire) + _u32(salt) +
+                    _u16(count) + b"".join(services) + trailing)
+    key = hmac.new(_u32(issue_ts), certificate.encode(), hashlib.sha256).digest()
+    key = hmac.new(_u32(salt), key, hashlib.sha256).digest()
+    signature = hmac.new(key, signing_info, hashlib.sha256).digest()
+    payload = zlib.compress(_pstring(signature) + signing_info)
+    return "007" + base64.b64encode(payload).decode()
 
 
 def verify_tokens(checks):

@@ -62,6 +62,17 @@ class ApiKeyTest(unittest.TestCase):
         md = h.metadata_for(h.BACKEND_KEY, header="x-api-key")
         self.assertCode(self.client.get_user_token("alice", metadata=md), Code.OK)
 
+    def test_more_than_one_credential_is_unauthenticated(self):
+        bearer = [("authorization", "Bearer " + h.ADMIN_KEY)]
+        for md in (bearer + [("authorization", "Bearer " + h.BACKEND_KEY)],
+                   [("authorization", "Bearer not-a-key")] + bearer,
+                   bearer + [("x-api-key", h.ADMIN_KEY)],
+                   [("x-api-key", h.BACKEND_KEY), ("x-api-key", h.ADMIN_KEY)]):
+            r = self.client.get_app_token(metadata=md)
+            self.assertCode(r, Code.UNAUTHENTICATED)
+            self.assertIn("more than one credential", r.details)
+        self.server.add_secret("not-a-key")
+
     def test_method_not_in_allow_list_is_permission_denied(self):
         self.assertCode(self.client.get_app_token(key=h.BACKEND_KEY), Code.PERMISSION_DENIED)
 

@@ -141,21 +141,29 @@ class ConfigFileTest(unittest.TestCase):
 class CertificateOverrideTest(unittest.TestCase):
     def assert_signs_with_the_other_certificate(self, server):
         """Starts server, gets a user token, stops it; the token verifies
-        with OTHER_CERTIFICATE."""
+        with OTHER_CERTIFICATE, which its environment does not show.
+        Returns that environment (/proc/PID/environ)."""
         server.add_secret(h.OTHER_CERTIFICATE)
         server.start()
         with h.Client(server, key=h.BACKEND_KEY) as c:
             r = c.get_user_token("alice")
+        # read, then overwritten in place: /proc/PID/environ shows the
+        # initial environment block, which unsetenv alone leaves as it was
+        with open("/proc/%d/environ" % server.proc.pid, "rb") as f:
+            environ = f.read()
         server.stop()
+        self.assertNotIn(h.OTHER_CERTIFICATE.encode(), environ)
         self.assertEqual(r.code, grpc.StatusCode.OK, r.details)
         h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "alice",
                           "certificate": h.OTHER_CERTIFICATE}])
+        return environ
 
     def test_environment_certificate_signs_the_tokens(self):
         cfg = h.base_config()
         del cfg["app"]["certificate"]
-        self.assert_signs_with_the_other_certificate(
+        environ = self.assert_signs_with_the_other_certificate(
             h.Server(cfg, env={"CHAT_TOKEN_APP_CERTIFICATE": h.OTHER_CERTIFICATE}))
+        self.assertIn(b"CHAT_TOKEN_APP_CERTIFICATE=\0", environ)
 
     def test_certificate_file_signs_the_tokens(self):
         with h.temp_dir() as d:
@@ -167,6 +175,44 @@ class CertificateOverrideTest(unittest.TestCase):
             del cfg["app"]["certificate"]
             cfg["app"]["certificate_file"] = cert_file
             self.assert_signs_with_the_other_certificate(h.Server(cfg, workdir=d))
+
+
+class SecretFileModeTest(unittest.TestCase):
+    """Secret files readable beyond the server: one warning per file, naming
+    it; the server still starts (Kubernetes mounts Secrets 0644 unless the
+    manifest says otherwise)."""
+
+    def test_one_warning_per_exposed_secret_file(self):
+        with h.temp_dir() as d:
+            cert_file = os.path.join(d, "app_certificate")
+            key_file = os.path.join(d, "ops.key")
+            private_file = os.path.join(d, "private.key")
+            for path, content, mode in ((cert_file, h.OTHER_CERTIFICATE, 0o644),
+                                        (key_file, "ops-key-0123456789", 0o604),
+                                        (private_file, "private-key-0123456789", 0o600)):
+                with open(path, "w") as f:
+                    f.write(content + "\n")
+                os.chmod(path, mode)
+            cfg = h.base_config()
+            del cfg["app"]["certificate"]
+            cfg["app"]["certificate_file"] = cert_file
+            cfg["auth"]["api_keys"] += [
+                {"name": "ops", "key_file": key_file, "methods": ["GetAppToken"]},
+                {"name": "ops2", "key_file": key_file, "methods": ["GetUserToken"]},
+                {"name": "private", "key_file": private_file, "methods": ["GetAppToken"]}]
+            server = h.Server(cfg, workdir=d)
+            for s in (h.OTHER_CERTIFICATE, "ops-key-0123456789", "private-key-0123456789"):
+                server.add_secret(s)
+            server.start()
+            warnings = [e for e in server.events if e.get("event") == "secret_file_readable"]
+            self.assertEqual(server.stop(), 0)
+        self.assertEqual(sorted(w["message"].split(" ")[0] for w in warnings),
+                         sorted([cert_file, key_file]), warnings)
+        for w in warnings:
+            self.assertEqual(w["level"], "warn")
+            self.assertIn("readable by others", w["message"])
+            self.assertIn("defaultMode: 0440", w["message"])
+        self.assertIn("mode 0644", " ".join(w["message"] for w in warnings))
 
 
 if __name__ == "__main__":

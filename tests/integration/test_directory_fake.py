@@ -4,7 +4,10 @@ looked up and registered once, cached, shared by concurrent callers, and
 every upstream fault maps to its status without slowing down what does not
 need the upstream."""
 import concurrent.futures
+import json
 import os
+import shutil
+import subprocess
 import threading
 import time
 import unittest
@@ -136,6 +139,77 @@ class FaultTest(DirectoryCase):
         self.assertLess(elapsed, 1.5)
         time.sleep(2.2)  # let the slow answer arrive: no retry may follow it
         self.assertEqual(len(self.fake.requests()), 1)
+        self.stop()
+
+
+class OtherUsersUuidTest(DirectoryCase):
+    """A caller may only ever get a token for the username it named: "."
+    and ".." must not reach the users list or the app entity (whose first
+    entity the directory used to take), and an answer for somebody else is
+    never a token."""
+
+    def setUp(self):
+        super().setUp()
+        self.victim = self.fake.admin("/_admin/users", {"username": "victim"})["uuid"]
+
+    def fake_get(self, path):
+        """GET on the fake with a valid app token, through curl as the old
+        directory sent it (dot segments folded): what such a request reads."""
+        admin = h.Client(self.server, key=h.ADMIN_KEY)
+        self.addCleanup(admin.close)
+        token = admin.get_app_token().response.token
+        out = subprocess.run([shutil.which("curl"), "-sS", "--max-time", "10", "-H",
+                              "Authorization: Bearer " + token, self.fake.url + path],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+        return json.loads(out)
+
+    def test_the_folded_paths_answer_the_users_list_and_the_app(self):
+        # what "users/." and "users/.." became before the fix: entities[0]
+        # is another user, or the app itself
+        listed = self.fake_get("/org/app/users/.")
+        self.assertEqual(listed["entities"][0]["uuid"], self.victim)
+        app = self.fake_get("/org/app/users/..")
+        self.assertEqual(app["entities"][0]["type"], "application")
+        self.assertEqual(app["entities"][0]["uuid"], self.fake.stats()["app_uuid"])
+
+    def test_dot_only_usernames_are_invalid_and_never_go_upstream(self):
+        for name in (".", "..", "..."):
+            r = self.user_token(name)
+            self.assertEqual(r.code, Code.INVALID_ARGUMENT, (name, r.details))
+            self.assertIn("only of dots", r.details)
+        self.assertEqual(self.fake.stats()["requests"], 0, self.fake.requests())
+        # dots inside a name are still fine, and sent as they are
+        r = self.user_token("a..b")
+        self.assertEqual(r.code, Code.OK, r.details)
+        self.assertEqual(r.response.user_id, self.fake.user("a..b")["uuid"])
+        self.assertIn("/org/app/users/a..b", [q["path"] for q in self.fake.requests()])
+        self.stop()
+
+    def test_an_answer_for_another_user_is_unavailable_and_not_cached(self):
+        self.fake.fault(body="other_user")
+        r = self.user_token("victim")
+        self.assertEqual(r.code, Code.UNAVAILABLE, r.details)
+        self.assertIn("username is not victim", r.details)
+        self.assertEqual(r.response, None)
+        # not cached: the next call asks again and gets the right UUID
+        r = self.user_token("victim")
+        self.assertEqual(r.code, Code.OK, r.details)
+        self.assertEqual(r.response.user_id, self.victim)
+        self.assertEqual(self.fake.stats()["gets"], 2)
+        self.stop()
+
+    def test_a_registration_answered_for_another_user_is_unavailable(self):
+        self.fake.fault(body="other_user", method="POST")
+        r = self.user_token("newcomer")
+        self.assertEqual(r.code, Code.UNAVAILABLE, r.details)
+        self.assertIn("username is not newcomer", r.details)
+        self.stop()
+
+    def test_the_username_is_compared_without_case(self):
+        self.fake.fault(body="upper_username")
+        r = self.user_token("Victim")
+        self.assertEqual(r.code, Code.OK, r.details)
+        self.assertEqual(r.response.user_id, self.victim)
         self.stop()
 
 

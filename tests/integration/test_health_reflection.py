@@ -132,6 +132,54 @@ class ReflectionTest(unittest.TestCase):
                 self.assertEqual(r.WhichOneof("message_response"), "error_response")
                 self.assertEqual(r.error_response.error_code, NOT_FOUND)
 
+    def test_names_are_echoed_back_up_to_a_bound(self):
+        # every response carries the request (original_request), to callers
+        # that need no credentials: a name may not be a payload
+        [r] = self.reflect([{"file_containing_symbol": "x" * 1024}], "v1")
+        self.assertEqual(r.error_response.error_code, NOT_FOUND)
+        self.assertEqual(len(r.original_request.file_containing_symbol), 1024)
+        for request in ({"file_containing_symbol": "x" * 1025}, {"host": "h" * 5000,
+                                                                 "list_services": ""}):
+            with self.subTest(request=list(request)):
+                _, result = self.client.reflect([request])
+                self.assertEqual(result.code, Code.INVALID_ARGUMENT, result.details)
+                self.assertIn("over the 1024 limit", result.details)
+
+
+class ReflectionModesTest(unittest.TestCase):
+    """reflection: public (above), authenticated or off."""
+
+    def serve(self, mode):
+        cfg = h.base_config(reflection=mode)
+        server = h.Server(cfg).start()
+        self.addCleanup(server.cleanup)
+        client = h.Client(server)
+        self.addCleanup(client.close)
+        return server, client
+
+    def test_authenticated_answers_callers_with_credentials_only(self):
+        server, client = self.serve("authenticated")
+        _, result = client.reflect([{"list_services": ""}])
+        self.assertEqual(result.code, Code.UNAUTHENTICATED, result.details)
+        _, result = client.reflect([{"list_services": ""}], key="no-such-key-0000")
+        server.add_secret("no-such-key-0000")
+        self.assertEqual(result.code, Code.UNAUTHENTICATED, result.details)
+        # any known key, whatever methods it may call
+        responses, result = client.reflect([{"list_services": ""}], key=h.BACKEND_KEY)
+        self.assertEqual(result.code, Code.OK, result.details)
+        self.assertIn(h.SERVICE, {s.name for s in responses[0].list_services_response.service})
+        self.assertEqual(server.stop(), 0)
+
+    def test_off_answers_nobody(self):
+        server, client = self.serve("off")
+        for key in (None, h.ADMIN_KEY):
+            _, result = client.reflect([{"list_services": ""}], key=key)
+            self.assertEqual(result.code, Code.UNIMPLEMENTED, result.details)
+            self.assertIn("reflection: off", result.details)
+        # the token service is unaffected
+        self.assertEqual(client.get_app_token(key=h.ADMIN_KEY).code, Code.OK)
+        self.assertEqual(server.stop(), 0)
+
 
 if __name__ == "__main__":
     h.main()

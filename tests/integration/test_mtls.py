@@ -1,6 +1,7 @@
 """mTLS: client certificates required and verified, callers identified by
 the SPIFFE ID in their certificate's URI SAN; the plaintext health-only
 listener next to an mTLS main port (Kubernetes' gRPC probes)."""
+import time
 import unittest
 
 import grpc
@@ -10,25 +11,36 @@ import harness as h
 Code = grpc.StatusCode
 
 
-class MutualTlsTest(unittest.TestCase):
+class MtlsCase(unittest.TestCase):
+    """A server on the test CA's certificates: mTLS on the main port, the
+    clients of MTLS_CLIENTS, and the client certificates make_leaves adds."""
+
+    MTLS_CLIENTS = [{"id": h.SPIFFE_BACKEND, "methods": ["GetUserToken", "RenewToken"]}]
+
+    @classmethod
+    def make_leaves(cls):
+        pass
+
     @classmethod
     def setUpClass(cls):
         cls.dir = h.temp_dir()
         workdir = cls.dir.__enter__()
         cls.certs = h.Certificates(workdir)
+        cls.make_leaves()
         server_crt, server_key = cls.certs.server
         cfg = h.base_config(
             health_listen="127.0.0.1:0",
             tls={"cert_file": server_crt, "key_file": server_key,
                  "client_ca_file": cls.certs.ca_file})
-        cfg["auth"]["mtls_clients"] = [
-            {"id": h.SPIFFE_BACKEND, "methods": ["GetUserToken", "RenewToken"]}]
+        cfg["auth"]["mtls_clients"] = cls.MTLS_CLIENTS
         cls.server = h.Server(cfg, workdir=workdir).start()
 
     @classmethod
     def tearDownClass(cls):
         h.stop_in_dir(cls.server, cls.dir)
 
+
+class MutualTlsTest(MtlsCase):
     def client(self, who):
         return h.Client(self.server, credentials=self.certs.channel_credentials(who))
 
@@ -83,6 +95,80 @@ class MutualTlsTest(unittest.TestCase):
             self.assertEqual(r.code, Code.OK, r.details)
             self.assertEqual(h.health_status_name(r.response), "SERVING")
 
+
+class SanTypesTest(MtlsCase):
+    """What an mtls_clients id matches: an id with a scheme (a SPIFFE ID) a
+    URI SAN, any other id a DNS SAN, whole values only; never an email or IP
+    SAN or the subject CN. The certificates are made here, some with DER
+    SANs so that a value may hold a NUL."""
+
+    DNS_ID = "backend.chat.svc"
+    MTLS_CLIENTS = MtlsCase.MTLS_CLIENTS + [{"id": DNS_ID, "methods": ["GetUserToken"]}]
+
+    @classmethod
+    def make_leaves(cls):
+        spiffe = h.SPIFFE_BACKEND.encode()
+        leaves = {
+            "dns-spelling-spiffe": [(2, spiffe)],
+            "email-spelling-spiffe": [(1, spiffe)],
+            "ip-with-spiffe-cn": [(7, bytes([127, 0, 0, 1]))],
+            "uri-with-nul": [(6, spiffe + b"\0.attacker.example")],
+            "uri-longer": [(6, spiffe + b".attacker.example")],
+            "two-uris": [(6, spiffe), (6, b"https://other.example/client")],
+            "dns-backend": [(2, b"Backend.Chat.Svc")],
+            "uri-and-dns": [(2, b"unrelated.example"), (6, spiffe)],
+        }
+        for name, sans in leaves.items():
+            cls.certs.client_leaf(name, sans,
+                                  cn=h.SPIFFE_BACKEND if name == "ip-with-spiffe-cn" else None)
+
+    def call(self, who):
+        with h.Client(self.server, credentials=self.certs.channel_credentials(who)) as c:
+            return c.get_user_token(who.replace(".", "-"))
+
+    def rpc_lines(self, predicate, at_least=1):
+        """The GetUserToken log lines matching predicate, once there are
+        at_least of them (the line may come just after the answer)."""
+        deadline = time.monotonic() + 5
+        while True:
+            lines = [e for e in self.server.rpc_events("GetUserToken") if predicate(e)]
+            if len(lines) >= at_least or time.monotonic() > deadline:
+                return lines
+            time.sleep(0.05)
+
+    def test_other_san_types_never_pass_for_a_spiffe_id(self):
+        for who in ("dns-spelling-spiffe", "email-spelling-spiffe", "ip-with-spiffe-cn",
+                    "uri-longer"):
+            r = self.call(who)
+            self.assertEqual(r.code, Code.UNAUTHENTICATED, (who, r.details))
+            self.assertIn("not in auth.mtls_clients", r.details)
+
+    def test_a_nul_in_a_uri_san_is_refused(self):
+        r = self.call("uri-with-nul")
+        self.assertEqual(r.code, Code.UNAUTHENTICATED, r.details)
+        self.assertIn("URI SAN holding a NUL byte", r.details)
+        # and the log never shows the clean ID for it
+        refused = self.rpc_lines(lambda e: "NUL" in e.get("message", ""))
+        self.assertTrue(refused, self.server.stderr_text())
+        self.assertEqual({e["caller"] for e in refused}, {""})
+        self.assertNotIn("san", refused[0])
+
+    def test_a_spiffe_id_needs_a_certificate_with_one_uri_san(self):
+        r = self.call("two-uris")
+        self.assertEqual(r.code, Code.UNAUTHENTICATED, r.details)
+        self.assertIn("holds 2 URI SANs", r.details)
+
+    def test_the_matching_san_is_named_in_the_log(self):
+        for who, san in (("backend", "URI:" + h.SPIFFE_BACKEND),
+                         ("uri-and-dns", "URI:" + h.SPIFFE_BACKEND),
+                         ("dns-backend", "DNS:" + self.DNS_ID)):
+            def matching(e):
+                return e.get("san") == san and e["caller"] == san.split(":", 1)[1]
+            before = len(self.rpc_lines(matching, at_least=0))
+            r = self.call(who)
+            self.assertEqual(r.code, Code.OK, (who, r.details))
+            self.assertEqual(len(self.rpc_lines(matching, at_least=before + 1)), before + 1,
+                             self.server.stderr_text())
 
 if __name__ == "__main__":
     h.main()

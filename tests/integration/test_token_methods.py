@@ -176,6 +176,40 @@ class TokenMethodsTest(unittest.TestCase):
                 self.server.add_secret(token)
                 self.assertCode(self.admin.renew_token(token), Code.INVALID_ARGUMENT)
 
+    def test_renew_crafted_token_shapes_are_invalid_argument(self):
+        # signed with this app's certificate, so only the shape is wrong
+        chat = h.chat_service(b"gina")
+        shapes = {
+            # a Chat service, then a service of type 0 and bytes after it: the
+            # parser stops at type 0 without reading on (issue 10, item 5)
+            "chat + type 0 + trailing": ([chat, h._u16(0)], None, b"\x01\x02junk"),
+            "chat + unknown type 99": ([chat, h._u16(99) + b"\x00\x00"], None, b""),
+            "chat + trailing bytes": ([chat], None, b"junk"),
+            "declares two, holds one": ([chat], 2, b""),
+        }
+        for name, (services, declared, trailing) in shapes.items():
+            with self.subTest(shape=name):
+                token = h.craft_token(services, declared=declared, trailing=trailing)
+                self.server.add_secret(token)
+                r = self.admin.renew_token(token)
+                self.assertCode(r, Code.INVALID_ARGUMENT)
+        # the same bytes without the extras renew: the crafting is right
+        token = h.craft_token([chat])
+        self.server.add_secret(token)
+        r = self.backend.renew_token(token)
+        self.assertCode(r, Code.OK)
+        self.assertEqual(r.response.user_id, "gina")
+
+    def test_renew_refuses_user_ids_it_does_not_issue(self):
+        for user_id in (b"Gina", b"gi na", b"\xff\xfe", b"caf\xc3\xa9", b"..", b"a\x00b",
+                        b"x" * 65):
+            with self.subTest(user_id=user_id):
+                token = h.craft_token([h.chat_service(user_id)])
+                self.server.add_secret(token)
+                r = self.backend.renew_token(token)
+                self.assertCode(r, Code.INVALID_ARGUMENT)
+                self.assertIn("user id is not a", r.details)
+
     def test_renew_app_token_with_get_app_token_permission(self):
         old = self.admin.get_app_token(ttl=300).response.token
         r = self.admin.renew_token(old)

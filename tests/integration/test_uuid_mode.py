@@ -64,6 +64,20 @@ class UnreachableDirectoryTest(unittest.TestCase):
         self.assertIn(r.code, (Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED), r.details)
         self.assertLess(r.elapsed, 3.0)
 
+    def test_renew_takes_only_uuids_in_uuid_mode(self):
+        uuid = b"4759aa70-eba5-11e8-925f-6fa0510823ba"
+        good = h.craft_token([h.chat_service(uuid)])
+        self.server.add_secret(good)
+        r = self.client.renew_token(good)
+        self.assertEqual(r.code, Code.OK, r.details)
+        self.assertEqual(r.response.user_id, uuid.decode())
+        for user_id in (b"not a uuid", b"\xff" * 8, b"u" * 65):
+            bad = h.craft_token([h.chat_service(user_id)])
+            self.server.add_secret(bad)
+            r = self.client.renew_token(bad)
+            self.assertEqual(r.code, Code.INVALID_ARGUMENT, r.details)
+            self.assertIn("not a Chat UUID", r.details)
+
     def test_get_app_token_needs_no_directory(self):
         r = h.Client(self.server, key=h.ADMIN_KEY)
         try:

@@ -144,7 +144,9 @@ static void loads_the_full_example_with_every_field(void **state)
              "  compat_routes: false\n"
              "  agora_token_service_routes: true\n"
              "  cors: {allowed_origins: [\"http://localhost:8080\"]}\n"
-             "  max_connections: 64\n",
+             "  max_connections: 64\n"
+             "  request_timeout_seconds: 5\n"
+             "  max_connections_per_ip: 8\n",
              key_path);
     assert_int_equal(load(yaml), 0);
 
@@ -202,6 +204,8 @@ static void loads_the_full_example_with_every_field(void **state)
     assert_int_equal(cfg.http_cors_origin_count, 1);
     assert_string_equal(cfg.http_cors_origins[0], "http://localhost:8080");
     assert_int_equal(cfg.http_max_connections, 64);
+    assert_int_equal(cfg.http_request_timeout_seconds, 5);
+    assert_int_equal(cfg.http_max_connections_per_ip, 8);
 }
 
 static void loads_a_file_from_disk(void **state)
@@ -246,6 +250,8 @@ static void fills_defaults_for_keys_not_given(void **state)
     assert_int_equal(cfg.http_agora_token_service_routes, 0);
     assert_int_equal(cfg.http_cors_origin_count, 0);
     assert_int_equal(cfg.http_max_connections, 1024);
+    assert_int_equal(cfg.http_request_timeout_seconds, 10);
+    assert_int_equal(cfg.http_max_connections_per_ip, 64);
 }
 
 static void keeps_the_default_for_a_key_without_value(void **state)
@@ -455,6 +461,13 @@ static void requires_app_key_for_uuid_identity(void **state)
     expect_error(MINIMAL "user_tokens: {identity: uuid}\n",
                  "cfg.yaml:3:3: app.key: required when user_tokens.identity is uuid (the Chat REST "
                  "API needs it)");
+    expect_error(MINIMAL "reflection: maybe\n",
+                 "cfg.yaml:8:13: reflection: expected one of public, authenticated, off, got "
+                 "\"maybe\"");
+    assert_int_equal(load(MINIMAL "reflection: authenticated\n"), 0);
+    assert_int_equal(cfg.reflection, CT_REFLECTION_AUTHENTICATED);
+    assert_int_equal(load(MINIMAL), 0);
+    assert_int_equal(cfg.reflection, CT_REFLECTION_PUBLIC);
     expect_error(MINIMAL "user_tokens: {identity: name}\n",
                  "cfg.yaml:8:25: user_tokens.identity: expected one of username, uuid, got "
                  "\"name\"");
@@ -475,6 +488,26 @@ static void checks_tls_files_go_together(void **state)
     expect_error(MINIMAL "  mtls_clients: [{id: \"spiffe://x\", methods: [GetAppToken]}]\n",
                  "cfg.yaml:8:17: auth.mtls_clients: need tls.client_ca_file to verify client "
                  "certificates");
+}
+
+/* an id names a URI SAN (with a scheme; SPIFFE IDs by the standard) or a
+ * DNS SAN; email and IP SANs never match, so such ids are mistakes */
+static void checks_mtls_client_ids(void **state)
+{
+    (void)state;
+    expect_error(MINIMAL "  mtls_clients: [{id: \"spiffe://Cluster.local/ns/\", methods: "
+                         "[GetAppToken]}]\n",
+                 "cfg.yaml:8:23: auth.mtls_clients[0].id: \"spiffe://Cluster.local/ns/\" is not "
+                 "a SPIFFE ID (spiffe://trust-domain/path: lower-case trust domain, path "
+                 "segments of A-Z a-z 0-9 . - _, not . or .., no trailing /)");
+    expect_error(MINIMAL "  mtls_clients: [{id: ops@example.com, methods: [GetAppToken]}]\n",
+                 "cfg.yaml:8:23: auth.mtls_clients[0].id: \"ops@example.com\" looks like an "
+                 "email address: email SANs never identify a client (use a URI SAN such as a "
+                 "SPIFFE ID, or a DNS SAN)");
+    expect_error(MINIMAL "  mtls_clients: [{id: \"10.0.0.7\", methods: [GetAppToken]}]\n",
+                 "cfg.yaml:8:23: auth.mtls_clients[0].id: \"10.0.0.7\" is an IP address: IP "
+                 "SANs never identify a client (use a URI SAN such as a SPIFFE ID, or a DNS "
+                 "SAN)");
 }
 
 static void checks_api_key_entries(void **state)
@@ -555,6 +588,10 @@ static void checks_directory_and_shutdown_bounds(void **state)
                  "cfg.yaml:8:31: directory.cache.capacity: must be at least 1, got 0");
     expect_error(MINIMAL "shutdown: {grace_seconds: 0}\n",
                  "cfg.yaml:8:27: shutdown.grace_seconds: must be at least 1, got 0");
+    expect_error(MINIMAL "http: {request_timeout_seconds: 0}\n",
+                 "cfg.yaml:8:33: http.request_timeout_seconds: must be 1..3600, got 0");
+    expect_error(MINIMAL "http: {max_connections_per_ip: 0}\n",
+                 "cfg.yaml:8:32: http.max_connections_per_ip: must be at least 1, got 0");
     expect_error(MINIMAL "workers: 65\n",
                  "cfg.yaml:8:10: workers: must be 0..64 (0 = one per core), got 65");
     assert_int_equal(load(MINIMAL "directory: {base_url: \"https://a1.example/\"}\n"), 0);
@@ -806,6 +843,7 @@ int main(void)
         TEST(refuses_bad_app_id_and_certificate_without_echoing_them),
         TEST(requires_app_key_for_uuid_identity),
         TEST(checks_tls_files_go_together),
+        TEST(checks_mtls_client_ids),
         TEST(checks_api_key_entries),
         TEST(refuses_a_config_nobody_can_call),
         TEST(refuses_allow_unauthenticated_on_a_public_listener),

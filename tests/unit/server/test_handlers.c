@@ -19,9 +19,10 @@
 static ct_config cfg;
 static ct_token tok;
 static srv_context ctx;
-static const srv_caller admin = {"admin", CT_METHOD_ALL};
-static const srv_caller backend = {"backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
-                                                  CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
+static const srv_caller admin = {"admin", CT_METHOD_ALL, NULL};
+static const srv_caller backend = {
+    "backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN),
+    NULL};
 
 static int64_t fixed_now(void)
 {
@@ -130,7 +131,7 @@ static void invalid_usernames_are_refused_before_any_work(void **state)
 
 static void user_token_needs_its_permission(void **state)
 {
-    static const srv_caller app_only = {"app-only", CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN)};
+    static const srv_caller app_only = {"app-only", CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN), NULL};
     (void)state;
     user_token(&app_only, "alice", 0);
     assert_int_equal(finished.status.code, SRV_PERMISSION_DENIED);
@@ -247,9 +248,33 @@ static void renew_refuses_malformed_and_foreign_shapes(void **state)
                                         "this service issues, so it is not renewed");
 }
 
+/* the renewed user id goes into a token and a proto string: only ids this
+ * service issues (issue 10, item 5) */
+static void renew_refuses_user_ids_it_does_not_issue(void **state)
+{
+    static const char *const not_usernames[] = {"Bob", "a b", "caf\xc3\xa9", "\xff\xfe", ".", ".."};
+    char token[CT_BUILD_MAX_CHARS];
+    srv_token_reply reply;
+    srv_status status;
+    (void)state;
+    for (size_t i = 0; i < sizeof(not_usernames) / sizeof(not_usernames[0]); i++) {
+        build(CERT, not_usernames[i], NOW, 600, token);
+        assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_INVALID_ARGUMENT);
+        assert_non_null(strstr(status.message, "user id is not a"));
+    }
+    cfg.identity = CT_IDENTITY_UUID;
+    build(CERT, "4759aa70-eba5-11e8-925f-6fa0510823ba", NOW, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_OK);
+    assert_string_equal(reply.user_id, "4759aa70-eba5-11e8-925f-6fa0510823ba");
+    build(CERT, "not/a uuid", NOW, 600, token);
+    assert_int_equal(renew(&backend, token, 0, &reply, &status), SRV_INVALID_ARGUMENT);
+    assert_non_null(strstr(status.message, "not a Chat UUID"));
+}
+
 static void renew_needs_its_permission(void **state)
 {
-    static const srv_caller user_only = {"user-only", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN)};
+    static const srv_caller user_only = {"user-only", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN),
+                                         NULL};
     char token[CT_BUILD_MAX_CHARS];
     srv_token_reply reply;
     srv_status status;
@@ -282,6 +307,7 @@ int main(void)
         cmocka_unit_test_setup(renew_of_an_app_token_needs_get_app_token, setup),
         cmocka_unit_test_setup(renew_honours_the_grace_period, setup),
         cmocka_unit_test_setup(renew_refuses_malformed_and_foreign_shapes, setup),
+        cmocka_unit_test_setup(renew_refuses_user_ids_it_does_not_issue, setup),
         cmocka_unit_test_setup(renew_needs_its_permission, setup),
         cmocka_unit_test_setup(code_names_match_grpc, setup),
     };

@@ -435,6 +435,48 @@ static void requests_over_64_kib_are_refused(void **state)
     free(big);
 }
 
+/* Names are echoed back (original_request) to callers that may have no
+ * credentials: one over SRV_REFLECTION_MAX_NAME bytes is refused, whichever
+ * field it is in. */
+static void names_over_the_bound_are_refused(void **state)
+{
+    char name[SRV_REFLECTION_MAX_NAME + 2];
+    request_t req;
+    response_t *resp;
+    uint8_t bytes[4 * SRV_REFLECTION_MAX_NAME];
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    size_t len;
+    char err[256] = "";
+    (void)state;
+    memset(name, 'x', sizeof(name) - 1);
+    name[sizeof(name) - 1] = '\0';
+    name[SRV_REFLECTION_MAX_NAME] = '\0';
+    resp = ask_symbol(name); /* at the bound: answered (not found) */
+    assert_int_equal(resp->message_response_case, RESP(ERROR_RESPONSE));
+    grpc__reflection__v1__server_reflection_response__free_unpacked(resp, NULL);
+    name[SRV_REFLECTION_MAX_NAME] = 'x';
+    for (int field = 0; field < 3; field++) {
+        req = new_request();
+        req.host = "";
+        if (field == 0) { /* the kinds share a union: set one */
+            req.message_request_case = REQ(FILE_CONTAINING_SYMBOL);
+            req.file_containing_symbol = name;
+        } else if (field == 1) {
+            req.message_request_case = REQ(FILE_BY_FILENAME);
+            req.file_by_filename = name;
+        } else {
+            req.message_request_case = REQ(LIST_SERVICES);
+            req.list_services = "";
+            req.host = name;
+        }
+        len = grpc__reflection__v1__server_reflection_request__pack(&req, bytes);
+        assert_int_equal(srv_reflection_answer(bytes, len, &out, &out_len, err, sizeof(err)), -1);
+        assert_null(out);
+        assert_non_null(strstr(err, "over the 1024 limit"));
+    }
+}
+
 static void init_twice_is_harmless_and_free_allows_init_again(void **state)
 {
     char err[256] = "";
@@ -530,6 +572,7 @@ int main(void)
         cmocka_unit_test(garbage_is_refused),
         cmocka_unit_test(strings_that_are_not_utf8_or_hold_a_nul_are_refused),
         cmocka_unit_test(requests_over_64_kib_are_refused),
+        cmocka_unit_test(names_over_the_bound_are_refused),
         cmocka_unit_test(init_twice_is_harmless_and_free_allows_init_again),
         cmocka_unit_test(answering_before_init_fails),
         cmocka_unit_test(concurrent_answers_agree),
