@@ -1,7 +1,7 @@
 """Shared parts of the fault tests: the integration harness (imported from
 tests/integration), the fake Agora Chat server on a chosen port, an upstream
 that accepts connections and never answers, and /proc readings of the
-server's RSS and open fds."""
+server's RSS, open fds and TCP connections."""
 import os
 import socket
 import sys
@@ -77,6 +77,31 @@ def rss_kb(pid):
 
 def open_fds(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def tcp_connections(pid, port):
+    """How many connected TCP sockets process pid holds on its local port
+    (its listening socket not counted): exact where open_fds also counts
+    whatever else the process has open."""
+    inodes = set()
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        with open("/proc/%d/net/%s" % (pid, table)) as f:
+            next(f)
+            for line in f:
+                fields = line.split()
+                local_port = int(fields[1].rsplit(":", 1)[1], 16)
+                listening = fields[3] == "0A"
+                if local_port == port and not listening and fields[9] in inodes:
+                    count += 1
+    return count
 
 
 def http_port(server):

@@ -15,7 +15,8 @@ import unittest
 
 import grpc
 
-from common import h, healthz_status, http_get, http_port, open_fds, report, rss_kb
+from common import (h, healthz_status, http_get, http_port, open_fds, report, rss_kb,
+                    tcp_connections)
 
 Code = grpc.StatusCode
 GRPC_FLOOD = 2000
@@ -166,11 +167,15 @@ class ConnectionFlood(unittest.TestCase):
                         "RSS after each flood: %r kB (base %d): still growing"
                         % (rss_after, base_rss))
 
-        # HTTP: the limit is full of idle connections (held for their 30 s)
+        # HTTP: the limit is full of idle connections (held for their 30 s).
+        # Each is answered once first: a connection the server has not yet
+        # accepted when the next one comes is not counted, and that one
+        # would be served instead of refused.
         hold = connect_many(hport, HTTP_LIMIT)
         flood = []
         try:
-            h.poll(lambda: open_fds(pid) >= base_fds + HTTP_LIMIT, 5)
+            self.assertEqual([self.served_healthz(s) for s in hold],
+                             ["HTTP/1.1 200 OK"] * HTTP_LIMIT)
             # a request over the limit: 503 at once, no waiting for a slot
             status, body, headers, refused_503_s = request_over_limit(hport)
             self.assert_503_over_limit(status, body, headers)
@@ -215,6 +220,10 @@ class ConnectionFlood(unittest.TestCase):
         back = h.poll(lambda: open_fds(pid) <= base_fds + 2, 10)
         self.assertTrue(back, "fds stay at %d (base %d) after the HTTP flood"
                         % (open_fds(pid), base_fds))
+        # the server has closed every HTTP connection (the fds above allow
+        # for two that are not: they would still hold a slot)
+        self.assertTrue(h.poll(lambda: tcp_connections(pid, hport) == 0, 10),
+                        "%d HTTP connections still held" % tcp_connections(pid, hport))
         # back to normal: the whole limit is served again (no slot leaked)
         again = connect_many(hport, HTTP_LIMIT)
         try:
