@@ -78,6 +78,15 @@ class Server:
     def log_text(self):
         return self.tokend.stderr_text()
 
+    def stop_clean(self, *secrets):
+        """stop(), asserting exit 0 and that the log holds none of secrets
+        (raw, case-sensitive) nor any token ("007eJ")."""
+        log = self.log_text()
+        rc = self.stop()
+        assert rc == 0, "chat-tokend exited %d" % rc
+        for secret in secrets + ("007eJ",):
+            assert secret not in log, "the log holds a secret (%s...)" % secret[:4]
+
 
 class Response:
     def __init__(self, status, headers, body):
