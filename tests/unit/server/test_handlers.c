@@ -8,13 +8,10 @@
 
 #include <cmocka.h>
 
+#include "handler_fixture.h"
 #include "handlers.h"
 
-#define APP_ID "970CA35de60c44645bbae8a215061b33"
-#define CERT "5CFd2fd1755d40ecb72977518be15d3b"
-#define OLD_CERT "0123456789abcdef0123456789abcdef"
 #define OTHER_CERT "fedcba9876543210fedcba9876543210"
-#define NOW 1800000000
 
 static ct_config cfg;
 static ct_token tok;
@@ -24,33 +21,12 @@ static const srv_caller backend = {
     "backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN),
     NULL};
 
-static int64_t fixed_now(void)
-{
-    return NOW;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    ct_config_defaults(&cfg);
-    memcpy(cfg.app_id, APP_ID, 33);
-    memcpy(cfg.app_certificate, CERT, 33);
-    memcpy(cfg.previous_certificates[0], OLD_CERT, 33);
-    cfg.previous_certificate_count = 1;
-    cfg.default_ttl_seconds = 3600;
-    cfg.max_ttl_seconds = 7200;
-    cfg.renew_grace_seconds = 60;
+    fixture_context(&cfg, &ctx);
     cfg.identity = CT_IDENTITY_USERNAME;
-    ctx.config = &cfg;
-    ctx.directory = NULL;
-    ctx.now = fixed_now;
     return 0;
-}
-
-static void parse_ok(const char *token)
-{
-    assert_int_equal(ct_token_parse(token, strlen(token), &tok, NULL, 0), CT_OK);
-    assert_int_equal(ct_token_verify(&tok, CERT), CT_OK);
 }
 
 static void app_token_uses_default_ttl_and_app_privilege(void **state)
@@ -59,7 +35,7 @@ static void app_token_uses_default_ttl_and_app_privilege(void **state)
     srv_status status;
     (void)state;
     assert_int_equal(srv_get_app_token(&ctx, &admin, 0, &reply, &status), SRV_OK);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.issue_ts, NOW);
     assert_int_equal(tok.expire, 3600);
     assert_int_equal(tok.services[0].privileges[0].id, CT_CHAT_PRIVILEGE_APP);
@@ -84,7 +60,7 @@ static void ttl_above_the_maximum_names_the_limit(void **state)
     assert_int_equal(srv_get_app_token(&ctx, &admin, 7201, &reply, &status), SRV_INVALID_ARGUMENT);
     assert_non_null(strstr(status.message, "7200"));
     assert_int_equal(srv_get_app_token(&ctx, &admin, 7200, &reply, &status), SRV_OK);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.expire, 7200);
 }
 
@@ -112,7 +88,7 @@ static void user_token_carries_the_normalised_username(void **state)
     assert_int_equal(finished.status.code, SRV_OK);
     assert_string_equal(finished.reply.user_id, "alice.smith_01");
     assert_int_equal(finished.reply.registered, 0);
-    parse_ok(finished.reply.token);
+    fixture_parse_ok(finished.reply.token, &tok);
     assert_int_equal(tok.services[0].privileges[0].id, CT_CHAT_PRIVILEGE_USER);
     assert_memory_equal(tok.services[0].fields[0].bytes.data, "alice.smith_01", 14);
     assert_int_equal(tok.expire, 600);
@@ -172,7 +148,7 @@ static void renew_keeps_the_identity_and_signs_with_the_current_certificate(void
     assert_int_equal(renew(&backend, old, 0, &reply, &status), SRV_OK);
     assert_int_equal(reply.kind, SRV_KIND_USER);
     assert_string_equal(reply.user_id, "bob");
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.issue_ts, NOW);
     assert_int_equal(tok.expire, 3600);
 }

@@ -9,12 +9,8 @@
 
 #include <cmocka.h>
 
+#include "handler_fixture.h"
 #include "rtc_handlers.h"
-
-#define APP_ID "970CA35de60c44645bbae8a215061b33"
-#define CERT "5CFd2fd1755d40ecb72977518be15d3b"
-#define OLD_CERT "0123456789abcdef0123456789abcdef"
-#define NOW 1800000000
 
 static ct_config cfg;
 static ct_token tok;
@@ -27,32 +23,12 @@ static const srv_caller chat_only = {
 static srv_token_reply reply;
 static srv_status status;
 
-static int64_t fixed_now(void)
-{
-    return NOW;
-}
-
 static int setup(void **state)
 {
     (void)state;
-    ct_config_defaults(&cfg);
-    memcpy(cfg.app_id, APP_ID, 33);
-    memcpy(cfg.app_certificate, CERT, 33);
-    memcpy(cfg.previous_certificates[0], OLD_CERT, 33);
-    cfg.previous_certificate_count = 1;
-    cfg.default_ttl_seconds = 3600;
-    cfg.max_ttl_seconds = 7200;
-    cfg.renew_grace_seconds = 60;
-    ctx.config = &cfg;
-    ctx.now = fixed_now;
+    fixture_context(&cfg, &ctx);
     memset(&reply, 0, sizeof(reply));
     return 0;
-}
-
-static void parse_ok(const char *token)
-{
-    assert_int_equal(ct_token_parse(token, strlen(token), &tok, NULL, 0), CT_OK);
-    assert_int_equal(ct_token_verify(&tok, CERT), CT_OK);
 }
 
 static void assert_field(const ct_field *f, const char *want)
@@ -103,7 +79,7 @@ static void publisher_with_a_uid_gets_join_and_publish_for_the_token_lifetime(vo
     assert_int_equal(reply.kind, SRV_KIND_RTC);
     assert_string_equal(reply.user_id, "42");
     assert_int_equal(reply.expire_time, NOW + 600);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.issue_ts, NOW);
     assert_int_equal(tok.expire, 600);
     assert_int_equal(tok.service_count, 1);
@@ -124,7 +100,7 @@ static void subscriber_with_an_account_gets_join_for_the_privilege_ttl(void **st
     r.privilege_ttl_seconds = 300;
     assert_int_equal(rtc(&media, &r), SRV_OK);
     assert_string_equal(reply.user_id, "alice@example");
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.expire, 3600); /* ttl 0: the default */
     assert_field(&tok.services[0].fields[1], "alice@example");
     assert_int_equal(tok.services[0].privilege_count, 1);
@@ -138,10 +114,10 @@ static void uid_zero_and_the_empty_account_let_anyone_join(void **state)
     srv_rtc_request by_account = account_request("room", "", CT_RTC_ROLE_PUBLISHER);
     (void)state;
     assert_int_equal(rtc(&media, &by_uid), SRV_OK);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.services[0].fields[1].bytes.len, 0);
     assert_int_equal(rtc(&media, &by_account), SRV_OK);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.services[0].fields[1].bytes.len, 0);
 }
 
@@ -153,7 +129,7 @@ static void with_rtm_adds_the_login_privilege_for_the_same_user(void **state)
     r.ttl_seconds = 900;
     r.privilege_ttl_seconds = 600;
     assert_int_equal(rtc(&media, &r), SRV_OK);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.service_count, 2);
     assert_int_equal(tok.services[1].type, CT_SERVICE_RTM);
     assert_field(&tok.services[1].fields[0], "7");
@@ -220,7 +196,7 @@ static void rtm_token_holds_the_login_privilege_for_the_user(void **state)
     assert_int_equal(reply.kind, SRV_KIND_RTM);
     assert_string_equal(reply.user_id, "alice");
     assert_int_equal(reply.expire_time, NOW + 1200);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.service_count, 1);
     assert_int_equal(tok.services[0].type, CT_SERVICE_RTM);
     assert_field(&tok.services[0].fields[0], "alice");
@@ -263,7 +239,7 @@ static void renew_keeps_channel_user_role_rtm_and_the_privilege_ratio(void **sta
     assert_int_equal(reply.kind, SRV_KIND_RTC);
     assert_string_equal(reply.user_id, "bob");
     assert_int_equal(reply.expire_time, NOW + 2000);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.expire, 2000);
     assert_int_equal(tok.service_count, 2);
     assert_field(&tok.services[0].fields[0], "room");
@@ -285,7 +261,7 @@ static void renew_of_a_subscriber_token_signed_with_the_previous_certificate(voi
                                         sizeof(old), NULL, NULL, 0),
                      CT_OK);
     assert_int_equal(renew(old, 0), SRV_OK);
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_int_equal(tok.expire, 3600);
     assert_int_equal(tok.services[0].privilege_count, 1);
     assert_int_equal(tok.services[0].privileges[0].value, 3600);
@@ -302,7 +278,7 @@ static void renew_of_an_rtm_token_keeps_the_user_and_honours_the_grace(void **st
     assert_int_equal(renew(old, 100), SRV_OK);
     assert_int_equal(reply.kind, SRV_KIND_RTM);
     assert_string_equal(reply.user_id, "carol");
-    parse_ok(reply.token);
+    fixture_parse_ok(reply.token, &tok);
     assert_field(&tok.services[0].fields[0], "carol");
     assert_int_equal(tok.services[0].privileges[0].value, 100);
     assert_int_equal(ct_rtm_build_token(APP_ID, CERT, "carol", NOW - 661, 9, 600, old, sizeof(old),
