@@ -404,6 +404,33 @@ class Client:
             return [], Result(e.code(), e.details(), None, time.monotonic() - start)
 
 
+class ServerCase(unittest.TestCase):
+    """One server for the whole class (setUpClass sets cls.server) and the
+    clients opened with cls.client(...): tearDownClass closes them and stops
+    the server (exit code and leaked-secret checks)."""
+    _clients = None
+
+    @classmethod
+    def client(cls, **kw):
+        if cls._clients is None:
+            cls._clients = []
+        c = Client(cls.server, **kw)
+        cls._clients.append(c)
+        return c
+
+    @classmethod
+    def tearDownClass(cls):
+        for c in cls._clients or ():
+            c.close()
+        cls.server.stop()
+
+    def assertCode(self, result, code, says=None):
+        """result has code, and its details hold says (when given)."""
+        self.assertEqual(result.code, code, result.details)
+        if says is not None:
+            self.assertIn(says, result.details)
+
+
 def health_status_name(response):
     enum = response.DESCRIPTOR.fields_by_name["status"].enum_type
     return enum.values_by_number[response.status].name

@@ -12,7 +12,7 @@ Code = grpc.StatusCode
 FILE_KEY = "file-key-9d8c7b6a5f4e"
 
 
-class ApiKeyTest(unittest.TestCase):
+class ApiKeyTest(h.ServerCase):
     @classmethod
     def setUpClass(cls):
         cls.dir = h.temp_dir()
@@ -32,9 +32,6 @@ class ApiKeyTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.client.close()
         h.stop_in_dir(cls.server, cls.dir)
-
-    def assertCode(self, result, code):
-        self.assertEqual(result.code, code, result.details)
 
     def caller_logged(self, name):
         return self.server.wait_event("rpc", 5, lambda e: e.get("caller") == name)

@@ -4,7 +4,6 @@ rebuilds it byte for byte from the inputs), every INVALID_ARGUMENT with its
 message, the methods' permissions, and the tokens counted in /metrics."""
 import re
 import time
-import unittest
 import urllib.request
 
 import grpc
@@ -24,26 +23,18 @@ def rtc_config():
     return cfg
 
 
-class RtcMethodsTest(unittest.TestCase):
+class RtcMethodsTest(h.ServerCase):
     @classmethod
     def setUpClass(cls):
         cls.server = h.Server(rtc_config()).start()
         cls.server.add_secret(MEDIA_KEY)
-        cls.media = h.Client(cls.server, key=MEDIA_KEY)
-        cls.backend = h.Client(cls.server, key=h.BACKEND_KEY)
+        cls.media = cls.client(key=MEDIA_KEY)
+        cls.backend = cls.client(key=h.BACKEND_KEY)
         # the HTTP side port starts after the gRPC server says "started"
         http = cls.server.wait_event("listening", 10,
                                      lambda e: e.get("message", "").startswith("http://"))
         cls.metrics_url = http["message"] + "/metrics"
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.media.close()
-        cls.backend.close()
-        cls.server.stop()
-
-    def assertCode(self, result, code):
-        self.assertEqual(result.code, code, result.details)
 
     def rtc_ok(self, check, **request):
         r = self.media.get_rtc_token(**request)

@@ -2,7 +2,6 @@
 RenewToken, their TTL rules, username rules, renewal rules, and the
 request-level errors (undecodable, oversized, unknown method)."""
 import time
-import unittest
 
 import grpc
 
@@ -11,41 +10,31 @@ import harness as h
 Code = grpc.StatusCode
 
 
-class TokenMethodsTest(unittest.TestCase):
+class TokenMethodsTest(h.ServerCase):
     @classmethod
     def setUpClass(cls):
         cls.server = h.Server(h.base_config()).start()
-        cls.admin = h.Client(cls.server, key=h.ADMIN_KEY)
-        cls.backend = h.Client(cls.server, key=h.BACKEND_KEY)
+        cls.admin = cls.client(key=h.ADMIN_KEY)
+        cls.backend = cls.client(key=h.BACKEND_KEY)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.admin.close()
-        cls.backend.close()
-        cls.server.stop()
-
-    def assertCode(self, result, code):
-        self.assertEqual(result.code, code, result.details)
-
-    def assertExpireTime(self, response, view, ttl):
+    def assertIssued(self, r, kind, ttl, **check):
+        """r is OK, its token verifies with agora-token as a kind token of
+        ttl seconds, and expire_time is its issue time (now) + ttl."""
+        self.assertCode(r, Code.OK)
+        [view] = h.verify_tokens([dict(token=r.response.token, kind=kind, ttl=ttl, **check)])
         self.assertEqual(view["expire"], ttl)
-        self.assertEqual(response.expire_time.seconds, view["issue_ts"] + ttl)
+        self.assertEqual(r.response.expire_time.seconds, view["issue_ts"] + ttl)
         self.assertLessEqual(abs(view["issue_ts"] - time.time()), 5)
 
     # ---- GetAppToken ----
 
     def test_app_token_default_ttl_verifies_with_agora_token(self):
         r = self.admin.get_app_token()
-        self.assertCode(r, Code.OK)
+        self.assertIssued(r, "app", 3600)
         self.assertTrue(r.response.token.startswith("007"))
-        [view] = h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 3600}])
-        self.assertExpireTime(r.response, view, 3600)
 
     def test_app_token_explicit_ttl(self):
-        r = self.admin.get_app_token(ttl=600)
-        self.assertCode(r, Code.OK)
-        [view] = h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 600}])
-        self.assertExpireTime(r.response, view, 600)
+        self.assertIssued(self.admin.get_app_token(ttl=600), "app", 600)
 
     def test_app_token_ttl_at_max_is_honoured(self):
         r = self.admin.get_app_token(ttl=7200)
@@ -53,32 +42,22 @@ class TokenMethodsTest(unittest.TestCase):
         h.verify_tokens([{"token": r.response.token, "kind": "app", "ttl": 7200}])
 
     def test_app_token_ttl_over_max_is_invalid_argument_naming_the_limit(self):
-        r = self.admin.get_app_token(ttl=7201)
-        self.assertCode(r, Code.INVALID_ARGUMENT)
-        self.assertIn("7200", r.details)
+        self.assertCode(self.admin.get_app_token(ttl=7201), Code.INVALID_ARGUMENT, says="7200")
 
     # ---- GetUserToken ----
 
     def test_user_token_default_ttl_verifies_with_agora_token(self):
         r = self.backend.get_user_token("alice")
-        self.assertCode(r, Code.OK)
+        self.assertIssued(r, "user", 3600, user_id="alice")
         self.assertEqual(r.response.user_id, "alice")
         self.assertFalse(r.response.registered)
-        [view] = h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "alice",
-                                   "ttl": 3600}])
-        self.assertExpireTime(r.response, view, 3600)
 
     def test_user_token_explicit_ttl(self):
-        r = self.backend.get_user_token("bob", ttl=90)
-        self.assertCode(r, Code.OK)
-        [view] = h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "bob",
-                                   "ttl": 90}])
-        self.assertExpireTime(r.response, view, 90)
+        self.assertIssued(self.backend.get_user_token("bob", ttl=90), "user", 90, user_id="bob")
 
     def test_user_token_ttl_over_max_is_invalid_argument(self):
-        r = self.backend.get_user_token("bob", ttl=86401)
-        self.assertCode(r, Code.INVALID_ARGUMENT)
-        self.assertIn("7200", r.details)
+        self.assertCode(self.backend.get_user_token("bob", ttl=86401), Code.INVALID_ARGUMENT,
+                        says="7200")
 
     def test_username_is_normalised_to_lower_case(self):
         r = self.backend.get_user_token("Alice.Smith_01-X")
@@ -107,13 +86,10 @@ class TokenMethodsTest(unittest.TestCase):
     def test_renew_user_token_keeps_identity_and_signs_with_current_certificate(self):
         old = self.backend.get_user_token("Carol", ttl=120).response.token
         r = self.backend.renew_token(old, ttl=1800)
-        self.assertCode(r, Code.OK)
+        self.assertIssued(r, "user", 1800, user_id="carol")
         self.assertEqual(r.response.user_id, "carol")
         self.assertEqual(r.response.kind, 2)  # TOKEN_KIND_USER
         self.assertNotEqual(r.response.token, old)
-        [view] = h.verify_tokens([{"token": r.response.token, "kind": "user", "user_id": "carol",
-                                   "ttl": 1800}])
-        self.assertExpireTime(r.response, view, 1800)
 
     def test_renew_with_default_ttl(self):
         old = self.backend.get_user_token("dave", ttl=60).response.token
