@@ -46,6 +46,16 @@ static int build_rtc(const char *account, enum ct_rtc_role role, uint32_t pttl, 
                               sizeof(err));
 }
 
+/* Builds like build_rtc and parses the token into tok. */
+static void build_rtc_into_tok(const char *account, enum ct_rtc_role role, uint32_t pttl,
+                               int with_rtm)
+{
+    char out[CT_BUILD_MAX_CHARS];
+    char err[160];
+    assert_int_equal(build_rtc(account, role, pttl, with_rtm, out, sizeof(out)), CT_OK);
+    assert_int_equal(ct_token_parse(out, strlen(out), &tok, err, sizeof(err)), CT_OK);
+}
+
 static void rtc_uid_token_matches_public_vector(void **state)
 {
     char out[CT_BUILD_MAX_CHARS];
@@ -86,11 +96,8 @@ static void rtc_and_rtm_services_match_public_vector(void **state)
 
 static void publisher_gets_join_and_three_publish_privileges(void **state)
 {
-    char out[CT_BUILD_MAX_CHARS];
-    char err[160];
     (void)state;
-    assert_int_equal(build_rtc("alice", CT_RTC_ROLE_PUBLISHER, 300, 0, out, sizeof(out)), CT_OK);
-    assert_int_equal(ct_token_parse(out, strlen(out), &tok, err, sizeof(err)), CT_OK);
+    build_rtc_into_tok("alice", CT_RTC_ROLE_PUBLISHER, 300, 0);
     assert_int_equal(ct_token_verify(&tok, APP_CERT), CT_OK);
     assert_int_equal(tok.expire, 600);
     assert_int_equal(tok.service_count, 1);
@@ -107,10 +114,8 @@ static void publisher_gets_join_and_three_publish_privileges(void **state)
 static void with_rtm_adds_login_for_the_account_for_the_token_lifetime(void **state)
 {
     char out[CT_BUILD_MAX_CHARS];
-    char err[160];
     (void)state;
-    assert_int_equal(build_rtc("alice", CT_RTC_ROLE_SUBSCRIBER, 120, 1, out, sizeof(out)), CT_OK);
-    assert_int_equal(ct_token_parse(out, strlen(out), &tok, err, sizeof(err)), CT_OK);
+    build_rtc_into_tok("alice", CT_RTC_ROLE_SUBSCRIBER, 120, 1);
     assert_int_equal(tok.service_count, 2);
     assert_int_equal(tok.services[0].privilege_count, 1);
     assert_int_equal(tok.services[0].privileges[0].value, 120);
@@ -139,18 +144,27 @@ static void rtm_token_holds_login_for_the_user(void **state)
     assert_memory_equal(tok.services[0].fields[0].bytes.data, "test_user", 9);
 }
 
+/* check accepts max bytes of fill and refuses max + 1, saying says. */
+static void expect_length_limit(int (*check)(const char *, char *, size_t), size_t max, char fill,
+                                const char *says)
+{
+    char s[CT_RTC_ACCOUNT_MAX + 2];
+    char err[160];
+    assert_true(max + 2 <= sizeof(s));
+    memset(s, fill, max + 1);
+    s[max] = '\0';
+    assert_int_equal(check(s, err, sizeof(err)), CT_OK);
+    s[max] = fill;
+    s[max + 1] = '\0';
+    assert_int_equal(check(s, err, sizeof(err)), CT_E_ARGUMENT);
+    assert_non_null(strstr(err, says));
+}
+
 static void channel_names_follow_agoras_limits(void **state)
 {
     char err[160];
-    char name[CT_RTC_CHANNEL_MAX + 2];
     (void)state;
-    memset(name, 'c', CT_RTC_CHANNEL_MAX);
-    name[CT_RTC_CHANNEL_MAX] = '\0';
-    assert_int_equal(ct_rtc_check_channel(name, err, sizeof(err)), CT_OK);
-    name[CT_RTC_CHANNEL_MAX] = 'c';
-    name[CT_RTC_CHANNEL_MAX + 1] = '\0';
-    assert_int_equal(ct_rtc_check_channel(name, err, sizeof(err)), CT_E_ARGUMENT);
-    assert_non_null(strstr(err, "at most 64 bytes"));
+    expect_length_limit(ct_rtc_check_channel, CT_RTC_CHANNEL_MAX, 'c', "at most 64 bytes");
     assert_int_equal(ct_rtc_check_channel("", err, sizeof(err)), CT_E_ARGUMENT);
     assert_non_null(strstr(err, "empty"));
     assert_int_equal(ct_rtc_check_channel("a b!#$%&()+-:;<=.>?@[]^_{|}~,Z9", err, sizeof(err)),
@@ -164,14 +178,9 @@ static void channel_names_follow_agoras_limits(void **state)
 static void accounts_and_rtm_user_ids_follow_agoras_limits(void **state)
 {
     char err[160];
-    char account[CT_RTC_ACCOUNT_MAX + 2];
+    char user_id[66];
     (void)state;
-    memset(account, 'a', CT_RTC_ACCOUNT_MAX);
-    account[CT_RTC_ACCOUNT_MAX] = '\0';
-    assert_int_equal(ct_rtc_check_account(account, err, sizeof(err)), CT_OK);
-    strcat(account, "a");
-    assert_int_equal(ct_rtc_check_account(account, err, sizeof(err)), CT_E_ARGUMENT);
-    assert_non_null(strstr(err, "at most 255 bytes"));
+    expect_length_limit(ct_rtc_check_account, CT_RTC_ACCOUNT_MAX, 'a', "at most 255 bytes");
     assert_int_equal(ct_rtc_check_account("", err, sizeof(err)), CT_OK);
     assert_int_equal(ct_rtc_check_account("tab\there", err, sizeof(err)), CT_E_ARGUMENT);
 
@@ -179,9 +188,9 @@ static void accounts_and_rtm_user_ids_follow_agoras_limits(void **state)
     assert_int_equal(ct_rtm_check_user_id("", err, sizeof(err)), CT_E_ARGUMENT);
     assert_int_equal(ct_rtm_check_user_id("null", err, sizeof(err)), CT_E_ARGUMENT);
     assert_int_equal(ct_rtm_check_user_id("two words", err, sizeof(err)), CT_E_ARGUMENT);
-    memset(account, 'u', 65);
-    account[65] = '\0';
-    assert_int_equal(ct_rtm_check_user_id(account, err, sizeof(err)), CT_E_ARGUMENT);
+    memset(user_id, 'u', 65);
+    user_id[65] = '\0';
+    assert_int_equal(ct_rtm_check_user_id(user_id, err, sizeof(err)), CT_E_ARGUMENT);
     assert_non_null(strstr(err, "1..64 bytes"));
 }
 
