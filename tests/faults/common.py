@@ -17,6 +17,23 @@ import harness as h  # noqa: E402
 FakeChat = h.fake_chat  # FakeChat(port=..., directory=...): tests/fakes/fake_chat.py
 
 
+def serve(test, config, key):
+    """Starts chat-tokend with config and a client calling with key; both
+    are cleaned up when test ends."""
+    server = h.Server(config).start()
+    test.addCleanup(server.cleanup)
+    client = h.Client(server, key=key)
+    test.addCleanup(client.close)
+    return server, client
+
+
+def stop_clean(server, client):
+    """Closes the client, then stops the server with SIGTERM: it must exit 0
+    and must not have logged a secret (tokend.Tokend.stop raises)."""
+    client.close()
+    server.stop()
+
+
 class HangingUpstream:
     """Listens on 127.0.0.1:port, accepts every connection, reads and
     discards what comes, never answers: an upstream that hangs."""

@@ -16,7 +16,7 @@ import unittest
 import grpc
 
 from common import (h, healthz_status, http_get, http_port, open_fds, report, rss_kb,
-                    tcp_connections)
+                    serve, stop_clean, tcp_connections)
 
 Code = grpc.StatusCode
 GRPC_FLOOD = 2000
@@ -112,10 +112,7 @@ class ConnectionFlood(unittest.TestCase):
         cfg = h.base_config(http={"listen": "127.0.0.1:0", "max_connections": HTTP_LIMIT,
                                   "max_connections_per_ip": 10000,
                                   "request_timeout_seconds": 120})
-        server = h.Server(cfg).start()
-        self.addCleanup(server.cleanup)
-        client = h.Client(server, key=h.ADMIN_KEY)
-        self.addCleanup(client.close)
+        server, client = serve(self, cfg, h.ADMIN_KEY)
         pid = server.proc.pid
         port = int(server.address.rsplit(":", 1)[1])
         hport = http_port(server)
@@ -243,8 +240,7 @@ class ConnectionFlood(unittest.TestCase):
                http_limit=HTTP_LIMIT, http_flood=HTTP_EXTRA, http_fds_at_limit=http_fds,
                http_flood_connect_s=flood_connect_s, refused_503_s=refused_503_s,
                refused_closed_s=refused_full_s, grpc_call_http_full_s=grpc_call_http_full)
-        client.close()
-        self.assertEqual(server.stop(), 0)
+        stop_clean(server, client)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import unittest
 
 import grpc
 
-from common import FakeChat, HangingUpstream, h, percentile, report
+from common import FakeChat, HangingUpstream, h, percentile, report, serve, stop_clean
 
 Code = grpc.StatusCode
 REQUEST_TIMEOUT_MS = 1000
@@ -68,10 +68,7 @@ class UpstreamDiesAndComesBack(unittest.TestCase):
     def test_calls_fail_unavailable_fast_then_recover_without_a_restart(self):
         fake = FakeChat()
         self.addCleanup(fake.close)
-        server = h.Server(uuid_config(fake.url)).start()
-        self.addCleanup(server.cleanup)
-        client = h.Client(server, key=h.BACKEND_KEY)
-        self.addCleanup(client.close)
+        server, client = serve(self, uuid_config(fake.url), h.BACKEND_KEY)
         pid = server.proc.pid
         self.assertEqual(client.get_user_token("cached").code, Code.OK)
 
@@ -121,8 +118,7 @@ class UpstreamDiesAndComesBack(unittest.TestCase):
         report("upstream_dies", calls_while_down=len(down), fail_p50_s=fail_p50,
                fail_max_s=fail_max, give_up_bound_s=GIVE_UP_S, recovered_in_s=recovered_in,
                calls_after=len(after))
-        client.close()
-        self.assertEqual(server.stop(), 0)
+        stop_clean(server, client)
 
 
 class UpstreamHangs(unittest.TestCase):
@@ -131,10 +127,7 @@ class UpstreamHangs(unittest.TestCase):
         # the same address
         fake = FakeChat()
         self.addCleanup(fake.close)
-        server = h.Server(uuid_config(fake.url)).start()
-        self.addCleanup(server.cleanup)
-        admin = h.Client(server, key=h.ADMIN_KEY)
-        self.addCleanup(admin.close)
+        server, admin = serve(self, uuid_config(fake.url), h.ADMIN_KEY)
         self.assertEqual(admin.get_user_token("cached").code, Code.OK)
         renewable = admin.get_user_token("cached").response.token
         app_token = admin.get_app_token().response.token
@@ -210,8 +203,7 @@ class UpstreamHangs(unittest.TestCase):
             figures[name + "_p99_ms"] = p99 * 1e3
         report("upstream_hangs", short_deadline_s=short, server_answered_ms=server_short_ms, give_up_s=long_,
                give_up_bound_s=GIVE_UP_S, hanging_calls=len(hung), **figures)
-        admin.close()
-        self.assertEqual(server.stop(), 0)
+        stop_clean(server, admin)
 
 
 class ShutdownWithLookupPending(unittest.TestCase):
