@@ -3,7 +3,6 @@
  * text exposition format 0.0.4 rendered from them for GET /metrics. */
 #include "metrics.h"
 
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 
 #include "process_metrics.h"
+#include "text.h"
 
 #ifndef CT_VERSION_STRING
 #define CT_VERSION_STRING "0.0.0"
@@ -81,52 +81,12 @@ static uint64_t load(atomic_uint_fast64_t *v)
     return (uint64_t)atomic_load_explicit(v, memory_order_relaxed);
 }
 
-/* A growing output buffer; the first failed allocation sticks. */
-typedef struct out {
-    char *buf;
-    size_t len, cap;
-    int failed;
-} out;
-
-static void emit(out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void emit(out *o, const char *fmt, ...)
+static void family(ct_buf *o, const char *name, const char *type, const char *help)
 {
-    va_list ap;
-    int n;
-
-    if (o->failed) {
-        return;
-    }
-    for (;;) {
-        va_start(ap, fmt);
-        n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->failed = 1;
-            return;
-        }
-        if ((size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t cap = o->cap * 2 + (size_t)n;
-        char *grown = realloc(o->buf, cap);
-        if (grown == NULL) {
-            o->failed = 1;
-            return;
-        }
-        o->buf = grown;
-        o->cap = cap;
-    }
+    ct_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void family(out *o, const char *name, const char *type, const char *help)
-{
-    emit(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static void render_rpcs(out *o)
+static void render_rpcs(ct_buf *o)
 {
     family(o, "chat_tokend_rpcs_total", "counter",
            "Finished RPCs by transport, method and status code.");
@@ -136,18 +96,19 @@ static void render_rpcs(out *o)
                 uint64_t v = load(&rpc_counts[t][m][c]);
                 /* only series that happened: 2*7*17 zero lines help nobody */
                 if (v != 0) {
-                    emit(o,
-                         "chat_tokend_rpcs_total{transport=\"%s\",method=\"%s\",code=\"%s\"} "
-                         "%llu\n",
-                         transport_names[t], method_label(m), srv_code_name((enum srv_code)c),
-                         (unsigned long long)v);
+                    ct_buf_printf(
+                        o,
+                        "chat_tokend_rpcs_total{transport=\"%s\",method=\"%s\",code=\"%s\"} "
+                        "%llu\n",
+                        transport_names[t], method_label(m), srv_code_name((enum srv_code)c),
+                        (unsigned long long)v);
                 }
             }
         }
     }
 }
 
-static void render_histogram(out *o, unsigned t, unsigned m)
+static void render_histogram(ct_buf *o, unsigned t, unsigned m)
 {
     histogram *h = &rpc_latency[t][m];
     uint64_t counts[BUCKET_COUNT + 1];
@@ -162,22 +123,25 @@ static void render_histogram(out *o, unsigned t, unsigned m)
     }
     for (size_t b = 0; b < BUCKET_COUNT; b++) {
         cumulative += counts[b];
-        emit(o,
-             "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\","
-             "le=\"%g\"} %llu\n",
-             transport_names[t], method_label(m), bucket_bounds[b], (unsigned long long)cumulative);
+        ct_buf_printf(o,
+                      "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\","
+                      "le=\"%g\"} %llu\n",
+                      transport_names[t], method_label(m), bucket_bounds[b],
+                      (unsigned long long)cumulative);
     }
-    emit(o,
-         "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\",le=\"+Inf\"} "
-         "%llu\n",
-         transport_names[t], method_label(m), (unsigned long long)total);
-    emit(o, "chat_tokend_rpc_duration_seconds_sum{transport=\"%s\",method=\"%s\"} %.9f\n",
-         transport_names[t], method_label(m), (double)load(&h->sum_ns) / 1e9);
-    emit(o, "chat_tokend_rpc_duration_seconds_count{transport=\"%s\",method=\"%s\"} %llu\n",
-         transport_names[t], method_label(m), (unsigned long long)total);
+    ct_buf_printf(
+        o,
+        "chat_tokend_rpc_duration_seconds_bucket{transport=\"%s\",method=\"%s\",le=\"+Inf\"} "
+        "%llu\n",
+        transport_names[t], method_label(m), (unsigned long long)total);
+    ct_buf_printf(o, "chat_tokend_rpc_duration_seconds_sum{transport=\"%s\",method=\"%s\"} %.9f\n",
+                  transport_names[t], method_label(m), (double)load(&h->sum_ns) / 1e9);
+    ct_buf_printf(o,
+                  "chat_tokend_rpc_duration_seconds_count{transport=\"%s\",method=\"%s\"} %llu\n",
+                  transport_names[t], method_label(m), (unsigned long long)total);
 }
 
-static void render_latency(out *o)
+static void render_latency(ct_buf *o)
 {
     family(o, "chat_tokend_rpc_duration_seconds", "histogram",
            "Time from a call's arrival to its status, by transport and method.");
@@ -188,22 +152,22 @@ static void render_latency(out *o)
     }
 }
 
-static void render_tokens(out *o)
+static void render_tokens(ct_buf *o)
 {
     family(o, "chat_tokend_tokens_issued_total", "counter", "Tokens issued, by kind.");
     for (unsigned k = SRV_METRICS_TOKEN_APP; k <= SRV_METRICS_TOKEN_RTM; k++) {
-        emit(o, "chat_tokend_tokens_issued_total{kind=\"%s\"} %llu\n", kind_names[k],
-             (unsigned long long)load(&tokens_issued[k]));
+        ct_buf_printf(o, "chat_tokend_tokens_issued_total{kind=\"%s\"} %llu\n", kind_names[k],
+                      (unsigned long long)load(&tokens_issued[k]));
     }
 }
 
-static void counter(out *o, const char *name, const char *help, uint64_t value)
+static void counter(ct_buf *o, const char *name, const char *help, uint64_t value)
 {
     family(o, name, "counter", help);
-    emit(o, "%s %llu\n", name, (unsigned long long)value);
+    ct_buf_printf(o, "%s %llu\n", name, (unsigned long long)value);
 }
 
-static void render_upstream_latency(out *o, const ud_stats *s)
+static void render_upstream_latency(ct_buf *o, const ud_stats *s)
 {
     uint64_t cumulative = 0;
 
@@ -211,19 +175,19 @@ static void render_upstream_latency(out *o, const ud_stats *s)
            "Agora Chat REST request latency, every attempt (answered or not).");
     for (size_t b = 0; b < UD_LATENCY_BUCKETS; b++) {
         cumulative += s->upstream_latency_buckets[b];
-        emit(o, "chat_tokend_directory_upstream_duration_seconds_bucket{le=\"%g\"} %llu\n",
-             ud_latency_bounds[b], (unsigned long long)cumulative);
+        ct_buf_printf(o, "chat_tokend_directory_upstream_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                      ud_latency_bounds[b], (unsigned long long)cumulative);
     }
     cumulative += s->upstream_latency_buckets[UD_LATENCY_BUCKETS];
-    emit(o, "chat_tokend_directory_upstream_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-         (unsigned long long)cumulative);
-    emit(o, "chat_tokend_directory_upstream_duration_seconds_sum %.6f\n",
-         s->upstream_latency_seconds_sum);
-    emit(o, "chat_tokend_directory_upstream_duration_seconds_count %llu\n",
-         (unsigned long long)cumulative);
+    ct_buf_printf(o, "chat_tokend_directory_upstream_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
+                  (unsigned long long)cumulative);
+    ct_buf_printf(o, "chat_tokend_directory_upstream_duration_seconds_sum %.6f\n",
+                  s->upstream_latency_seconds_sum);
+    ct_buf_printf(o, "chat_tokend_directory_upstream_duration_seconds_count %llu\n",
+                  (unsigned long long)cumulative);
 }
 
-static void render_directory(out *o, ud_directory *dir)
+static void render_directory(ct_buf *o, ud_directory *dir)
 {
     ud_stats s;
 
@@ -235,16 +199,17 @@ static void render_directory(out *o, ud_directory *dir)
     counter(o, "chat_tokend_directory_cache_evictions_total",
             "UUID cache entries evicted to make room.", s.cache_evictions);
     family(o, "chat_tokend_directory_cache_entries", "gauge", "UUID cache entries held now.");
-    emit(o, "chat_tokend_directory_cache_entries %llu\n", (unsigned long long)s.cache_size);
+    ct_buf_printf(o, "chat_tokend_directory_cache_entries %llu\n",
+                  (unsigned long long)s.cache_size);
     family(o, "chat_tokend_directory_upstream_requests_total", "counter",
            "Agora Chat REST requests by outcome: ok (2xx), error (4xx/5xx), failed (no "
            "answer).");
-    emit(o, "chat_tokend_directory_upstream_requests_total{outcome=\"ok\"} %llu\n",
-         (unsigned long long)s.upstream_requests_ok);
-    emit(o, "chat_tokend_directory_upstream_requests_total{outcome=\"error\"} %llu\n",
-         (unsigned long long)s.upstream_requests_error);
-    emit(o, "chat_tokend_directory_upstream_requests_total{outcome=\"failed\"} %llu\n",
-         (unsigned long long)s.upstream_requests_failed);
+    ct_buf_printf(o, "chat_tokend_directory_upstream_requests_total{outcome=\"ok\"} %llu\n",
+                  (unsigned long long)s.upstream_requests_ok);
+    ct_buf_printf(o, "chat_tokend_directory_upstream_requests_total{outcome=\"error\"} %llu\n",
+                  (unsigned long long)s.upstream_requests_error);
+    ct_buf_printf(o, "chat_tokend_directory_upstream_requests_total{outcome=\"failed\"} %llu\n",
+                  (unsigned long long)s.upstream_requests_failed);
     render_upstream_latency(o, &s);
     counter(o, "chat_tokend_directory_singleflight_waits_total",
             "Lookups that joined one already under way for the same user.", s.singleflight_waits);
@@ -252,34 +217,23 @@ static void render_directory(out *o, ud_directory *dir)
             "Users registered with Agora Chat by lookups.", s.registrations);
 }
 
-/* The process collector writes into a fixed buffer: its text is under
- * 2 KiB. */
-static void render_process(out *o)
-{
-    char text[4096];
-
-    if (srv_process_metrics_format(text, sizeof(text)) < sizeof(text)) {
-        emit(o, "%s", text);
-    }
-}
-
 char *srv_metrics_render(ud_directory *dir, size_t *len)
 {
-    out o = {malloc(8192), 0, 8192, 0};
+    ct_buf o = {malloc(8192), 0, 8192, 0};
 
     if (o.buf == NULL) {
         return NULL;
     }
     o.buf[0] = '\0';
     family(&o, "chat_tokend_build_info", "gauge", "Always 1; the version is in the labels.");
-    emit(&o, "chat_tokend_build_info{version=\"%s\"} 1\n", CT_VERSION_STRING);
+    ct_buf_printf(&o, "chat_tokend_build_info{version=\"%s\"} 1\n", CT_VERSION_STRING);
     render_rpcs(&o);
     render_latency(&o);
     render_tokens(&o);
     if (dir != NULL) {
         render_directory(&o, dir);
     }
-    render_process(&o);
+    srv_process_metrics_render(&o);
     if (o.failed) {
         free(o.buf);
         return NULL;

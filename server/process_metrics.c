@@ -7,7 +7,6 @@
 #include "process_metrics.h"
 
 #include <dirent.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,33 +20,9 @@ void srv_process_metrics_set_connection_counter(srv_connection_counter count)
     atomic_store(&connection_counter, count);
 }
 
-/* Appends like snprintf at buf + *used, keeping count of what the whole
- * text needs. */
-typedef struct text {
-    char *buf;
-    size_t len;
-    size_t used;
-} text;
-
-static void put(text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void put(text *t, const char *fmt, ...)
+static void gauge(ct_buf *t, const char *name, const char *type, const char *help, double value)
 {
-    va_list ap;
-    int n;
-    size_t room = t->used < t->len ? t->len - t->used : 0;
-
-    va_start(ap, fmt);
-    n = vsnprintf(room > 0 ? t->buf + t->used : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0) {
-        t->used += (size_t)n;
-    }
-}
-
-static void gauge(text *t, const char *name, const char *type, const char *help, double value)
-{
-    put(t, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name, value);
+    ct_buf_printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %.15g\n", name, help, name, type, name, value);
 }
 
 /* The fields of /proc/self/stat this collector needs. */
@@ -124,9 +99,8 @@ static long open_fds(void)
     return count - 1;
 }
 
-size_t srv_process_metrics_format(char *buf, size_t len)
+void srv_process_metrics_render(ct_buf *t)
 {
-    text t = {buf, len, 0};
     proc_stat st;
     long ticks = sysconf(_SC_CLK_TCK);
     long page = sysconf(_SC_PAGESIZE);
@@ -135,37 +109,33 @@ size_t srv_process_metrics_format(char *buf, size_t len)
     struct rlimit nofile;
     srv_connection_counter count = atomic_load(&connection_counter);
 
-    if (len > 0) {
-        buf[0] = '\0';
-    }
     if (read_proc_stat(&st) == 0 && ticks > 0 && page > 0) {
-        gauge(&t, "process_cpu_seconds_total", "counter",
+        gauge(t, "process_cpu_seconds_total", "counter",
               "Total user and system CPU time spent in seconds.",
               (double)(st.utime + st.stime) / (double)ticks);
-        gauge(&t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+        gauge(t, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
               (double)st.rss_pages * (double)page);
-        gauge(&t, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
+        gauge(t, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.",
               (double)st.vsize);
         if (btime >= 0) {
-            gauge(&t, "process_start_time_seconds", "gauge",
+            gauge(t, "process_start_time_seconds", "gauge",
                   "Start time of the process since unix epoch in seconds.",
                   (double)btime + (double)st.starttime / (double)ticks);
         }
     }
     if (fds >= 0) {
-        gauge(&t, "process_open_fds", "gauge", "Number of open file descriptors.", (double)fds);
+        gauge(t, "process_open_fds", "gauge", "Number of open file descriptors.", (double)fds);
     }
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
-        gauge(&t, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
+        gauge(t, "process_max_fds", "gauge", "Maximum number of open file descriptors.",
               nofile.rlim_cur == RLIM_INFINITY ? -1.0 : (double)nofile.rlim_cur);
     }
     if (count != NULL) {
         long connections = count();
         if (connections >= 0) {
-            gauge(&t, "chat_tokend_grpc_connections", "gauge",
+            gauge(t, "chat_tokend_grpc_connections", "gauge",
                   "Open gRPC connections (HTTP/2 transports) on every gRPC listener.",
                   (double)connections);
         }
     }
-    return t.used;
 }

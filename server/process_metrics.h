@@ -4,7 +4,7 @@
 #ifndef SRV_PROCESS_METRICS_H
 #define SRV_PROCESS_METRICS_H
 
-#include <stddef.h>
+#include "text.h"
 
 /* A function that returns the number of open gRPC connections, or -1 when
  * it cannot tell. The gRPC side registers it; without one the gauge is left
@@ -13,9 +13,8 @@ typedef long (*srv_connection_counter)(void);
 
 void srv_process_metrics_set_connection_counter(srv_connection_counter count);
 
-/* Writes the process families in the text exposition format into buf
- * (NUL-terminated, truncated at len); returns the length the whole text
- * needs, like snprintf. Families whose source cannot be read are left out. */
-size_t srv_process_metrics_format(char *buf, size_t len);
+/* Appends the process families in the text exposition format to b.
+ * Families whose source cannot be read are left out. */
+void srv_process_metrics_render(ct_buf *b);
 
 #endif
