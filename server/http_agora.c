@@ -10,20 +10,23 @@
 #include <string.h>
 
 /* The route table: fixed words, then params, then whether the route's
- * path ends with '/' (as agora-token-service registers it with gin). */
+ * path ends with '/' (as agora-token-service registers it with gin), then
+ * the method whose permission and handler serve it (getToken's comes from
+ * its body: the route of its tokenType). */
 static const struct {
     enum srv_agora_route route;
     const char *words[2];
     size_t word_count;
     size_t params;
     int trailing_slash;
+    enum ct_method method;
 } routes[] = {
-    {SRV_AGORA_RTC, {"rtc", NULL}, 1, 4, 1},
-    {SRV_AGORA_RTM, {"rtm", NULL}, 1, 1, 1},
-    {SRV_AGORA_CHAT_APP, {"chat", "app"}, 2, 0, 1},
-    {SRV_AGORA_CHAT_ACCOUNT, {"chat", "account"}, 2, 1, 1},
-    {SRV_AGORA_GET_TOKEN, {"getToken", NULL}, 1, 0, 0},
-    {SRV_AGORA_PING, {"ping", NULL}, 1, 0, 0},
+    {SRV_AGORA_RTC, {"rtc", NULL}, 1, 4, 1, CT_METHOD_GET_RTC_TOKEN},
+    {SRV_AGORA_RTM, {"rtm", NULL}, 1, 1, 1, CT_METHOD_GET_RTM_TOKEN},
+    {SRV_AGORA_CHAT_APP, {"chat", "app"}, 2, 0, 1, CT_METHOD_GET_APP_TOKEN},
+    {SRV_AGORA_CHAT_ACCOUNT, {"chat", "account"}, 2, 1, 1, CT_METHOD_GET_USER_TOKEN},
+    {SRV_AGORA_GET_TOKEN, {"getToken", NULL}, 1, 0, 0, CT_METHOD_UNKNOWN},
+    {SRV_AGORA_PING, {"ping", NULL}, 1, 0, 0, CT_METHOD_UNKNOWN},
 };
 
 #define MAX_SEGMENTS 6 /* "rtc" and 4 params, and one more to see a longer path */
@@ -99,18 +102,12 @@ int srv_agora_match_path(const char *path, srv_agora_match *m, srv_status *statu
 
 enum ct_method srv_agora_method(enum srv_agora_route kind)
 {
-    switch (kind) {
-    case SRV_AGORA_RTC:
-        return CT_METHOD_GET_RTC_TOKEN;
-    case SRV_AGORA_RTM:
-        return CT_METHOD_GET_RTM_TOKEN;
-    case SRV_AGORA_CHAT_APP:
-        return CT_METHOD_GET_APP_TOKEN;
-    case SRV_AGORA_CHAT_ACCOUNT:
-        return CT_METHOD_GET_USER_TOKEN;
-    default:
-        return CT_METHOD_UNKNOWN;
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (routes[i].route == kind) {
+            return routes[i].method;
+        }
     }
+    return CT_METHOD_UNKNOWN;
 }
 
 /* A uid as agora-token-service takes it: decimal digits; it truncates
