@@ -20,6 +20,9 @@
 #define T0 1000000
 #define FAR_EXPIRY (T0 + 3600000)
 
+/* What the last ud_cache_get or ud_cache_peek of a test found. */
+static char uuid[UD_CACHE_VALUE_MAX + 1];
+
 static ud_cache *make(size_t capacity, size_t shards)
 {
     char err[128];
@@ -28,15 +31,45 @@ static ud_cache *make(size_t capacity, size_t shards)
     return c;
 }
 
+/* A get of key at now (which marks the entry used) finds want. */
+static void expect_hit(ud_cache *c, const char *key, int64_t now, const char *want)
+{
+    assert_int_equal(ud_cache_get(c, key, now, uuid), UD_CACHE_HIT);
+    assert_string_equal(uuid, want);
+}
+
+/* Each key of the NULL-ended list peeks (which marks nothing used) as
+ * answer at now. */
+static void expect_peek(ud_cache *c, int64_t now, enum ud_cache_answer answer, ...)
+{
+    va_list keys;
+    const char *key;
+
+    va_start(keys, answer);
+    while ((key = va_arg(keys, const char *)) != NULL) {
+        if (ud_cache_peek(c, key, now, uuid) != answer) {
+            fail_msg("peek of \"%s\" did not answer %d", key, (int)answer);
+        }
+    }
+    va_end(keys);
+}
+
+/* The cache holds size entries and has evicted evictions. */
+static void expect_counts(ud_cache *c, size_t size, uint64_t evictions)
+{
+    ud_cache_counters k;
+    ud_cache_stats(c, &k);
+    assert_int_equal(k.size, size);
+    assert_int_equal(k.evictions, evictions);
+}
+
 static void put_then_get_returns_the_uuid(void **state)
 {
     ud_cache *c = make(16, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     (void)state;
     assert_int_equal(ud_cache_put(c, "alice", "a2e433a0-ab1a-11e2-a134-85fca932f094", T0, T0 + 10),
                      0);
-    assert_int_equal(ud_cache_get(c, "alice", T0, uuid), UD_CACHE_HIT);
-    assert_string_equal(uuid, "a2e433a0-ab1a-11e2-a134-85fca932f094");
+    expect_hit(c, "alice", T0, "a2e433a0-ab1a-11e2-a134-85fca932f094");
     assert_int_equal(ud_cache_get(c, "bob", T0, uuid), UD_CACHE_MISS);
     ud_cache_destroy(c);
 }
@@ -57,7 +90,6 @@ static void every_value_comes_back_exactly(void **state)
     static const char *const keys[] = {"u", "user-with-a-32-character-name-xx",
                                        "user-with-a-33-character-name-xyz"};
     ud_cache *c = make(64, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     char key[UD_CACHE_KEY_MAX + 1];
     size_t v;
     size_t k;
@@ -67,8 +99,7 @@ static void every_value_comes_back_exactly(void **state)
             snprintf(key, sizeof(key), "%s", keys[k]);
             key[0] = (char)('a' + v);
             assert_int_equal(ud_cache_put(c, key, values[v], T0, FAR_EXPIRY), 0);
-            assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
-            assert_string_equal(uuid, values[v]);
+            expect_hit(c, key, T0, values[v]);
         }
     }
     ud_cache_destroy(c);
@@ -77,16 +108,11 @@ static void every_value_comes_back_exactly(void **state)
 static void put_replaces_an_existing_entry(void **state)
 {
     ud_cache *c = make(2, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
-    ud_cache_counters k;
     (void)state;
     assert_int_equal(ud_cache_put(c, "alice", "one", T0, FAR_EXPIRY), 0);
     assert_int_equal(ud_cache_put(c, "alice", "two", T0, FAR_EXPIRY), 0);
-    assert_int_equal(ud_cache_get(c, "alice", T0, uuid), UD_CACHE_HIT);
-    assert_string_equal(uuid, "two");
-    ud_cache_stats(c, &k);
-    assert_int_equal(k.size, 1);
-    assert_int_equal(k.evictions, 0);
+    expect_hit(c, "alice", T0, "two");
+    expect_counts(c, 1, 0);
     ud_cache_destroy(c);
 }
 
@@ -95,8 +121,6 @@ static void put_replaces_an_existing_entry(void **state)
 static void fill_and_sweep_once(ud_cache *c, const char **kept0, const char **kept1)
 {
     static const char *const old[] = {"a", "b", "c"};
-    char uuid[UD_CACHE_VALUE_MAX + 1];
-    ud_cache_counters k;
     int kept = 0;
     int i;
 
@@ -104,10 +128,8 @@ static void fill_and_sweep_once(ud_cache *c, const char **kept0, const char **ke
     ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
     ud_cache_put(c, "c", "uc", T0, FAR_EXPIRY);
     ud_cache_put(c, "d", "ud", T0, FAR_EXPIRY);
-    ud_cache_stats(c, &k);
-    assert_int_equal(k.evictions, 1);
-    assert_int_equal(k.size, 3);
-    assert_int_equal(ud_cache_peek(c, "d", T0, uuid), UD_CACHE_HIT);
+    expect_counts(c, 3, 1);
+    expect_peek(c, T0, UD_CACHE_HIT, "d", NULL);
     for (i = 0; i < 3; i++) {
         if (ud_cache_peek(c, old[i], T0, uuid) == UD_CACHE_HIT) {
             *(kept == 0 ? kept0 : kept1) = old[i];
@@ -120,38 +142,31 @@ static void fill_and_sweep_once(ud_cache *c, const char **kept0, const char **ke
 static void an_entry_hit_since_the_last_sweep_survives_eviction(void **state)
 {
     ud_cache *c = make(3, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     const char *used;
     const char *idle;
-    ud_cache_counters k;
     (void)state;
     fill_and_sweep_once(c, &used, &idle);
     /* used is hit, d was inserted after the sweep, idle was neither (peek
      * does not count as a use): the next put must take idle */
     assert_int_equal(ud_cache_get(c, used, T0, uuid), UD_CACHE_HIT);
     ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
-    assert_int_equal(ud_cache_peek(c, idle, T0, uuid), UD_CACHE_MISS);
-    assert_int_equal(ud_cache_peek(c, used, T0, uuid), UD_CACHE_HIT);
-    assert_int_equal(ud_cache_peek(c, "d", T0, uuid), UD_CACHE_HIT);
-    assert_int_equal(ud_cache_peek(c, "e", T0, uuid), UD_CACHE_HIT);
-    ud_cache_stats(c, &k);
-    assert_int_equal(k.evictions, 2);
-    assert_int_equal(k.size, 3);
+    expect_peek(c, T0, UD_CACHE_MISS, idle, NULL);
+    expect_peek(c, T0, UD_CACHE_HIT, used, "d", "e", NULL);
+    expect_counts(c, 3, 2);
     ud_cache_destroy(c);
 }
 
 static void replacing_an_entry_counts_as_a_use(void **state)
 {
     ud_cache *c = make(3, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     const char *replaced;
     const char *idle;
     (void)state;
     fill_and_sweep_once(c, &replaced, &idle);
     ud_cache_put(c, replaced, "new", T0, FAR_EXPIRY);
     ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
-    assert_int_equal(ud_cache_peek(c, idle, T0, uuid), UD_CACHE_MISS);
-    assert_int_equal(ud_cache_peek(c, replaced, T0, uuid), UD_CACHE_HIT);
+    expect_peek(c, T0, UD_CACHE_MISS, idle, NULL);
+    expect_peek(c, T0, UD_CACHE_HIT, replaced, NULL);
     assert_string_equal(uuid, "new");
     ud_cache_destroy(c);
 }
@@ -159,55 +174,42 @@ static void replacing_an_entry_counts_as_a_use(void **state)
 static void every_entry_used_means_the_hand_still_evicts_one(void **state)
 {
     ud_cache *c = make(3, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     const char *x;
     const char *y;
-    ud_cache_counters k;
     (void)state;
     fill_and_sweep_once(c, &x, &y);
     ud_cache_get(c, x, T0, uuid);
     ud_cache_get(c, y, T0, uuid);
     ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
-    ud_cache_stats(c, &k);
-    assert_int_equal(k.size, 3);
-    assert_int_equal(k.evictions, 2);
-    assert_int_equal(ud_cache_peek(c, "e", T0, uuid), UD_CACHE_HIT);
+    expect_counts(c, 3, 2);
+    expect_peek(c, T0, UD_CACHE_HIT, "e", NULL);
     ud_cache_destroy(c);
 }
 
 static void the_hand_takes_an_expired_entry_without_counting_an_eviction(void **state)
 {
     ud_cache *c = make(2, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
-    ud_cache_counters k;
     (void)state;
     ud_cache_put(c, "fresh", "u1", T0, FAR_EXPIRY);
     ud_cache_put(c, "stale", "u2", T0, T0 + 10);
     ud_cache_get(c, "fresh", T0, uuid);
     ud_cache_put(c, "new", "u3", T0 + 10, FAR_EXPIRY);
-    ud_cache_stats(c, &k);
-    assert_int_equal(k.evictions, 0);
-    assert_int_equal(k.size, 2);
-    assert_int_equal(ud_cache_peek(c, "fresh", T0 + 10, uuid), UD_CACHE_HIT);
-    assert_int_equal(ud_cache_peek(c, "new", T0 + 10, uuid), UD_CACHE_HIT);
+    expect_counts(c, 2, 0);
+    expect_peek(c, T0 + 10, UD_CACHE_HIT, "fresh", "new", NULL);
     ud_cache_destroy(c);
 }
 
 static void entries_expire_at_their_ttl(void **state)
 {
     ud_cache *c = make(8, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
-    ud_cache_counters k;
     (void)state;
     ud_cache_put(c, "short", "u1", T0, T0 + 1000);
     ud_cache_put(c, "long", "u2", T0, T0 + 5000);
     assert_int_equal(ud_cache_get(c, "short", T0 + 999, uuid), UD_CACHE_HIT);
     assert_int_equal(ud_cache_get(c, "short", T0 + 1000, uuid), UD_CACHE_MISS);
     assert_int_equal(ud_cache_get(c, "long", T0 + 4999, uuid), UD_CACHE_HIT);
-    ud_cache_stats(c, &k);
     /* the expired entry is gone, not just hidden */
-    assert_int_equal(k.size, 1);
-    assert_int_equal(k.evictions, 0);
+    expect_counts(c, 1, 0);
     assert_int_equal(ud_cache_get(c, "long", T0 + 5000, uuid), UD_CACHE_MISS);
     ud_cache_destroy(c);
 }
@@ -215,7 +217,6 @@ static void entries_expire_at_their_ttl(void **state)
 static void negative_entries_answer_negative_until_they_expire(void **state)
 {
     ud_cache *c = make(8, 1);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     (void)state;
     assert_int_equal(ud_cache_put(c, "ghost", NULL, T0, T0 + 30000), 0);
     assert_int_equal(ud_cache_get(c, "ghost", T0, uuid), UD_CACHE_NEGATIVE);
@@ -223,15 +224,13 @@ static void negative_entries_answer_negative_until_they_expire(void **state)
     /* a registration later replaces a negative entry */
     ud_cache_put(c, "ghost", NULL, T0, T0 + 30000);
     ud_cache_put(c, "ghost", "now-real", T0, T0 + 60000);
-    assert_int_equal(ud_cache_get(c, "ghost", T0, uuid), UD_CACHE_HIT);
-    assert_string_equal(uuid, "now-real");
+    expect_hit(c, "ghost", T0, "now-real");
     ud_cache_destroy(c);
 }
 
 static void counts_hits_misses_and_peek_counts_nothing(void **state)
 {
     ud_cache *c = make(8, 4);
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     ud_cache_counters k;
     (void)state;
     ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
@@ -240,8 +239,8 @@ static void counts_hits_misses_and_peek_counts_nothing(void **state)
     ud_cache_get(c, "a", T0, uuid);
     ud_cache_get(c, "n", T0, uuid);
     ud_cache_get(c, "x", T0, uuid);
-    assert_int_equal(ud_cache_peek(c, "a", T0, uuid), UD_CACHE_HIT);
-    assert_int_equal(ud_cache_peek(c, "y", T0, uuid), UD_CACHE_MISS);
+    expect_peek(c, T0, UD_CACHE_HIT, "a", NULL);
+    expect_peek(c, T0, UD_CACHE_MISS, "y", NULL);
     ud_cache_stats(c, &k);
     assert_int_equal(k.hits, 3);
     assert_int_equal(k.misses, 1);
@@ -258,7 +257,6 @@ static void refuses_empty_and_oversized_strings(void **state)
     ud_cache *c = make(8, 1);
     char long_key[UD_CACHE_KEY_MAX + 2];
     char long_value[UD_CACHE_VALUE_MAX + 2];
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     (void)state;
     memset(long_key, 'k', sizeof(long_key) - 1);
     long_key[sizeof(long_key) - 1] = '\0';
@@ -283,8 +281,6 @@ static void long_keys_with_long_values_are_kept_out_of_line(void **state)
     ud_cache *c = make(4, 1);
     char key[UD_CACHE_KEY_MAX + 1];
     char value[UD_CACHE_VALUE_MAX + 1];
-    char uuid[UD_CACHE_VALUE_MAX + 1];
-    ud_cache_counters k;
     int i;
     (void)state;
     memset(value, 'v', UD_CACHE_VALUE_MAX);
@@ -294,19 +290,14 @@ static void long_keys_with_long_values_are_kept_out_of_line(void **state)
         key[UD_CACHE_KEY_MAX] = '\0';
         key[0] = (char)('0' + i);
         assert_int_equal(ud_cache_put(c, key, value, T0, FAR_EXPIRY), 0);
-        assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
-        assert_string_equal(uuid, value);
+        expect_hit(c, key, T0, value);
     }
-    ud_cache_stats(c, &k);
-    assert_int_equal(k.size, 4);
-    assert_int_equal(k.evictions, 6);
+    expect_counts(c, 4, 6);
     /* key "9kkk...": out of line, then inline, then out of line again */
     assert_int_equal(ud_cache_put(c, key, "short", T0, FAR_EXPIRY), 0);
-    assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
-    assert_string_equal(uuid, "short");
+    expect_hit(c, key, T0, "short");
     assert_int_equal(ud_cache_put(c, key, value, T0, FAR_EXPIRY), 0);
-    assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_HIT);
-    assert_string_equal(uuid, value);
+    expect_hit(c, key, T0, value);
     assert_true(ud_cache_bytes(c) > 0);
     ud_cache_remove(c, key);
     assert_int_equal(ud_cache_get(c, key, T0, uuid), UD_CACHE_MISS);
@@ -326,7 +317,6 @@ static void removals_and_evictions_keep_every_other_key_findable(void **state)
     int version[KEYS] = {0}; /* 0: removed or never put */
     char key[32];
     char want[32];
-    char uuid[UD_CACHE_VALUE_MAX + 1];
     unsigned x = 12345;
     size_t capacity;
     (void)state;
@@ -421,7 +411,7 @@ static void *worker(void *p)
     worker_arg *a = p;
     char key[32];
     char want[32];
-    char uuid[UD_CACHE_VALUE_MAX + 1];
+    char got[UD_CACHE_VALUE_MAX + 1];
     unsigned x = (unsigned)a->id * 2654435761u + 1;
     int i;
 
@@ -435,8 +425,7 @@ static void *worker(void *p)
             ud_cache_put(a->cache, key, want, T0, FAR_EXPIRY);
         } else if ((x >> 4) % 16 == 1) {
             ud_cache_remove(a->cache, key);
-        } else if (ud_cache_get(a->cache, key, T0, uuid) == UD_CACHE_HIT &&
-                   strcmp(uuid, want) != 0) {
+        } else if (ud_cache_get(a->cache, key, T0, got) == UD_CACHE_HIT && strcmp(got, want) != 0) {
             a->wrong++;
         }
     }
