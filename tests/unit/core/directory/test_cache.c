@@ -116,74 +116,71 @@ static void put_replaces_an_existing_entry(void **state)
     ud_cache_destroy(c);
 }
 
-/* Fills a one-shard cache of capacity 3 with a, b, c and puts d: the hand
- * clears the three flags and takes one of them. Returns the survivors. */
-static void fill_and_sweep_once(ud_cache *c, const char **kept0, const char **kept1)
+/* A one-shard cache of capacity 3 filled with a, b, c, then d put: the hand
+ * cleared the three flags and took one of them; kept are the other two. */
+typedef struct swept {
+    ud_cache *c;
+    const char *kept[2];
+} swept;
+
+static swept sweep_once(void)
 {
     static const char *const old[] = {"a", "b", "c"};
+    swept s = {make(3, 1), {NULL, NULL}};
     int kept = 0;
-    int i;
 
-    ud_cache_put(c, "a", "ua", T0, FAR_EXPIRY);
-    ud_cache_put(c, "b", "ub", T0, FAR_EXPIRY);
-    ud_cache_put(c, "c", "uc", T0, FAR_EXPIRY);
-    ud_cache_put(c, "d", "ud", T0, FAR_EXPIRY);
-    expect_counts(c, 3, 1);
-    expect_peek(c, T0, UD_CACHE_HIT, "d", NULL);
-    for (i = 0; i < 3; i++) {
-        if (ud_cache_peek(c, old[i], T0, uuid) == UD_CACHE_HIT) {
-            *(kept == 0 ? kept0 : kept1) = old[i];
-            kept++;
+    ud_cache_put(s.c, "a", "ua", T0, FAR_EXPIRY);
+    ud_cache_put(s.c, "b", "ub", T0, FAR_EXPIRY);
+    ud_cache_put(s.c, "c", "uc", T0, FAR_EXPIRY);
+    ud_cache_put(s.c, "d", "ud", T0, FAR_EXPIRY);
+    expect_counts(s.c, 3, 1);
+    expect_peek(s.c, T0, UD_CACHE_HIT, "d", NULL);
+    for (int i = 0; i < 3; i++) {
+        if (ud_cache_peek(s.c, old[i], T0, uuid) == UD_CACHE_HIT) {
+            s.kept[kept++] = old[i];
         }
     }
     assert_int_equal(kept, 2);
+    return s;
 }
 
+/* kept[0] is hit, d was inserted after the sweep, kept[1] was neither (peek
+ * does not count as a use): the next put must take kept[1] */
 static void an_entry_hit_since_the_last_sweep_survives_eviction(void **state)
 {
-    ud_cache *c = make(3, 1);
-    const char *used;
-    const char *idle;
+    swept s = sweep_once();
     (void)state;
-    fill_and_sweep_once(c, &used, &idle);
-    /* used is hit, d was inserted after the sweep, idle was neither (peek
-     * does not count as a use): the next put must take idle */
-    assert_int_equal(ud_cache_get(c, used, T0, uuid), UD_CACHE_HIT);
-    ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
-    expect_peek(c, T0, UD_CACHE_MISS, idle, NULL);
-    expect_peek(c, T0, UD_CACHE_HIT, used, "d", "e", NULL);
-    expect_counts(c, 3, 2);
-    ud_cache_destroy(c);
+    assert_int_equal(ud_cache_get(s.c, s.kept[0], T0, uuid), UD_CACHE_HIT);
+    ud_cache_put(s.c, "e", "ue", T0, FAR_EXPIRY);
+    expect_peek(s.c, T0, UD_CACHE_MISS, s.kept[1], NULL);
+    expect_peek(s.c, T0, UD_CACHE_HIT, s.kept[0], "d", "e", NULL);
+    expect_counts(s.c, 3, 2);
+    ud_cache_destroy(s.c);
 }
 
+/* kept[0] is replaced: the next put takes kept[1] */
 static void replacing_an_entry_counts_as_a_use(void **state)
 {
-    ud_cache *c = make(3, 1);
-    const char *replaced;
-    const char *idle;
+    swept s = sweep_once();
     (void)state;
-    fill_and_sweep_once(c, &replaced, &idle);
-    ud_cache_put(c, replaced, "new", T0, FAR_EXPIRY);
-    ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
-    expect_peek(c, T0, UD_CACHE_MISS, idle, NULL);
-    expect_peek(c, T0, UD_CACHE_HIT, replaced, NULL);
+    ud_cache_put(s.c, s.kept[0], "new", T0, FAR_EXPIRY);
+    ud_cache_put(s.c, "e", "ue", T0, FAR_EXPIRY);
+    expect_peek(s.c, T0, UD_CACHE_MISS, s.kept[1], NULL);
+    expect_peek(s.c, T0, UD_CACHE_HIT, s.kept[0], NULL);
     assert_string_equal(uuid, "new");
-    ud_cache_destroy(c);
+    ud_cache_destroy(s.c);
 }
 
 static void every_entry_used_means_the_hand_still_evicts_one(void **state)
 {
-    ud_cache *c = make(3, 1);
-    const char *x;
-    const char *y;
+    swept s = sweep_once();
     (void)state;
-    fill_and_sweep_once(c, &x, &y);
-    ud_cache_get(c, x, T0, uuid);
-    ud_cache_get(c, y, T0, uuid);
-    ud_cache_put(c, "e", "ue", T0, FAR_EXPIRY);
-    expect_counts(c, 3, 2);
-    expect_peek(c, T0, UD_CACHE_HIT, "e", NULL);
-    ud_cache_destroy(c);
+    ud_cache_get(s.c, s.kept[0], T0, uuid);
+    ud_cache_get(s.c, s.kept[1], T0, uuid);
+    ud_cache_put(s.c, "e", "ue", T0, FAR_EXPIRY);
+    expect_counts(s.c, 3, 2);
+    expect_peek(s.c, T0, UD_CACHE_HIT, "e", NULL);
+    ud_cache_destroy(s.c);
 }
 
 static void the_hand_takes_an_expired_entry_without_counting_an_eviction(void **state)
@@ -307,6 +304,17 @@ static void long_keys_with_long_values_are_kept_out_of_line(void **state)
     ud_cache_destroy(c);
 }
 
+/* Advances the LCG state *x and draws user<i> for an i below keys into key;
+ * returns i. */
+static int draw_key(unsigned *x, int keys, char key[32])
+{
+    int i;
+    *x = *x * 1103515245u + 12345u;
+    i = (int)((*x >> 8) % (unsigned)keys);
+    snprintf(key, 32, "user%d", i);
+    return i;
+}
+
 /* Open addressing: a removal or eviction shifts the entries after it, and
  * none may get lost. Random puts, removals and lookups on few slots against
  * a model: a key just put is found with its value, a removed key is gone, a
@@ -325,10 +333,7 @@ static void removals_and_evictions_keep_every_other_key_findable(void **state)
         ud_cache_counters k;
         int op;
         for (op = 0; op < OPS; op++) {
-            int i;
-            x = x * 1103515245u + 12345u;
-            i = (int)((x >> 8) % KEYS);
-            snprintf(key, sizeof(key), "user%d", i);
+            int i = draw_key(&x, KEYS, key);
             snprintf(want, sizeof(want), "uuid-%d-%d", i, version[i]);
             switch ((x >> 20) % 4) {
             case 0:
@@ -416,10 +421,7 @@ static void *worker(void *p)
     int i;
 
     for (i = 0; i < ROUNDS; i++) {
-        int k;
-        x = x * 1103515245u + 12345u;
-        k = (int)((x >> 8) % KEYS);
-        snprintf(key, sizeof(key), "user%d", k);
+        int k = draw_key(&x, KEYS, key);
         snprintf(want, sizeof(want), "uuid-%d", k);
         if ((x >> 4) % 4 == 0) {
             ud_cache_put(a->cache, key, want, T0, FAR_EXPIRY);
