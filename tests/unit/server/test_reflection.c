@@ -28,42 +28,86 @@ static request_t new_request(void)
     return req;
 }
 
-/* Packs req, answers it, and decodes the answer; fails the test on -1. */
-static response_t *ask(const request_t *req)
+/* Answers the request bytes; fails the test on -1. The caller frees the
+ * answer. */
+static uint8_t *answer(const uint8_t *bytes, size_t len, size_t *out_len)
 {
-    size_t len = grpc__reflection__v1__server_reflection_request__get_packed_size(req);
-    uint8_t *bytes = malloc(len + 1);
     uint8_t *out = NULL;
-    size_t out_len = 0;
     char err[256] = "";
-    response_t *resp;
 
-    assert_non_null(bytes);
-    grpc__reflection__v1__server_reflection_request__pack(req, bytes);
-    if (srv_reflection_answer(bytes, len, &out, &out_len, err, sizeof(err)) != 0) {
+    *out_len = 0;
+    if (srv_reflection_answer(bytes, len, &out, out_len, err, sizeof(err)) != 0) {
         fail_msg("srv_reflection_answer: %s", err);
     }
-    resp = grpc__reflection__v1__server_reflection_response__unpack(NULL, out_len, out);
+    return out;
+}
+
+/* Answers the request bytes and decodes the answer as v1. */
+static response_t *ask_bytes(const uint8_t *bytes, size_t len)
+{
+    size_t out_len;
+    uint8_t *out = answer(bytes, len, &out_len);
+    response_t *resp = grpc__reflection__v1__server_reflection_response__unpack(NULL, out_len, out);
+
     assert_non_null(resp);
-    free(bytes);
     free(out);
     return resp;
 }
 
-static response_t *ask_symbol(const char *symbol)
+/* Packs req, answers it, and decodes the answer. */
+static response_t *ask(const request_t *req)
+{
+    size_t len = grpc__reflection__v1__server_reflection_request__get_packed_size(req);
+    uint8_t *bytes = malloc(len + 1);
+    response_t *resp;
+
+    assert_non_null(bytes);
+    grpc__reflection__v1__server_reflection_request__pack(req, bytes);
+    resp = ask_bytes(bytes, len);
+    free(bytes);
+    return resp;
+}
+
+/* The request bytes are refused (-1, no answer) with a message holding says. */
+static void expect_refused(const uint8_t *bytes, size_t len, const char *says)
+{
+    uint8_t *out = (uint8_t *)"untouched";
+    size_t out_len = 7;
+    char err[256] = "";
+
+    assert_int_equal(srv_reflection_answer(bytes, len, &out, &out_len, err, sizeof(err)), -1);
+    assert_null(out);
+    assert_int_equal(out_len, 0);
+    assert_true(strlen(err) > 0);
+    if (strstr(err, says) == NULL) {
+        fail_msg("refused with \"%s\", not \"%s\"", err, says);
+    }
+}
+
+/* Asks a request of one of the kinds that carry one name. */
+static response_t *ask_name(int kind, const char *name)
 {
     request_t req = new_request();
-    req.message_request_case = REQ(FILE_CONTAINING_SYMBOL);
-    req.file_containing_symbol = (char *)symbol;
+    req.message_request_case = kind;
+    if (kind == REQ(FILE_CONTAINING_SYMBOL)) {
+        req.file_containing_symbol = (char *)name;
+    } else if (kind == REQ(FILE_BY_FILENAME)) {
+        req.file_by_filename = (char *)name;
+    } else {
+        assert_int_equal(kind, REQ(ALL_EXTENSION_NUMBERS_OF_TYPE));
+        req.all_extension_numbers_of_type = (char *)name;
+    }
     return ask(&req);
+}
+
+static response_t *ask_symbol(const char *symbol)
+{
+    return ask_name(REQ(FILE_CONTAINING_SYMBOL), symbol);
 }
 
 static response_t *ask_file(const char *name)
 {
-    request_t req = new_request();
-    req.message_request_case = REQ(FILE_BY_FILENAME);
-    req.file_by_filename = (char *)name;
-    return ask(&req);
+    return ask_name(REQ(FILE_BY_FILENAME), name);
 }
 
 static void release(response_t *resp)
@@ -86,8 +130,8 @@ static char *file_name_at(const response_t *resp, size_t i, char *buf, size_t bu
 }
 
 /* Asserts a file_descriptor_response listing exactly the names given, in
- * order (NULL-terminated). */
-static void assert_files(const response_t *resp, const char *const *names)
+ * order (NULL-terminated); frees resp. */
+static void expect_files(response_t *resp, const char *const *names)
 {
     size_t n = 0;
     char buf[256];
@@ -100,13 +144,16 @@ static void assert_files(const response_t *resp, const char *const *names)
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(file_name_at(resp, i, buf, sizeof(buf)), names[i]);
     }
+    release(resp);
 }
 
-static void assert_error(const response_t *resp, int code, const char *message)
+/* Asserts an error_response with code and message; frees resp. */
+static void expect_error(response_t *resp, int code, const char *message)
 {
     assert_int_equal(resp->message_response_case, RESP(ERROR_RESPONSE));
     assert_int_equal(resp->error_response->error_code, code);
     assert_string_equal(resp->error_response->error_message, message);
+    release(resp);
 }
 
 static int set_up(void **state)
@@ -168,9 +215,7 @@ static void symbols_resolve_to_their_file_and_its_imports(void **state)
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        response_t *resp = ask_symbol(cases[i].symbol);
-        assert_files(resp, cases[i].files);
-        release(resp);
+        expect_files(ask_symbol(cases[i].symbol), cases[i].files);
     }
 }
 
@@ -199,11 +244,8 @@ static void a_leading_dot_is_accepted(void **state)
 {
     static const char *const token_files[] = {"chattoken/v1/token_service.proto",
                                               "google/protobuf/timestamp.proto", NULL};
-    response_t *resp;
     (void)state;
-    resp = ask_symbol(".chattoken.v1.TokenService");
-    assert_files(resp, token_files);
-    release(resp);
+    expect_files(ask_symbol(".chattoken.v1.TokenService"), token_files);
 }
 
 static void descriptors_carry_the_proto_comments(void **state)
@@ -236,64 +278,45 @@ static void file_by_filename_answers_the_file_and_its_imports(void **state)
     static const char *const token_files[] = {"chattoken/v1/token_service.proto",
                                               "google/protobuf/timestamp.proto", NULL};
     static const char *const timestamp_only[] = {"google/protobuf/timestamp.proto", NULL};
-    response_t *resp;
     (void)state;
-    resp = ask_file("chattoken/v1/token_service.proto");
-    assert_files(resp, token_files);
-    release(resp);
-    resp = ask_file("google/protobuf/timestamp.proto");
-    assert_files(resp, timestamp_only);
-    release(resp);
+    expect_files(ask_file("chattoken/v1/token_service.proto"), token_files);
+    expect_files(ask_file("google/protobuf/timestamp.proto"), timestamp_only);
 }
 
 static void unknown_file_is_not_found(void **state)
 {
-    response_t *resp;
     (void)state;
-    resp = ask_file("chattoken/v1/nope.proto");
-    assert_error(resp, SRV_REFLECTION_NOT_FOUND, "File not found.");
-    release(resp);
+    expect_error(ask_file("chattoken/v1/nope.proto"), SRV_REFLECTION_NOT_FOUND, "File not found.");
 }
 
 static void unknown_symbol_is_not_found(void **state)
 {
-    response_t *resp;
     (void)state;
-    resp = ask_symbol("chattoken.v1.NoSuchService");
-    assert_error(resp, SRV_REFLECTION_NOT_FOUND, "Symbol not found.");
-    release(resp);
-    resp = ask_symbol("chattoken.v1"); /* packages are not symbols here */
-    assert_error(resp, SRV_REFLECTION_NOT_FOUND, "Symbol not found.");
-    release(resp);
+    expect_error(ask_symbol("chattoken.v1.NoSuchService"), SRV_REFLECTION_NOT_FOUND,
+                 "Symbol not found.");
+    /* packages are not symbols here */
+    expect_error(ask_symbol("chattoken.v1"), SRV_REFLECTION_NOT_FOUND, "Symbol not found.");
 }
 
 static void file_containing_extension_is_not_found(void **state)
 {
     Grpc__Reflection__V1__ExtensionRequest ext = GRPC__REFLECTION__V1__EXTENSION_REQUEST__INIT;
     request_t req = new_request();
-    response_t *resp;
     (void)state;
     req.message_request_case = REQ(FILE_CONTAINING_EXTENSION);
     req.file_containing_extension = &ext;
     ext.containing_type = "chattoken.v1.GetUserTokenRequest";
     ext.extension_number = 100;
-    resp = ask(&req);
-    assert_error(resp, SRV_REFLECTION_NOT_FOUND, "Extension not found.");
-    release(resp);
+    expect_error(ask(&req), SRV_REFLECTION_NOT_FOUND, "Extension not found.");
     ext.containing_type = "chattoken.v1.NoSuchMessage";
-    resp = ask(&req);
-    assert_error(resp, SRV_REFLECTION_NOT_FOUND, "Type not found.");
-    release(resp);
+    expect_error(ask(&req), SRV_REFLECTION_NOT_FOUND, "Type not found.");
 }
 
 static void extension_numbers_of_a_known_message_are_an_empty_list(void **state)
 {
-    request_t req = new_request();
     response_t *resp;
     (void)state;
-    req.message_request_case = REQ(ALL_EXTENSION_NUMBERS_OF_TYPE);
-    req.all_extension_numbers_of_type = "chattoken.v1.GetUserTokenRequest";
-    resp = ask(&req);
+    resp = ask_name(REQ(ALL_EXTENSION_NUMBERS_OF_TYPE), "chattoken.v1.GetUserTokenRequest");
     assert_int_equal(resp->message_response_case, RESP(ALL_EXTENSION_NUMBERS_RESPONSE));
     assert_string_equal(resp->all_extension_numbers_response->base_type_name,
                         "chattoken.v1.GetUserTokenRequest");
@@ -303,18 +326,11 @@ static void extension_numbers_of_a_known_message_are_an_empty_list(void **state)
 
 static void extension_numbers_of_an_unknown_or_non_message_type_are_not_found(void **state)
 {
-    request_t req = new_request();
-    response_t *resp;
     (void)state;
-    req.message_request_case = REQ(ALL_EXTENSION_NUMBERS_OF_TYPE);
-    req.all_extension_numbers_of_type = "chattoken.v1.NoSuchMessage";
-    resp = ask(&req);
-    assert_error(resp, SRV_REFLECTION_NOT_FOUND, "Type not found.");
-    release(resp);
-    req.all_extension_numbers_of_type = "chattoken.v1.TokenService";
-    resp = ask(&req);
-    assert_error(resp, SRV_REFLECTION_NOT_FOUND, "Type not found.");
-    release(resp);
+    expect_error(ask_name(REQ(ALL_EXTENSION_NUMBERS_OF_TYPE), "chattoken.v1.NoSuchMessage"),
+                 SRV_REFLECTION_NOT_FOUND, "Type not found.");
+    expect_error(ask_name(REQ(ALL_EXTENSION_NUMBERS_OF_TYPE), "chattoken.v1.TokenService"),
+                 SRV_REFLECTION_NOT_FOUND, "Type not found.");
 }
 
 static void host_and_original_request_are_echoed(void **state)
@@ -343,17 +359,15 @@ static void v1alpha_requests_get_v1alpha_readable_answers(void **state)
         GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__INIT;
     Grpc__Reflection__V1alpha__ServerReflectionResponse *resp;
     uint8_t bytes[128];
-    size_t len;
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    char err[256] = "";
+    uint8_t *out;
+    size_t out_len;
     (void)state;
     req.host = "h";
     req.message_request_case =
         GRPC__REFLECTION__V1ALPHA__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES;
     req.list_services = "";
-    len = grpc__reflection__v1alpha__server_reflection_request__pack(&req, bytes);
-    assert_int_equal(srv_reflection_answer(bytes, len, &out, &out_len, err, sizeof(err)), 0);
+    out = answer(bytes, grpc__reflection__v1alpha__server_reflection_request__pack(&req, bytes),
+                 &out_len);
     resp = grpc__reflection__v1alpha__server_reflection_response__unpack(NULL, out_len, out);
     assert_non_null(resp);
     assert_string_equal(resp->valid_host, "h");
@@ -367,19 +381,13 @@ static void v1alpha_requests_get_v1alpha_readable_answers(void **state)
 
 static void a_request_without_a_kind_is_unimplemented(void **state)
 {
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    char err[256];
     response_t *resp;
     (void)state;
     /* the empty message: valid protobuf, nothing asked */
-    assert_int_equal(srv_reflection_answer(NULL, 0, &out, &out_len, err, sizeof(err)), 0);
-    resp = grpc__reflection__v1__server_reflection_response__unpack(NULL, out_len, out);
-    assert_non_null(resp);
+    resp = ask_bytes(NULL, 0);
     assert_int_equal(resp->error_response->error_code, SRV_REFLECTION_UNIMPLEMENTED);
     assert_int_equal(resp->message_response_case, RESP(ERROR_RESPONSE));
     release(resp);
-    free(out);
 }
 
 static void garbage_is_refused(void **state)
@@ -388,20 +396,10 @@ static void garbage_is_refused(void **state)
     static const uint8_t past_end[] = {0x22, 0x10, 'a', 'b'};
     static const uint8_t bad_wire_type[] = {0x0f, 0x00};
     static const uint8_t truncated[] = {0x08, 0xff};
-    uint8_t *out = (uint8_t *)"untouched";
-    size_t out_len = 7;
-    char err[256] = "";
     (void)state;
-    assert_int_equal(
-        srv_reflection_answer(past_end, sizeof(past_end), &out, &out_len, err, sizeof(err)), -1);
-    assert_null(out);
-    assert_int_equal(out_len, 0);
-    assert_true(strlen(err) > 0);
-    assert_int_equal(srv_reflection_answer(bad_wire_type, sizeof(bad_wire_type), &out, &out_len,
-                                           err, sizeof(err)),
-                     -1);
-    assert_int_equal(
-        srv_reflection_answer(truncated, sizeof(truncated), &out, &out_len, err, sizeof(err)), -1);
+    expect_refused(past_end, sizeof(past_end), "");
+    expect_refused(bad_wire_type, sizeof(bad_wire_type), "");
+    expect_refused(truncated, sizeof(truncated), "");
 }
 
 static void strings_that_are_not_utf8_or_hold_a_nul_are_refused(void **state)
@@ -409,29 +407,18 @@ static void strings_that_are_not_utf8_or_hold_a_nul_are_refused(void **state)
     /* file_containing_symbol (field 4) = "ab\xff" and "ab\0cd" */
     static const uint8_t bad_utf8[] = {0x22, 0x03, 'a', 'b', 0xff};
     static const uint8_t with_nul[] = {0x22, 0x05, 'a', 'b', 0x00, 'c', 'd'};
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    char err[256];
     (void)state;
-    assert_int_equal(
-        srv_reflection_answer(bad_utf8, sizeof(bad_utf8), &out, &out_len, err, sizeof(err)), -1);
-    assert_int_equal(
-        srv_reflection_answer(with_nul, sizeof(with_nul), &out, &out_len, err, sizeof(err)), -1);
-    assert_null(out);
+    expect_refused(bad_utf8, sizeof(bad_utf8), "");
+    expect_refused(with_nul, sizeof(with_nul), "");
 }
 
 static void requests_over_64_kib_are_refused(void **state)
 {
     size_t len = SRV_REFLECTION_MAX_REQUEST + 1;
     uint8_t *big = calloc(1, len);
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    char err[256] = "";
     (void)state;
     assert_non_null(big);
-    assert_int_equal(srv_reflection_answer(big, len, &out, &out_len, err, sizeof(err)), -1);
-    assert_null(out);
-    assert_non_null(strstr(err, "limit"));
+    expect_refused(big, len, "limit");
     free(big);
 }
 
@@ -444,10 +431,6 @@ static void names_over_the_bound_are_refused(void **state)
     request_t req;
     response_t *resp;
     uint8_t bytes[4 * SRV_REFLECTION_MAX_NAME];
-    uint8_t *out = NULL;
-    size_t out_len = 0;
-    size_t len;
-    char err[256] = "";
     (void)state;
     memset(name, 'x', sizeof(name) - 1);
     name[sizeof(name) - 1] = '\0';
@@ -470,10 +453,8 @@ static void names_over_the_bound_are_refused(void **state)
             req.list_services = "";
             req.host = name;
         }
-        len = grpc__reflection__v1__server_reflection_request__pack(&req, bytes);
-        assert_int_equal(srv_reflection_answer(bytes, len, &out, &out_len, err, sizeof(err)), -1);
-        assert_null(out);
-        assert_non_null(strstr(err, "over the 1024 limit"));
+        expect_refused(bytes, grpc__reflection__v1__server_reflection_request__pack(&req, bytes),
+                       "over the 1024 limit");
     }
 }
 
@@ -492,13 +473,10 @@ static void init_twice_is_harmless_and_free_allows_init_again(void **state)
 
 static void answering_before_init_fails(void **state)
 {
-    uint8_t *out = NULL;
-    size_t out_len = 0;
     char err[256] = "";
     (void)state;
     srv_reflection_free();
-    assert_int_equal(srv_reflection_answer(NULL, 0, &out, &out_len, err, sizeof(err)), -1);
-    assert_non_null(strstr(err, "not initialised"));
+    expect_refused(NULL, 0, "not initialised");
     assert_int_equal(srv_reflection_init(err, sizeof(err)), 0);
 }
 
