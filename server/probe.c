@@ -91,6 +91,16 @@ static int parse_timeout(const char *text, long *out)
 /* -1 with the message printed on a usage error; 1 after --help. */
 static int parse_probe_args(int argc, char **argv, probe_options *opt)
 {
+    /* the options that take a string */
+    const struct {
+        const char *name;
+        const char **target;
+    } strings[] = {
+        {"--addr", &opt->addr},         {"--service", &opt->service},
+        {"--ca-file", &opt->ca_file},   {"--cert-file", &opt->cert_file},
+        {"--key-file", &opt->key_file}, {"--server-name", &opt->server_name},
+    };
+
     memset(opt, 0, sizeof(*opt));
     opt->addr = DEFAULT_ADDR;
     opt->service = "";
@@ -103,29 +113,25 @@ static int parse_probe_args(int argc, char **argv, probe_options *opt)
         if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
             fputs(probe_usage, stdout);
             return 1;
-        } else if (strcmp(arg, "--tls") == 0) {
+        }
+        if (strcmp(arg, "--tls") == 0) {
             opt->tls = 1;
             continue;
-        } else if (strcmp(arg, "--addr") == 0) {
-            target = &opt->addr;
-        } else if (strcmp(arg, "--service") == 0) {
-            target = &opt->service;
-        } else if (strcmp(arg, "--ca-file") == 0) {
-            target = &opt->ca_file;
-        } else if (strcmp(arg, "--cert-file") == 0) {
-            target = &opt->cert_file;
-        } else if (strcmp(arg, "--key-file") == 0) {
-            target = &opt->key_file;
-        } else if (strcmp(arg, "--server-name") == 0) {
-            target = &opt->server_name;
-        } else if (strcmp(arg, "--timeout-ms") == 0) {
+        }
+        if (strcmp(arg, "--timeout-ms") == 0) {
             if (value == NULL || parse_timeout(value, &opt->timeout_ms) != 0) {
                 fail("%s expects 1..60000 milliseconds", arg);
                 return -1;
             }
             i++;
             continue;
-        } else {
+        }
+        for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
+            if (strcmp(arg, strings[k].name) == 0) {
+                target = strings[k].target;
+            }
+        }
+        if (target == NULL) {
             fail("unknown argument '%s' (see chat-tokend probe --help)", arg);
             return -1;
         }
