@@ -142,19 +142,22 @@ typedef struct build_request {
 /* Reads one "--name value" option of `build`; 0, or the usage exit code. */
 static int build_option(build_request *req, const char *a, const char *v)
 {
-    if (strcmp(a, "--app-id") == 0) {
-        req->app_id = v;
-    } else if (strcmp(a, "--app-cert-file") == 0) {
-        req->cert_file = v;
-    } else if (strcmp(a, "--user") == 0) {
-        req->user = v;
-    } else if (strcmp(a, "--channel") == 0) {
-        req->channel = v;
-    } else if (strcmp(a, "--account") == 0) {
-        req->account = v;
-    } else if (strcmp(a, "--role") == 0) {
-        req->role = v;
-    } else if (strcmp(a, "--uid") == 0) {
+    /* the options that take a string */
+    const struct {
+        const char *name;
+        const char **target;
+    } strings[] = {
+        {"--app-id", &req->app_id},   {"--app-cert-file", &req->cert_file}, {"--user", &req->user},
+        {"--channel", &req->channel}, {"--account", &req->account},         {"--role", &req->role},
+    };
+
+    for (size_t k = 0; k < sizeof(strings) / sizeof(strings[0]); k++) {
+        if (strcmp(a, strings[k].name) == 0) {
+            *strings[k].target = v;
+            return 0;
+        }
+    }
+    if (strcmp(a, "--uid") == 0) {
         if (parse_u32(v, &req->uid) != 0) {
             return usage_error(usage_build, "--uid must be 0..4294967295, got '%s'", v);
         }
