@@ -88,19 +88,50 @@ static void user_done(srv_user_request *request)
     *(int *)request->arg = 1;
 }
 
-static void fuzz_app(const uint8_t *data, size_t len)
+/* A token call on a decoded request: the handler's return code. */
+typedef int (*token_call)(const ProtobufCMessage *message, srv_token_reply *reply,
+                          srv_status *status);
+
+static int app_call(const ProtobufCMessage *message, srv_token_reply *reply, srv_status *status)
 {
-    Chattoken__V1__GetAppTokenRequest *req =
-        chattoken__v1__get_app_token_request__unpack(NULL, len, data);
+    const Chattoken__V1__GetAppTokenRequest *req = (const void *)message;
+    return srv_get_app_token(&ctx, &caller, req->ttl_seconds, reply, status);
+}
+
+static int renew_call(const ProtobufCMessage *message, srv_token_reply *reply, srv_status *status)
+{
+    const Chattoken__V1__RenewTokenRequest *req = (const void *)message;
+    return srv_renew_token(&ctx, &caller, req->token, strlen(req->token), req->ttl_seconds, reply,
+                           status);
+}
+
+static int rtc_call(const ProtobufCMessage *message, srv_token_reply *reply, srv_status *status)
+{
+    srv_rtc_request r;
+    srv_rtc_request_from_proto((const Chattoken__V1__GetRtcTokenRequest *)message, &r);
+    return srv_get_rtc_token(&ctx, &caller, &r, reply, status);
+}
+
+static int rtm_call(const ProtobufCMessage *message, srv_token_reply *reply, srv_status *status)
+{
+    const Chattoken__V1__GetRtmTokenRequest *req = (const void *)message;
+    return srv_get_rtm_token(&ctx, &caller, req->user_id, req->ttl_seconds, reply, status);
+}
+
+/* Unpacks a request of type descriptor and, when it decodes, checks what
+ * call answers. */
+static void fuzz_token_call(const ProtobufCMessageDescriptor *descriptor, token_call call,
+                            const uint8_t *data, size_t len)
+{
+    ProtobufCMessage *req = protobuf_c_message_unpack(descriptor, NULL, len, data);
     static srv_token_reply reply;
     srv_status status;
 
     if (req == NULL) {
         return;
     }
-    check_reply(&reply, &status,
-                srv_get_app_token(&ctx, &caller, req->ttl_seconds, &reply, &status));
-    chattoken__v1__get_app_token_request__free_unpacked(req, NULL);
+    check_reply(&reply, &status, call(req, &reply, &status));
+    protobuf_c_message_free_unpacked(req, NULL);
 }
 
 static void fuzz_user(const uint8_t *data, size_t len)
@@ -124,54 +155,6 @@ static void fuzz_user(const uint8_t *data, size_t len)
     }
     check_reply(&request.reply, &request.status, (int)request.status.code);
     chattoken__v1__get_user_token_request__free_unpacked(req, NULL);
-}
-
-static void fuzz_renew(const uint8_t *data, size_t len)
-{
-    Chattoken__V1__RenewTokenRequest *req =
-        chattoken__v1__renew_token_request__unpack(NULL, len, data);
-    static srv_token_reply reply;
-    srv_status status;
-    int rc;
-
-    if (req == NULL) {
-        return;
-    }
-    rc = srv_renew_token(&ctx, &caller, req->token, strlen(req->token), req->ttl_seconds, &reply,
-                         &status);
-    check_reply(&reply, &status, rc);
-    chattoken__v1__renew_token_request__free_unpacked(req, NULL);
-}
-
-static void fuzz_rtc(const uint8_t *data, size_t len)
-{
-    Chattoken__V1__GetRtcTokenRequest *req =
-        chattoken__v1__get_rtc_token_request__unpack(NULL, len, data);
-    static srv_token_reply reply;
-    srv_rtc_request r;
-    srv_status status;
-
-    if (req == NULL) {
-        return;
-    }
-    srv_rtc_request_from_proto(req, &r);
-    check_reply(&reply, &status, srv_get_rtc_token(&ctx, &caller, &r, &reply, &status));
-    chattoken__v1__get_rtc_token_request__free_unpacked(req, NULL);
-}
-
-static void fuzz_rtm(const uint8_t *data, size_t len)
-{
-    Chattoken__V1__GetRtmTokenRequest *req =
-        chattoken__v1__get_rtm_token_request__unpack(NULL, len, data);
-    static srv_token_reply reply;
-    srv_status status;
-
-    if (req == NULL) {
-        return;
-    }
-    check_reply(&reply, &status,
-                srv_get_rtm_token(&ctx, &caller, req->user_id, req->ttl_seconds, &reply, &status));
-    chattoken__v1__get_rtm_token_request__free_unpacked(req, NULL);
 }
 
 static void fuzz_health(const uint8_t *data, size_t len)
@@ -215,15 +198,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_health(message, size);
     } else if (!srv_wire_has_nul_in_strings(message, size)) {
         if (which == 0) {
-            fuzz_app(message, size);
+            fuzz_token_call(&chattoken__v1__get_app_token_request__descriptor, app_call, message,
+                            size);
         } else if (which == 1) {
             fuzz_user(message, size);
         } else if (which == 2) {
-            fuzz_renew(message, size);
+            fuzz_token_call(&chattoken__v1__renew_token_request__descriptor, renew_call, message,
+                            size);
         } else if (which == 4) {
-            fuzz_rtc(message, size);
+            fuzz_token_call(&chattoken__v1__get_rtc_token_request__descriptor, rtc_call, message,
+                            size);
         } else {
-            fuzz_rtm(message, size);
+            fuzz_token_call(&chattoken__v1__get_rtm_token_request__descriptor, rtm_call, message,
+                            size);
         }
     }
     free(message);
