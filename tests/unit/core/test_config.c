@@ -90,122 +90,119 @@ static void expect_error_prefix(const char *yaml, const char *prefix)
     }
 }
 
-static void hex_to_bytes(const char *hex, uint8_t *out, size_t n)
+/* sha256 is the SHA-256 of key. */
+static void expect_sha256_of(const uint8_t *sha256, const char *key)
 {
-    for (size_t i = 0; i < n; i++) {
-        unsigned byte;
-        assert_int_equal(sscanf(hex + 2 * i, "%2x", &byte), 1);
-        out[i] = (uint8_t)byte;
-    }
+    uint8_t want[32];
+    unsigned len = 0;
+    assert_int_equal(EVP_Digest(key, strlen(key), want, &len, EVP_sha256(), NULL), 1);
+    assert_int_equal(len, 32);
+    assert_memory_equal(sha256, want, 32);
 }
 
+/* What --check-config prints for c (the caller frees it). */
+static char *print_config(const ct_config *c)
+{
+    char *printed = NULL;
+    size_t printed_len = 0;
+    FILE *out = open_memstream(&printed, &printed_len);
+
+    assert_non_null(out);
+    ct_config_print(c, out);
+    assert_int_equal(fclose(out), 0);
+    return printed;
+}
+
+/* --check-config prints exactly expected for cfg. */
+static void expect_printed(const char *expected)
+{
+    char *printed = print_config(&cfg);
+
+    if (strcmp(printed, expected) != 0) {
+        fail_msg("printed:\n%s\nexpected:\n%s", printed, expected);
+    }
+    free(printed);
+}
+
+/* Every key set, written as --check-config prints it, with the
+ * certificate, the previous certificate, the backend key's hash and the
+ * admin key's file as %s. */
+#define FULL_EXAMPLE                                                                               \
+    "# chat-tokend effective configuration; secrets are shown as \"***\"\n"                        \
+    "listen: [\"127.0.0.1:50051\", \"unix:/run/chat-tokend/grpc.sock\"]\n"                         \
+    "health_listen: \"0.0.0.0:50052\"\n"                                                           \
+    "app:\n"                                                                                       \
+    "  id: \"" APP_ID "\"\n"                                                                       \
+    "  certificate: \"%s\"\n"                                                                      \
+    "  previous_certificates: [\"%s\"]\n"                                                          \
+    "  key: \"org#app\"\n"                                                                         \
+    "tokens:\n"                                                                                    \
+    "  default_ttl_seconds: 600\n"                                                                 \
+    "  max_ttl_seconds: 7200\n"                                                                    \
+    "  renew_grace_seconds: 60\n"                                                                  \
+    "user_tokens:\n"                                                                               \
+    "  identity: uuid\n"                                                                           \
+    "auth:\n"                                                                                      \
+    "  allow_unauthenticated: false\n"                                                             \
+    "  api_keys:\n"                                                                                \
+    "    - {name: \"backend\", sha256: \"%s\", methods: [GetUserToken, RenewToken]}\n"             \
+    "    - {name: \"admin\", key_file: \"%s\", methods: [GetAppToken, GetUserToken, "              \
+    "RenewToken]}\n"                                                                               \
+    "  mtls_clients:\n"                                                                            \
+    "    - {id: \"spiffe://cluster.local/ns/chat/sa/backend\", methods: [GetUserToken]}\n"         \
+    "tls:\n"                                                                                       \
+    "  cert_file: \"/tls/crt\"\n"                                                                  \
+    "  key_file: \"/tls/key\"\n"                                                                   \
+    "  client_ca_file: \"/tls/ca\"\n"                                                              \
+    "workers: 4\n"                                                                                 \
+    "log:\n"                                                                                       \
+    "  level: debug\n"                                                                             \
+    "shutdown:\n"                                                                                  \
+    "  drain_seconds: 2\n"                                                                         \
+    "  grace_seconds: 9\n"                                                                         \
+    "directory:\n"                                                                                 \
+    "  base_url: \"http://127.0.0.1:9999\"\n"                                                      \
+    "  auto_register: false\n"                                                                     \
+    "  connect_timeout_ms: 500\n"                                                                  \
+    "  request_timeout_ms: 1500\n"                                                                 \
+    "  retries: 3\n"                                                                               \
+    "  rate_limit_per_second: 50\n"                                                                \
+    "  cache:\n"                                                                                   \
+    "    capacity: 1000\n"                                                                         \
+    "    ttl_seconds: 3600\n"                                                                      \
+    "    negative_ttl_seconds: 10\n"                                                               \
+    "http:\n"                                                                                      \
+    "  listen: \"0.0.0.0:8090\"\n"                                                                 \
+    "  compat_routes: false\n"                                                                     \
+    "  agora_token_service_routes: true\n"                                                         \
+    "  cors:\n"                                                                                    \
+    "    allowed_origins: [\"http://localhost:8080\"]\n"                                           \
+    "  max_connections: 64\n"                                                                      \
+    "  request_timeout_seconds: 5\n"                                                               \
+    "  max_connections_per_ip: 8\n"                                                                \
+    "reflection: public\n"
+
+/* Loads every key, and --check-config prints it back as it was written,
+ * the secrets masked. */
 static void loads_the_full_example_with_every_field(void **state)
 {
     char key_path[256];
     char yaml[4096];
-    uint8_t want[32];
-    unsigned digest_len = 0;
+    char printed[4096];
     (void)state;
 
     write_file("admin_key", "admin-secret-key\n", key_path, sizeof(key_path));
-    snprintf(yaml, sizeof(yaml),
-             "listen: [\"127.0.0.1:50051\", \"unix:/run/chat-tokend/grpc.sock\"]\n"
-             "health_listen: \"0.0.0.0:50052\"\n"
-             "app:\n"
-             "  id: \"" APP_ID "\"\n"
-             "  certificate: \"" CERT "\"\n"
-             "  previous_certificates: [\"" OLD_CERT "\"]\n"
-             "  key: \"org#app\"\n"
-             "tokens: {default_ttl_seconds: 600, max_ttl_seconds: 7200, renew_grace_seconds: 60}\n"
-             "user_tokens: {identity: uuid}\n"
-             "auth:\n"
-             "  allow_unauthenticated: false\n"
-             "  api_keys:\n"
-             "    - {name: backend, sha256: \"" KEY_HASH
-             "\", methods: [GetUserToken, RenewToken]}\n"
-             "    - {name: admin, key_file: %s, methods: [GetAppToken, GetUserToken, "
-             "RenewToken]}\n"
-             "  mtls_clients:\n"
-             "    - {id: \"spiffe://cluster.local/ns/chat/sa/backend\", methods: [GetUserToken]}\n"
-             "tls: {cert_file: /tls/crt, key_file: /tls/key, client_ca_file: /tls/ca}\n"
-             "workers: 4\n"
-             "log: {level: debug}\n"
-             "shutdown: {drain_seconds: 2, grace_seconds: 9}\n"
-             "directory:\n"
-             "  base_url: \"http://127.0.0.1:9999\"\n"
-             "  auto_register: false\n"
-             "  connect_timeout_ms: 500\n"
-             "  request_timeout_ms: 1500\n"
-             "  retries: 3\n"
-             "  rate_limit_per_second: 50\n"
-             "  cache: {capacity: 1000, ttl_seconds: 3600, negative_ttl_seconds: 10}\n"
-             "http:\n"
-             "  listen: \"0.0.0.0:8090\"\n"
-             "  compat_routes: false\n"
-             "  agora_token_service_routes: true\n"
-             "  cors: {allowed_origins: [\"http://localhost:8080\"]}\n"
-             "  max_connections: 64\n"
-             "  request_timeout_seconds: 5\n"
-             "  max_connections_per_ip: 8\n",
-             key_path);
+    snprintf(yaml, sizeof(yaml), FULL_EXAMPLE, CERT, OLD_CERT, KEY_HASH, key_path);
     assert_int_equal(load(yaml), 0);
-
-    assert_int_equal(cfg.listen_count, 2);
-    assert_string_equal(cfg.listen[0], "127.0.0.1:50051");
-    assert_string_equal(cfg.listen[1], "unix:/run/chat-tokend/grpc.sock");
-    assert_string_equal(cfg.health_listen, "0.0.0.0:50052");
-    assert_string_equal(cfg.app_id, APP_ID);
+    /* the secrets, which the print masks */
     assert_string_equal(cfg.app_certificate, CERT);
     assert_string_equal(cfg.app_certificate_file, "");
-    assert_int_equal(cfg.previous_certificate_count, 1);
     assert_string_equal(cfg.previous_certificates[0], OLD_CERT);
-    assert_string_equal(cfg.app_key, "org#app");
-    assert_int_equal(cfg.default_ttl_seconds, 600);
-    assert_int_equal(cfg.max_ttl_seconds, 7200);
-    assert_int_equal(cfg.renew_grace_seconds, 60);
-    assert_int_equal(cfg.identity, CT_IDENTITY_UUID);
-    assert_int_equal(cfg.allow_unauthenticated, 0);
-    assert_int_equal(cfg.api_key_count, 2);
-    assert_string_equal(cfg.api_keys[0].name, "backend");
-    hex_to_bytes(KEY_HASH, want, 32);
-    assert_memory_equal(cfg.api_keys[0].sha256, want, 32);
-    assert_int_equal(cfg.api_keys[0].methods, CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
-                                                  CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
+    expect_sha256_of(cfg.api_keys[0].sha256, "test");
     assert_string_equal(cfg.api_keys[0].key_file, "");
-    assert_string_equal(cfg.api_keys[1].name, "admin");
-    assert_string_equal(cfg.api_keys[1].key_file, key_path);
-    assert_int_equal(EVP_Digest("admin-secret-key", 16, want, &digest_len, EVP_sha256(), NULL), 1);
-    assert_memory_equal(cfg.api_keys[1].sha256, want, 32);
-    assert_int_equal(cfg.api_keys[1].methods, CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN) |
-                                                  CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
-                                                  CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
-    assert_int_equal(cfg.mtls_client_count, 1);
-    assert_string_equal(cfg.mtls_clients[0].id, "spiffe://cluster.local/ns/chat/sa/backend");
-    assert_int_equal(cfg.mtls_clients[0].methods, CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN));
-    assert_string_equal(cfg.tls_cert_file, "/tls/crt");
-    assert_string_equal(cfg.tls_key_file, "/tls/key");
-    assert_string_equal(cfg.tls_client_ca_file, "/tls/ca");
-    assert_int_equal(cfg.workers, 4);
-    assert_int_equal(cfg.log_level, CT_LOG_DEBUG);
-    assert_int_equal(cfg.drain_seconds, 2);
-    assert_int_equal(cfg.grace_seconds, 9);
-    assert_string_equal(cfg.directory_base_url, "http://127.0.0.1:9999");
-    assert_int_equal(cfg.directory_auto_register, 0);
-    assert_int_equal(cfg.directory_connect_timeout_ms, 500);
-    assert_int_equal(cfg.directory_request_timeout_ms, 1500);
-    assert_int_equal(cfg.directory_retries, 3);
-    assert_int_equal(cfg.directory_rate_limit_per_second, 50);
-    assert_int_equal(cfg.directory_cache_capacity, 1000);
-    assert_int_equal(cfg.directory_cache_ttl_seconds, 3600);
-    assert_int_equal(cfg.directory_cache_negative_ttl_seconds, 10);
-    assert_string_equal(cfg.http_listen, "0.0.0.0:8090");
-    assert_int_equal(cfg.http_compat_routes, 0);
-    assert_int_equal(cfg.http_agora_token_service_routes, 1);
-    assert_int_equal(cfg.http_cors_origin_count, 1);
-    assert_string_equal(cfg.http_cors_origins[0], "http://localhost:8080");
-    assert_int_equal(cfg.http_max_connections, 64);
-    assert_int_equal(cfg.http_request_timeout_seconds, 5);
-    assert_int_equal(cfg.http_max_connections_per_ip, 8);
+    expect_sha256_of(cfg.api_keys[1].sha256, "admin-secret-key");
+    snprintf(printed, sizeof(printed), FULL_EXAMPLE, "***", "***", "***", key_path);
+    expect_printed(printed);
 }
 
 static void loads_a_file_from_disk(void **state)
@@ -217,41 +214,61 @@ static void loads_a_file_from_disk(void **state)
     assert_string_equal(cfg.app_id, APP_ID);
 }
 
+/* The documented defaults, as --check-config shows them. */
 static void fills_defaults_for_keys_not_given(void **state)
 {
     (void)state;
     assert_int_equal(load(MINIMAL), 0);
-    assert_int_equal(cfg.listen_count, 1);
-    assert_string_equal(cfg.health_listen, "");
-    assert_int_equal(cfg.previous_certificate_count, 0);
-    assert_string_equal(cfg.app_key, "");
-    assert_int_equal(cfg.default_ttl_seconds, 3600);
-    assert_int_equal(cfg.max_ttl_seconds, 86400);
-    assert_int_equal(cfg.renew_grace_seconds, 3600);
-    assert_int_equal(cfg.identity, CT_IDENTITY_USERNAME);
-    assert_int_equal(cfg.allow_unauthenticated, 0);
-    assert_int_equal(cfg.mtls_client_count, 0);
-    assert_string_equal(cfg.tls_cert_file, "");
-    assert_int_equal(cfg.workers, 0);
-    assert_int_equal(cfg.log_level, CT_LOG_INFO);
-    assert_int_equal(cfg.drain_seconds, 5);
-    assert_int_equal(cfg.grace_seconds, 20);
-    assert_string_equal(cfg.directory_base_url, "https://a41.chat.agora.io");
-    assert_int_equal(cfg.directory_auto_register, 1);
-    assert_int_equal(cfg.directory_connect_timeout_ms, 1000);
-    assert_int_equal(cfg.directory_request_timeout_ms, 3000);
-    assert_int_equal(cfg.directory_retries, 2);
-    assert_int_equal(cfg.directory_rate_limit_per_second, 100);
-    assert_int_equal(cfg.directory_cache_capacity, 100000);
-    assert_int_equal(cfg.directory_cache_ttl_seconds, 86400);
-    assert_int_equal(cfg.directory_cache_negative_ttl_seconds, 30);
-    assert_string_equal(cfg.http_listen, "");
-    assert_int_equal(cfg.http_compat_routes, 1);
-    assert_int_equal(cfg.http_agora_token_service_routes, 0);
-    assert_int_equal(cfg.http_cors_origin_count, 0);
-    assert_int_equal(cfg.http_max_connections, 1024);
-    assert_int_equal(cfg.http_request_timeout_seconds, 10);
-    assert_int_equal(cfg.http_max_connections_per_ip, 64);
+    expect_printed("# chat-tokend effective configuration; secrets are shown as \"***\"\n"
+                   "listen: [\"127.0.0.1:50051\"]\n"
+                   "health_listen: \"\"\n"
+                   "app:\n"
+                   "  id: \"" APP_ID "\"\n"
+                   "  certificate: \"***\"\n"
+                   "  previous_certificates: []\n"
+                   "  key: \"\"\n"
+                   "tokens:\n"
+                   "  default_ttl_seconds: 3600\n"
+                   "  max_ttl_seconds: 86400\n"
+                   "  renew_grace_seconds: 3600\n"
+                   "user_tokens:\n"
+                   "  identity: username\n"
+                   "auth:\n"
+                   "  allow_unauthenticated: false\n"
+                   "  api_keys:\n"
+                   "    - {name: \"backend\", sha256: \"***\", methods: [GetUserToken]}\n"
+                   "  mtls_clients: []\n"
+                   "tls:\n"
+                   "  cert_file: \"\"\n"
+                   "  key_file: \"\"\n"
+                   "  client_ca_file: \"\"\n"
+                   "workers: 0\n"
+                   "log:\n"
+                   "  level: info\n"
+                   "shutdown:\n"
+                   "  drain_seconds: 5\n"
+                   "  grace_seconds: 20\n"
+                   "directory:\n"
+                   "  base_url: \"https://a41.chat.agora.io\"\n"
+                   "  auto_register: true\n"
+                   "  connect_timeout_ms: 1000\n"
+                   "  request_timeout_ms: 3000\n"
+                   "  retries: 2\n"
+                   "  rate_limit_per_second: 100\n"
+                   "  cache:\n"
+                   "    capacity: 100000\n"
+                   "    ttl_seconds: 86400\n"
+                   "    negative_ttl_seconds: 30\n"
+                   "http:\n"
+                   "  listen: \"\"\n"
+                   "  compat_routes: true\n"
+                   "  agora_token_service_routes: false\n"
+                   "  cors:\n"
+                   "    allowed_origins: []\n"
+                   "  max_connections: 1024\n"
+                   "  request_timeout_seconds: 10\n"
+                   "  max_connections_per_ip: 64\n"
+                   "reflection: public\n");
 }
 
 static void keeps_the_default_for_a_key_without_value(void **state)
@@ -674,8 +691,6 @@ static void hashes_the_key_file_with_sha256(void **state)
 {
     char key_path[256];
     char yaml[1024];
-    uint8_t want[32];
-    unsigned len = 0;
     (void)state;
     write_file("key", "s3cr3t-api-key\n", key_path, sizeof(key_path));
     snprintf(yaml, sizeof(yaml),
@@ -685,9 +700,7 @@ static void hashes_the_key_file_with_sha256(void **state)
              key_path);
     assert_int_equal(load(yaml), 0);
     /* the trailing newline an editor adds is not part of the key */
-    assert_int_equal(EVP_Digest("s3cr3t-api-key", 14, want, &len, EVP_sha256(), NULL), 1);
-    assert_int_equal(len, 32);
-    assert_memory_equal(cfg.api_keys[0].sha256, want, 32);
+    expect_sha256_of(cfg.api_keys[0].sha256, "s3cr3t-api-key");
 
     snprintf(yaml, sizeof(yaml),
              "listen: \"0.0.0.0:1\"\napp: {id: \"" APP_ID "\", certificate: \"" CERT "\"}\n"
@@ -701,9 +714,7 @@ static void prints_yaml_with_every_secret_masked(void **state)
 {
     char key_path[256];
     char yaml[2048];
-    char *printed = NULL;
-    size_t printed_len = 0;
-    FILE *out;
+    char *printed;
     (void)state;
     write_file("key", "s3cr3t-api-key\n", key_path, sizeof(key_path));
     snprintf(yaml, sizeof(yaml),
@@ -715,10 +726,7 @@ static void prints_yaml_with_every_secret_masked(void **state)
              key_path);
     assert_int_equal(load(yaml), 0);
 
-    out = open_memstream(&printed, &printed_len);
-    assert_non_null(out);
-    ct_config_print(&cfg, out);
-    assert_int_equal(fclose(out), 0);
+    printed = print_config(&cfg);
     assert_null(strstr(printed, CERT));
     assert_null(strstr(printed, OLD_CERT));
     assert_null(strstr(printed, KEY_HASH));
@@ -734,10 +742,8 @@ static void prints_yaml_that_loads_again_with_secrets_from_env(void **state)
 {
     char key_path[256];
     char yaml[2048];
-    char *printed = NULL;
-    size_t printed_len = 0;
+    char *printed;
     ct_config first;
-    FILE *out;
     (void)state;
     write_file("key", "s3cr3t-api-key\n", key_path, sizeof(key_path));
     setenv("CHAT_TOKEN_APP_CERTIFICATE", CERT, 1);
@@ -751,10 +757,7 @@ static void prints_yaml_that_loads_again_with_secrets_from_env(void **state)
              key_path);
     assert_int_equal(load(yaml), 0);
     memcpy(&first, &cfg, sizeof(first));
-    out = open_memstream(&printed, &printed_len);
-    assert_non_null(out);
-    ct_config_print(&first, out);
-    assert_int_equal(fclose(out), 0);
+    printed = print_config(&first);
     assert_null(strstr(printed, CERT));
     if (load(printed) != 0) {
         fail_msg("printed config does not load: %s\n%s", err, printed);
