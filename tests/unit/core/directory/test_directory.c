@@ -283,22 +283,89 @@ static void sleep_ms(int ms)
 
 /* ---- tests ---- */
 
+/* The directory under test: made by the with_directory setup from config(),
+ * or by the test itself from its own config; the teardown destroys it. */
+static ud_directory *dir;
+/* The call of the lookups a test makes one at a time. */
+static call c;
+
+static int with_directory(void **state)
+{
+    reset_fake(state);
+    dir = create(config());
+    return 0;
+}
+
+static int destroy_directory(void **state)
+{
+    (void)state;
+    if (dir != NULL) {
+        ud_directory_destroy(dir);
+        dir = NULL;
+    }
+    return 0;
+}
+
+/* A lookup of name without a deadline answers status, with a message
+ * holding says (when not NULL). */
+static ud_result expect_lookup(const char *name, enum ud_status status, const char *says)
+{
+    ud_result r = lookup(dir, name, INT64_MAX, &c);
+
+    assert_int_equal(r.status, status);
+    if (says != NULL && strstr(r.message, says) == NULL) {
+        fail_msg("lookup of %s: message \"%s\" does not say \"%s\"", name, r.message, says);
+    }
+    return r;
+}
+
+/* The fake received gets GETs and posts POSTs of users (-1: not checked). */
+static void expect_fake_requests(long long gets, long long posts)
+{
+    if (gets >= 0) {
+        assert_int_equal(fake_stat("gets"), gets);
+    }
+    if (posts >= 0) {
+        assert_int_equal(fake_stat("posts"), posts);
+    }
+}
+
+/* The request times the fake logged, the first n of them, in ms. */
+static size_t fake_request_times(long long *t, size_t n)
+{
+    json_t *log = admin("GET", "/_admin/requests", NULL);
+    json_t *reqs = json_object_get(log, "requests");
+    size_t count = json_array_size(reqs);
+
+    for (size_t i = 0; i < n && i < count; i++) {
+        t[i] = json_integer_value(json_object_get(json_array_get(reqs, i), "t_ms"));
+    }
+    json_decref(log);
+    return count;
+}
+
+/* Injects fault_json, then a lookup of name succeeds: the fake's first n
+ * request times into t; returns how many requests it logged. */
+static size_t times_of_a_recovered_lookup(const char *fault_json, const char *name, long long *t,
+                                          size_t n)
+{
+    fault(fault_json);
+    expect_lookup(name, UD_OK, NULL);
+    return fake_request_times(t, n);
+}
+
 static void new_user_is_looked_up_then_registered(void **state)
 {
-    ud_directory *dir = create(config());
     char uuid[80];
-    call c;
-    ud_result r = lookup(dir, "alice", INT64_MAX, &c);
+    ud_result r = expect_lookup("alice", UD_OK, NULL);
     ud_stats s;
     json_t *u;
     (void)state;
 
-    assert_int_equal(r.status, UD_OK);
     assert_int_equal(r.registered, 1);
     fake_user_uuid("alice", uuid, sizeof(uuid));
     assert_string_equal(r.uuid, uuid);
-    assert_int_equal(fake_stat("gets"), 1);
-    assert_int_equal(fake_stat("posts"), 1);
+    expect_fake_requests(1, 1);
     assert_int_equal(fake_stat("unauthorized"), 0);
     /* answered later, on the directory thread */
     assert_int_equal(c.inline_answer, 0);
@@ -313,67 +380,53 @@ static void new_user_is_looked_up_then_registered(void **state)
     assert_int_equal(s.upstream_requests_error, 1); /* the 404 before registering */
     assert_int_equal(s.cache_misses, 1);
     assert_int_equal(s.cache_size, 1);
-    ud_directory_destroy(dir);
 }
 
 static void passwords_differ_between_registrations(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
     json_t *a;
     json_t *b;
     (void)state;
 
-    assert_int_equal(lookup(dir, "pw-one", INT64_MAX, &c).status, UD_OK);
-    assert_int_equal(lookup(dir, "pw-two", INT64_MAX, &c).status, UD_OK);
+    expect_lookup("pw-one", UD_OK, NULL);
+    expect_lookup("pw-two", UD_OK, NULL);
     a = admin("GET", "/_admin/users/pw-one", NULL);
     b = admin("GET", "/_admin/users/pw-two", NULL);
     assert_int_not_equal(json_integer_value(json_object_get(a, "password_hash")),
                          json_integer_value(json_object_get(b, "password_hash")));
     json_decref(a);
     json_decref(b);
-    ud_directory_destroy(dir);
 }
 
 static void existing_user_is_found_without_registering(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
     ud_result r;
     json_t *j = admin("POST", "/_admin/users", "{\"username\":\"Bob\",\"uuid\":\"uuid-of-bob\"}");
     (void)state;
 
     json_decref(j);
-    r = lookup(dir, "bob", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_OK);
+    r = expect_lookup("bob", UD_OK, NULL);
     assert_string_equal(r.uuid, "uuid-of-bob");
     assert_int_equal(r.registered, 0);
-    assert_int_equal(fake_stat("gets"), 1);
-    assert_int_equal(fake_stat("posts"), 0);
-    ud_directory_destroy(dir);
+    expect_fake_requests(1, 0);
 }
 
 static void second_lookup_is_answered_inline_from_the_cache(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
-    ud_result first = lookup(dir, "carol", INT64_MAX, &c);
+    ud_result first = expect_lookup("carol", UD_OK, NULL);
     ud_result second;
     ud_stats s;
     (void)state;
 
-    second = lookup(dir, "carol", INT64_MAX, &c);
-    assert_int_equal(second.status, UD_OK);
+    second = expect_lookup("carol", UD_OK, NULL);
     assert_string_equal(second.uuid, first.uuid);
     assert_int_equal(second.registered, 0);
     assert_int_equal(c.inline_answer, 1);
     assert_true(pthread_equal(c.thread, pthread_self()));
     assert_int_equal(c.calls, 1);
-    assert_int_equal(fake_stat("gets"), 1);
-    assert_int_equal(fake_stat("posts"), 1);
+    expect_fake_requests(1, 1);
     ud_directory_stats(dir, &s);
     assert_int_equal(s.cache_hits, 1);
-    ud_directory_destroy(dir);
 }
 
 #define CROWD 100
@@ -397,7 +450,6 @@ static void *crowd_thread(void *p)
 
 static void concurrent_lookups_of_a_new_user_share_one_get_and_one_post(void **state)
 {
-    ud_directory *dir = create(config());
     static call calls[CROWD];
     pthread_t t[CROWD_THREADS];
     crowd_arg args[CROWD_THREADS];
@@ -432,123 +484,74 @@ static void concurrent_lookups_of_a_new_user_share_one_get_and_one_post(void **s
     }
     /* only the lookup that started the flight registered the user */
     assert_int_equal(registered, 1);
-    assert_int_equal(fake_stat("gets"), 1);
-    assert_int_equal(fake_stat("posts"), 1);
+    expect_fake_requests(1, 1);
     ud_directory_stats(dir, &s);
     assert_int_equal(s.singleflight_waits + s.cache_hits, CROWD - 1);
     assert_true(s.singleflight_waits > 0);
-    ud_directory_destroy(dir);
 }
 
 static void registration_race_resolves_to_the_existing_uuid(void **state)
 {
-    ud_directory *dir = create(config());
     char uuid[80];
-    call c;
     ud_result r;
     (void)state;
 
     fault("{\"duplicate_on_register\":true,\"method\":\"POST\"}");
-    r = lookup(dir, "racer", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_OK);
+    r = expect_lookup("racer", UD_OK, NULL);
     assert_int_equal(r.registered, 0);
     fake_user_uuid("racer", uuid, sizeof(uuid));
     assert_string_equal(r.uuid, uuid);
-    assert_int_equal(fake_stat("gets"), 2);
-    assert_int_equal(fake_stat("posts"), 1);
-    ud_directory_destroy(dir);
+    expect_fake_requests(2, 1);
 }
 
 static void without_auto_register_a_missing_user_is_not_found_and_cached(void **state)
 {
     ct_config *cfg = config();
-    ud_directory *dir;
-    call c;
-    ud_result r;
     (void)state;
 
     cfg->directory_auto_register = 0;
     dir = create(cfg);
-    r = lookup(dir, "ghost", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_NOT_FOUND);
-    assert_non_null(strstr(r.message, "does not exist"));
-    assert_int_equal(fake_stat("posts"), 0);
+    expect_lookup("ghost", UD_NOT_FOUND, "does not exist");
+    expect_fake_requests(-1, 0);
     /* the negative entry answers the second lookup inline */
-    r = lookup(dir, "ghost", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_NOT_FOUND);
+    expect_lookup("ghost", UD_NOT_FOUND, NULL);
     assert_int_equal(c.inline_answer, 1);
-    assert_int_equal(fake_stat("gets"), 1);
-    ud_directory_destroy(dir);
+    expect_fake_requests(1, -1);
 }
 
 static void recovers_when_503_stops_within_the_retries(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
-    ud_result r;
-    json_t *log;
-    json_t *reqs;
-    long long t[3];
-    size_t i;
+    long long t[3] = {0};
     (void)state;
 
-    fault("{\"status\":503,\"count\":2}");
-    r = lookup(dir, "patient", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_OK);
-    assert_int_equal(fake_stat("gets"), 3);
-    assert_int_equal(fake_stat("posts"), 1);
+    times_of_a_recovered_lookup("{\"status\":503,\"count\":2}", "patient", t, 3);
+    expect_fake_requests(3, 1);
     /* exponential backoff with equal jitter: 50..100 ms, then 100..200 ms,
      * and no more (a retry waits for its backoff, not for some other event) */
-    log = admin("GET", "/_admin/requests", NULL);
-    reqs = json_object_get(log, "requests");
-    for (i = 0; i < 3; i++) {
-        t[i] = json_integer_value(json_object_get(json_array_get(reqs, i), "t_ms"));
-    }
-    json_decref(log);
     assert_true(t[1] - t[0] >= 45);
     assert_true(t[2] - t[1] >= 95);
     assert_true(t[2] - t[0] < 800);
-    ud_directory_destroy(dir);
 }
 
 static void persistent_503_is_unavailable_naming_it(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
     ud_result r;
     (void)state;
 
     fault("{\"status\":503,\"count\":10}");
-    r = lookup(dir, "unlucky", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_UNAVAILABLE);
-    assert_non_null(strstr(r.message, "upstream answered 503"));
+    r = expect_lookup("unlucky", UD_UNAVAILABLE, "upstream answered 503");
     assert_non_null(strstr(r.message, "after 3 attempts"));
-    assert_int_equal(fake_stat("gets"), 3);
-    ud_directory_destroy(dir);
+    expect_fake_requests(3, -1);
 }
 
 static void retry_after_of_429_is_honoured(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
-    ud_result r;
-    json_t *log;
-    json_t *reqs;
-    long long t0;
-    long long t1;
+    long long t[2] = {0};
     (void)state;
 
-    fault("{\"status\":429,\"count\":1,\"retry_after\":1}");
-    r = lookup(dir, "limited", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_OK);
-    log = admin("GET", "/_admin/requests", NULL);
-    reqs = json_object_get(log, "requests");
-    assert_true(json_array_size(reqs) >= 2);
-    t0 = json_integer_value(json_object_get(json_array_get(reqs, 0), "t_ms"));
-    t1 = json_integer_value(json_object_get(json_array_get(reqs, 1), "t_ms"));
-    assert_true(t1 - t0 >= 990);
-    json_decref(log);
-    ud_directory_destroy(dir);
+    assert_true(times_of_a_recovered_lookup("{\"status\":429,\"count\":1,\"retry_after\":1}",
+                                            "limited", t, 2) >= 2);
+    assert_true(t[1] - t[0] >= 990);
 }
 
 static void malformed_answers_are_unavailable(void **state)
@@ -561,130 +564,83 @@ static void malformed_answers_are_unavailable(void **state)
         {"{\"body\":\"no_uuid\"}", "entities[0].uuid"},
         {"{\"body\":\"huge\"}", "1 MiB"},
     };
-    ud_directory *dir = create(config());
     char name[32];
-    call c;
-    ud_result r;
     size_t i;
     (void)state;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         fault(cases[i].fault);
         snprintf(name, sizeof(name), "garbled%zu", i);
-        r = lookup(dir, name, INT64_MAX, &c);
-        assert_int_equal(r.status, UD_UNAVAILABLE);
-        if (strstr(r.message, cases[i].message) == NULL) {
-            fail_msg("fault %s: message \"%s\"", cases[i].fault, r.message);
-        }
+        expect_lookup(name, UD_UNAVAILABLE, cases[i].message);
     }
-    ud_directory_destroy(dir);
 }
 
 static void connection_reset_is_retried(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
-    ud_result r;
     (void)state;
-
     fault("{\"reset\":true,\"count\":1}");
-    r = lookup(dir, "reset", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_OK);
+    expect_lookup("reset", UD_OK, NULL);
     assert_true(fake_stat("gets") >= 2);
-    ud_directory_destroy(dir);
 }
 
 static void unreachable_upstream_is_unavailable(void **state)
 {
     ct_config *cfg = config();
-    ud_directory *dir;
-    call c;
     ud_result r;
     (void)state;
 
     /* port 9 on loopback (discard) is closed on a test machine: refused */
     snprintf(cfg->directory_base_url, sizeof(cfg->directory_base_url), "http://127.0.0.1:9");
     dir = create(cfg);
-    r = lookup(dir, "nobody-home", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_UNAVAILABLE);
-    assert_non_null(strstr(r.message, "upstream request failed"));
+    r = expect_lookup("nobody-home", UD_UNAVAILABLE, "upstream request failed");
     assert_non_null(strstr(r.message, "after 3 attempts"));
-    ud_directory_destroy(dir);
 }
 
 static void illegal_argument_is_invalid_argument(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
-    ud_result r;
     (void)state;
-
     fault("{\"status\":400,\"error\":\"illegal_argument\",\"method\":\"POST\"}");
-    r = lookup(dir, "refused", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_INVALID_ARGUMENT);
-    assert_non_null(strstr(r.message, "illegal_argument"));
-    ud_directory_destroy(dir);
+    expect_lookup("refused", UD_INVALID_ARGUMENT, "illegal_argument");
 }
 
 static void one_401_rebuilds_the_app_token_and_retries(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
-    ud_result r;
     (void)state;
-
     fault("{\"status\":401,\"count\":1}");
-    r = lookup(dir, "reauth", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_OK);
+    expect_lookup("reauth", UD_OK, NULL);
     assert_int_equal(fake_stat("unauthorized"), 1);
-    assert_int_equal(fake_stat("gets"), 2);
+    expect_fake_requests(2, -1);
     /* the retry carried a new token, which the fake accepted */
     assert_int_equal(fake_stat("tokens_seen"), 2);
-    r = lookup(dir, "reauth-later", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_OK);
+    expect_lookup("reauth-later", UD_OK, NULL);
     assert_int_equal(fake_stat("tokens_seen"), 2); /* and it is kept */
-    ud_directory_destroy(dir);
 }
 
 static void wrong_certificate_is_unavailable_after_one_rebuild(void **state)
 {
     ct_config *cfg = config();
-    ud_directory *dir;
-    call c;
-    ud_result r;
     (void)state;
 
     snprintf(cfg->app_certificate, sizeof(cfg->app_certificate), "%s", OTHER_CERT);
     dir = create(cfg);
-    r = lookup(dir, "locked-out", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_UNAVAILABLE);
-    assert_non_null(strstr(r.message, "401 unauthorized after rebuilding the app token"));
+    expect_lookup("locked-out", UD_UNAVAILABLE, "401 unauthorized after rebuilding the app token");
     assert_int_equal(fake_stat("unauthorized"), 2);
-    assert_int_equal(fake_stat("gets"), 2);
-    ud_directory_destroy(dir);
+    expect_fake_requests(2, -1);
 }
 
 static void unknown_org_or_app_is_unavailable(void **state)
 {
     ct_config *cfg = config();
-    ud_directory *dir;
-    call c;
-    ud_result r;
     (void)state;
 
     snprintf(cfg->app_key, sizeof(cfg->app_key), "org#another-app");
     dir = create(cfg);
-    r = lookup(dir, "lost", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_UNAVAILABLE);
-    assert_non_null(strstr(r.message, "organization_application_not_found"));
-    assert_int_equal(fake_stat("gets"), 1);
-    ud_directory_destroy(dir);
+    expect_lookup("lost", UD_UNAVAILABLE, "organization_application_not_found");
+    expect_fake_requests(1, -1);
 }
 
 static void a_slow_upstream_meets_the_deadline_without_retrying_past_it(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
     ud_result r;
     int64_t t0 = ud_monotonic_ms();
     (void)state;
@@ -695,13 +651,11 @@ static void a_slow_upstream_meets_the_deadline_without_retrying_past_it(void **s
     assert_true(c.done_ms - t0 >= 290);
     assert_true(c.done_ms - t0 < 1000);
     sleep_ms(300);
-    assert_int_equal(fake_stat("gets"), 1);
-    ud_directory_destroy(dir);
+    expect_fake_requests(1, -1);
 }
 
 static void each_waiter_keeps_its_own_deadline(void **state)
 {
-    ud_directory *dir = create(config());
     call hasty;
     call patient;
     int64_t t0 = ud_monotonic_ms();
@@ -719,17 +673,13 @@ static void each_waiter_keeps_its_own_deadline(void **state)
     assert_int_equal(patient.result.status, UD_OK);
     /* the leader left before the answer: nobody is told it registered */
     assert_int_equal(patient.result.registered, 0);
-    ud_directory_destroy(dir);
 }
 
 static void the_rate_limit_holds_towards_the_upstream(void **state)
 {
     ct_config *cfg = config();
-    ud_directory *dir;
     static call calls[30];
     char name[32];
-    json_t *log;
-    json_t *reqs;
     long long t[30];
     size_t n;
     size_t i;
@@ -749,14 +699,8 @@ static void the_rate_limit_holds_towards_the_upstream(void **state)
         /* requests wait for a token: none fails */
         assert_int_equal(calls[i].result.status, UD_NOT_FOUND);
     }
-    log = admin("GET", "/_admin/requests", NULL);
-    reqs = json_object_get(log, "requests");
-    n = json_array_size(reqs);
+    n = fake_request_times(t, 30);
     assert_int_equal(n, 30);
-    for (i = 0; i < n; i++) {
-        t[i] = json_integer_value(json_object_get(json_array_get(reqs, i), "t_ms"));
-    }
-    json_decref(log);
     /* at 10/s with a burst of 1, no second holds more than 11 (12 allows
      * for the fake's arrival stamps), and 30 requests span about 2.9 s */
     for (i = 0; i < n; i++) {
@@ -769,42 +713,36 @@ static void the_rate_limit_holds_towards_the_upstream(void **state)
         assert_true(in_window <= 12);
     }
     assert_true(t[n - 1] - t[0] >= 2500);
-    ud_directory_destroy(dir);
 }
 
 static void entries_expire_after_the_ttl_and_capacity_evicts(void **state)
 {
     ct_config *cfg = config();
-    ud_directory *dir;
-    call c;
     ud_stats s;
     (void)state;
 
     cfg->directory_cache_ttl_seconds = 1;
     cfg->directory_cache_capacity = 1;
     dir = create(cfg);
-    assert_int_equal(lookup(dir, "brief", INT64_MAX, &c).status, UD_OK);
-    assert_int_equal(lookup(dir, "brief", INT64_MAX, &c).status, UD_OK);
-    assert_int_equal(fake_stat("gets"), 1);
+    expect_lookup("brief", UD_OK, NULL);
+    expect_lookup("brief", UD_OK, NULL);
+    expect_fake_requests(1, -1);
     sleep_ms(1100);
-    assert_int_equal(lookup(dir, "brief", INT64_MAX, &c).status, UD_OK);
+    expect_lookup("brief", UD_OK, NULL);
     assert_int_equal(c.inline_answer, 0);
-    assert_int_equal(fake_stat("gets"), 2);
-    assert_int_equal(fake_stat("posts"), 1);
+    expect_fake_requests(2, 1);
     /* capacity 1: a second user pushes the first out */
-    assert_int_equal(lookup(dir, "other", INT64_MAX, &c).status, UD_OK);
-    assert_int_equal(lookup(dir, "brief", INT64_MAX, &c).status, UD_OK);
+    expect_lookup("other", UD_OK, NULL);
+    expect_lookup("brief", UD_OK, NULL);
     assert_int_equal(c.inline_answer, 0);
-    assert_int_equal(fake_stat("gets"), 4);
+    expect_fake_requests(4, -1);
     ud_directory_stats(dir, &s);
     assert_true(s.cache_evictions >= 2);
     assert_int_equal(s.cache_size, 1);
-    ud_directory_destroy(dir);
 }
 
 static void destroy_fails_pending_lookups(void **state)
 {
-    ud_directory *dir = create(config());
     call calls[3];
     int64_t t0;
     int i;
@@ -819,7 +757,7 @@ static void destroy_fails_pending_lookups(void **state)
     }
     sleep_ms(100);
     t0 = ud_monotonic_ms();
-    ud_directory_destroy(dir);
+    destroy_directory(state);
     assert_true(ud_monotonic_ms() - t0 < 1000);
     for (i = 0; i < 3; i++) {
         assert_int_equal(calls[i].done, 1);
@@ -833,49 +771,45 @@ static void destroy_fails_pending_lookups(void **state)
  * (test_config); the directory does not check them again. */
 static void refuses_bad_input_at_once(void **state)
 {
-    ud_directory *dir = create(config());
-    call c;
     ud_result r;
     (void)state;
 
-    r = lookup(dir, "Not Normalised", INT64_MAX, &c);
-    assert_int_equal(r.status, UD_INVALID_ARGUMENT);
+    expect_lookup("Not Normalised", UD_INVALID_ARGUMENT, NULL);
     assert_int_equal(c.inline_answer, 1);
     r = lookup(dir, "late", ud_monotonic_ms() - 1, &c);
     assert_int_equal(r.status, UD_DEADLINE_EXCEEDED);
     assert_int_equal(fake_stat("requests"), 0);
-    ud_directory_destroy(dir);
 }
+
+/* each test from a reset fake; with_directory: and the default directory */
+#define TEST(name, setup) cmocka_unit_test_setup_teardown(name, setup, destroy_directory)
 
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(new_user_is_looked_up_then_registered, reset_fake),
-        cmocka_unit_test_setup(passwords_differ_between_registrations, reset_fake),
-        cmocka_unit_test_setup(existing_user_is_found_without_registering, reset_fake),
-        cmocka_unit_test_setup(second_lookup_is_answered_inline_from_the_cache, reset_fake),
-        cmocka_unit_test_setup(concurrent_lookups_of_a_new_user_share_one_get_and_one_post,
-                               reset_fake),
-        cmocka_unit_test_setup(registration_race_resolves_to_the_existing_uuid, reset_fake),
-        cmocka_unit_test_setup(without_auto_register_a_missing_user_is_not_found_and_cached,
-                               reset_fake),
-        cmocka_unit_test_setup(recovers_when_503_stops_within_the_retries, reset_fake),
-        cmocka_unit_test_setup(persistent_503_is_unavailable_naming_it, reset_fake),
-        cmocka_unit_test_setup(retry_after_of_429_is_honoured, reset_fake),
-        cmocka_unit_test_setup(malformed_answers_are_unavailable, reset_fake),
-        cmocka_unit_test_setup(connection_reset_is_retried, reset_fake),
-        cmocka_unit_test_setup(unreachable_upstream_is_unavailable, reset_fake),
-        cmocka_unit_test_setup(illegal_argument_is_invalid_argument, reset_fake),
-        cmocka_unit_test_setup(one_401_rebuilds_the_app_token_and_retries, reset_fake),
-        cmocka_unit_test_setup(wrong_certificate_is_unavailable_after_one_rebuild, reset_fake),
-        cmocka_unit_test_setup(unknown_org_or_app_is_unavailable, reset_fake),
-        cmocka_unit_test_setup(a_slow_upstream_meets_the_deadline_without_retrying_past_it,
-                               reset_fake),
-        cmocka_unit_test_setup(each_waiter_keeps_its_own_deadline, reset_fake),
-        cmocka_unit_test_setup(the_rate_limit_holds_towards_the_upstream, reset_fake),
-        cmocka_unit_test_setup(entries_expire_after_the_ttl_and_capacity_evicts, reset_fake),
-        cmocka_unit_test_setup(destroy_fails_pending_lookups, reset_fake),
-        cmocka_unit_test_setup(refuses_bad_input_at_once, reset_fake),
+        TEST(new_user_is_looked_up_then_registered, with_directory),
+        TEST(passwords_differ_between_registrations, with_directory),
+        TEST(existing_user_is_found_without_registering, with_directory),
+        TEST(second_lookup_is_answered_inline_from_the_cache, with_directory),
+        TEST(concurrent_lookups_of_a_new_user_share_one_get_and_one_post, with_directory),
+        TEST(registration_race_resolves_to_the_existing_uuid, with_directory),
+        TEST(without_auto_register_a_missing_user_is_not_found_and_cached, reset_fake),
+        TEST(recovers_when_503_stops_within_the_retries, with_directory),
+        TEST(persistent_503_is_unavailable_naming_it, with_directory),
+        TEST(retry_after_of_429_is_honoured, with_directory),
+        TEST(malformed_answers_are_unavailable, with_directory),
+        TEST(connection_reset_is_retried, with_directory),
+        TEST(unreachable_upstream_is_unavailable, reset_fake),
+        TEST(illegal_argument_is_invalid_argument, with_directory),
+        TEST(one_401_rebuilds_the_app_token_and_retries, with_directory),
+        TEST(wrong_certificate_is_unavailable_after_one_rebuild, reset_fake),
+        TEST(unknown_org_or_app_is_unavailable, reset_fake),
+        TEST(a_slow_upstream_meets_the_deadline_without_retrying_past_it, with_directory),
+        TEST(each_waiter_keeps_its_own_deadline, with_directory),
+        TEST(the_rate_limit_holds_towards_the_upstream, reset_fake),
+        TEST(entries_expire_after_the_ttl_and_capacity_evicts, reset_fake),
+        TEST(destroy_fails_pending_lookups, with_directory),
+        TEST(refuses_bad_input_at_once, with_directory),
     };
 
     fake_path = getenv("FAKE_CHAT_SERVER");
