@@ -32,62 +32,47 @@ static match route_of(const char *path, int compat)
     return m;
 }
 
-struct route_case {
-    const char *path;
-    int compat;
-    enum srv_http_route route;
-};
-
-static void expect_routes(const struct route_case *cases, size_t count)
+/* Each path's route with compat_routes on and off: paths match exactly
+ * (no trailing slash, no case folding, one username segment), and
+ * compat_routes off hides only the seed routes. */
+static void test_routes_match_exactly_and_compat_off_hides_only_the_seed_routes(void **state)
 {
-    for (size_t i = 0; i < count; i++) {
-        if (route_of(cases[i].path, cases[i].compat).route != cases[i].route) {
-            fail_msg("%s (compat %d): route %d, expected %d", cases[i].path, cases[i].compat,
-                     route_of(cases[i].path, cases[i].compat).route, cases[i].route);
+    static const struct {
+        const char *path;
+        enum srv_http_route compat_on;
+        enum srv_http_route compat_off;
+    } cases[] = {
+        {"/chat/app/token", SRV_HTTP_ROUTE_APP_TOKEN, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/alice/token", SRV_HTTP_ROUTE_USER_TOKEN, SRV_HTTP_ROUTE_NONE},
+        {"/chat/token/renew", SRV_HTTP_ROUTE_RENEW, SRV_HTTP_ROUTE_RENEW},
+        {"/healthz", SRV_HTTP_ROUTE_HEALTHZ, SRV_HTTP_ROUTE_HEALTHZ},
+        {"/readyz", SRV_HTTP_ROUTE_READYZ, SRV_HTTP_ROUTE_READYZ},
+        {"/metrics", SRV_HTTP_ROUTE_METRICS, SRV_HTTP_ROUTE_METRICS},
+        {"/chat/app/token/", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/chat/app/token2", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/CHAT/app/token", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"//chat/app/token", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/metrics/", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/a/b/token", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/alice/token/", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/token", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+        {"/chat/user/alice", SRV_HTTP_ROUTE_NONE, SRV_HTTP_ROUTE_NONE},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum srv_http_route on = route_of(cases[i].path, 1).route;
+        enum srv_http_route off = route_of(cases[i].path, 0).route;
+        if (on != cases[i].compat_on || off != cases[i].compat_off) {
+            fail_msg("%s: routes %d (compat on), %d (off); expected %d, %d", cases[i].path, on, off,
+                     cases[i].compat_on, cases[i].compat_off);
         }
     }
 }
 
-static void test_fixed_routes_match_exactly(void **state)
+static void test_user_route_takes_the_username_segment(void **state)
 {
-    static const struct route_case cases[] = {
-        {"/chat/app/token", 1, SRV_HTTP_ROUTE_APP_TOKEN},
-        {"/chat/token/renew", 1, SRV_HTTP_ROUTE_RENEW},
-        {"/healthz", 1, SRV_HTTP_ROUTE_HEALTHZ},
-        {"/readyz", 1, SRV_HTTP_ROUTE_READYZ},
-        {"/metrics", 1, SRV_HTTP_ROUTE_METRICS},
-        {"/chat/app/token/", 1, SRV_HTTP_ROUTE_NONE},
-        {"/chat/app/token2", 1, SRV_HTTP_ROUTE_NONE},
-        {"/CHAT/app/token", 1, SRV_HTTP_ROUTE_NONE},
-        {"//chat/app/token", 1, SRV_HTTP_ROUTE_NONE},
-        {"/", 1, SRV_HTTP_ROUTE_NONE},
-        {"", 1, SRV_HTTP_ROUTE_NONE},
-        {"/metrics/", 1, SRV_HTTP_ROUTE_NONE},
-    };
-    (void)state;
-    expect_routes(cases, sizeof(cases) / sizeof(cases[0]));
-}
-
-static void test_compat_routes_off_hide_only_the_seed_routes(void **state)
-{
-    static const struct route_case cases[] = {
-        {"/chat/app/token", 0, SRV_HTTP_ROUTE_NONE},
-        {"/chat/user/alice/token", 0, SRV_HTTP_ROUTE_NONE},
-        {"/chat/token/renew", 0, SRV_HTTP_ROUTE_RENEW},
-        {"/metrics", 0, SRV_HTTP_ROUTE_METRICS},
-    };
-    (void)state;
-    expect_routes(cases, sizeof(cases) / sizeof(cases[0]));
-}
-
-static void test_user_route_takes_one_segment(void **state)
-{
-    static const struct route_case others[] = {
-        {"/chat/user/a/b/token", 1, SRV_HTTP_ROUTE_NONE},
-        {"/chat/user/alice/token/", 1, SRV_HTTP_ROUTE_NONE},
-        {"/chat/user/token", 1, SRV_HTTP_ROUTE_NONE},
-        {"/chat/user/alice", 1, SRV_HTTP_ROUTE_NONE},
-    };
     match m = route_of("/chat/user/Alice_1.x-y/token", 1);
 
     (void)state;
@@ -95,7 +80,6 @@ static void test_user_route_takes_one_segment(void **state)
     assert_int_equal(m.route, SRV_HTTP_ROUTE_USER_TOKEN);
     assert_string_equal(m.username, "Alice_1.x-y");
     assert_int_equal(m.len, strlen("Alice_1.x-y"));
-    expect_routes(others, sizeof(others) / sizeof(others[0]));
 }
 
 static void test_empty_username_goes_to_the_handler(void **state)
@@ -304,9 +288,8 @@ static void test_rfc3339_times(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed_routes_match_exactly),
-        cmocka_unit_test(test_compat_routes_off_hide_only_the_seed_routes),
-        cmocka_unit_test(test_user_route_takes_one_segment),
+        cmocka_unit_test(test_routes_match_exactly_and_compat_off_hides_only_the_seed_routes),
+        cmocka_unit_test(test_user_route_takes_the_username_segment),
         cmocka_unit_test(test_empty_username_goes_to_the_handler),
         cmocka_unit_test(test_username_is_percent_decoded),
         cmocka_unit_test(test_bad_percent_encoding_is_invalid_argument),
