@@ -900,6 +900,13 @@ enum field_kind {
 
 struct section;
 
+/* Whether a reload (SIGHUP, a file change) may change a key. */
+enum field_reload {
+    RELOADS = 0,
+    RESTART,        /* any change needs a restart */
+    RESTART_ON_OFF, /* the value may change, but not from empty to set or back (tls.*) */
+};
+
 /* One key: how it parses, its default, its bounds, whether it is secret
  * (masked by the printer) and its line in the README's reference. The
  * defaults, the per-key range checks, the --check-config printer and the
@@ -922,8 +929,9 @@ struct field {
     uint32_t min, max;    /* numbers, checked after loading when max > 0 */
     const char *range_note;
     int secret;
-    const char *def_doc; /* the reference's default column; NULL: from def / def_text */
-    const char *doc;     /* the reference's meaning column; NULL: not listed */
+    enum field_reload restart; /* what a reload may do with it (ct_config_restart_needed) */
+    const char *def_doc;       /* the reference's default column; NULL: from def / def_text */
+    const char *doc;           /* the reference's meaning column; NULL: not listed */
 };
 
 struct section {
@@ -1322,7 +1330,7 @@ static void print_api_keys(const ct_config *cfg, FILE *out, const char *indent);
 static void print_mtls_clients(const ct_config *cfg, FILE *out, const char *indent);
 
 static const struct field app_fields[] = {
-    STRING_FIELD("id", ct_config, app_id, .def_doc = "(required)",
+    STRING_FIELD("id", ct_config, app_id, .def_doc = "(required)", .restart = RESTART,
                  .doc = "the Agora app ID, 32 hex characters; env `CHAT_TOKEN_APP_ID` overrides"),
     STRING_FIELD("certificate", ct_config, app_certificate, .secret = 1, .print = print_certificate,
                  .def_doc = "(this or the file)",
@@ -1334,7 +1342,11 @@ static const struct field app_fields[] = {
                         "`CHAT_TOKEN_APP_CERTIFICATE_FILE` overrides"),
     LIST_FIELD("previous_certificates", previous_certificates, previous_certificate_count,
                .secret = 1, .doc = "older certificates that RenewToken still accepts"),
-    STRING_FIELD("key", ct_config, app_key,
+    LIST_FIELD("previous_certificate_files", previous_certificate_files,
+               previous_certificate_file_count,
+               .doc = "files each holding an older certificate that RenewToken still accepts (with "
+                      "`previous_certificates`, at most 8 in all)"),
+    STRING_FIELD("key", ct_config, app_key, .restart = RESTART,
                  .doc = "the Chat app key `org#app`; required with `user_tokens.identity: uuid`"),
 };
 static const struct section app_section = SECTION_OF(app_fields);
@@ -1370,6 +1382,7 @@ static const struct section tokens_section = SECTION_OF(tokens_fields);
 
 static const struct field user_tokens_fields[] = {
     CHOICE_FIELD("identity", identity, identity_names, .def = CT_IDENTITY_USERNAME,
+                 .restart = RESTART,
                  .doc = "what user tokens carry: the normalised username, or the user's Chat UUID "
                         "(`uuid`, looked up through the directory)"),
 };
@@ -1391,11 +1404,11 @@ static const struct field auth_fields[] = {
 static const struct section auth_section = SECTION_OF(auth_fields);
 
 static const struct field tls_fields[] = {
-    STRING_FIELD("cert_file", ct_config, tls_cert_file,
+    STRING_FIELD("cert_file", ct_config, tls_cert_file, .restart = RESTART_ON_OFF,
                  .doc = "TLS for the `listen` addresses: the certificate chain (PEM)"),
-    STRING_FIELD("key_file", ct_config, tls_key_file,
+    STRING_FIELD("key_file", ct_config, tls_key_file, .restart = RESTART_ON_OFF,
                  .doc = "its private key (PEM); goes with `tls.cert_file`"),
-    STRING_FIELD("client_ca_file", ct_config, tls_client_ca_file,
+    STRING_FIELD("client_ca_file", ct_config, tls_client_ca_file, .restart = RESTART_ON_OFF,
                  .doc = "require and verify client certificates (mTLS)"),
 };
 static const struct section tls_section = SECTION_OF(tls_fields);
@@ -1417,7 +1430,7 @@ static const struct section shutdown_section = SECTION_OF(shutdown_fields);
 
 static const struct field cache_fields[] = {
     U32_FIELD("capacity", directory_cache_capacity, .def = 100000, .min = 1, .max = UINT32_MAX,
-              .doc = "UUIDs kept per pod"),
+              .restart = RESTART, .doc = "UUIDs kept per pod"),
     U32_FIELD("ttl_seconds", directory_cache_ttl_seconds, .def = 86400, .min = 1, .max = UINT32_MAX,
               .doc = "how long a UUID is kept"),
     U32_FIELD("negative_ttl_seconds", directory_cache_negative_ttl_seconds, .def = 30,
@@ -1427,6 +1440,7 @@ static const struct section cache_section = SECTION_OF(cache_fields);
 
 static const struct field directory_fields[] = {
     STRING_FIELD("base_url", ct_config, directory_base_url, .def_text = "https://a41.chat.agora.io",
+                 .restart = RESTART,
                  .doc = "the Agora Chat REST API (uuid mode); `https://` in production, `http://` "
                         "allowed for tests"),
     BOOL_FIELD("auto_register", directory_auto_register, .def = 1,
@@ -1455,7 +1469,7 @@ static const struct field cors_fields[] = {
 static const struct section cors_section = SECTION_OF(cors_fields);
 
 static const struct field http_fields[] = {
-    STRING_FIELD("listen", ct_config, http_listen, .def_doc = "none (off)",
+    STRING_FIELD("listen", ct_config, http_listen, .def_doc = "none (off)", .restart = RESTART,
                  .doc = "the HTTP side port: `host:port`"),
     BOOL_FIELD("compat_routes", http_compat_routes, .def = 1,
                .doc = "serve the seed's `GET /chat/app/token` and `GET /chat/user/{name}/token`"),
@@ -1464,14 +1478,14 @@ static const struct field http_fields[] = {
                       "auth"),
     SECTION_FIELD("cors", cors_section),
     U32_FIELD("max_connections", http_max_connections, .def = 1024, .min = 1, .max = UINT32_MAX,
-              .doc = "concurrent HTTP connections"),
+              .restart = RESTART, .doc = "concurrent HTTP connections"),
     U32_FIELD("request_timeout_seconds", http_request_timeout_seconds, .def = 10, .min = 1,
-              .max = 3600,
+              .max = 3600, .restart = RESTART,
               .doc = "the time (1..3600 s) a connection has to deliver a complete request, from "
                      "connecting or from its previous answer; slower ones (slow headers or body, "
                      "idle keep-alive) are closed"),
     U32_FIELD("max_connections_per_ip", http_max_connections_per_ip, .def = 64, .min = 1,
-              .max = UINT32_MAX,
+              .max = UINT32_MAX, .restart = RESTART,
               .doc = "connections one client address may hold (unix sockets: no cap); behind a "
                      "proxy, ingress or mesh sidecar every connection has the proxy's address: set "
                      "it to `http.max_connections`"),
@@ -1480,8 +1494,9 @@ static const struct section http_section = SECTION_OF(http_fields);
 
 static const struct field root_fields[] = {
     LIST_FIELD("listen", listen, listen_count, .single_ok = 1, .def_doc = "(required)",
+               .restart = RESTART,
                .doc = "gRPC listeners: `host:port`, `[v6]:port` or `unix:/absolute/path`"),
-    STRING_FIELD("health_listen", ct_config, health_listen,
+    STRING_FIELD("health_listen", ct_config, health_listen, .restart = RESTART,
                  .doc = "a plaintext listener that serves only `grpc.health.v1` (Kubernetes "
                         "probes when the main port is mTLS)"),
     CUSTOM_FIELD("app", parse_app, .section = &app_section),
@@ -1494,6 +1509,7 @@ static const struct field root_fields[] = {
      MEMBER(ct_config, workers),
      .max = CT_CONFIG_MAX_WORKERS,
      .range_note = " (0 = one per core)",
+     .restart = RESTART,
      .doc = "worker threads (one completion queue each); 0 = one per core"},
     SECTION_FIELD("log", log_section),
     SECTION_FIELD("shutdown", shutdown_section),
@@ -1677,12 +1693,88 @@ static int point_certificate_at_file(struct loader *ld)
     return remember_at(ld, "app.certificate", line, column, NULL);
 }
 
+/* The overrides as ct_config_capture_env took them: the certificate is
+ * scrubbed from the environment at start, and a reload must still see it. */
+enum { ENV_APP_ID, ENV_APP_CERTIFICATE, ENV_APP_CERTIFICATE_FILE, ENV_COUNT };
+static const char *const env_names[ENV_COUNT] = {"CHAT_TOKEN_APP_ID", "CHAT_TOKEN_APP_CERTIFICATE",
+                                                 "CHAT_TOKEN_APP_CERTIFICATE_FILE"};
+static struct {
+    int captured;
+    char *values[ENV_COUNT]; /* NULL: not set */
+} env_capture;
+
+void ct_config_capture_env(void)
+{
+    ct_config_release_env();
+    for (size_t i = 0; i < ENV_COUNT; i++) {
+        const char *value = getenv(env_names[i]);
+        /* out of memory: as if unset, and the load then says what is missing */
+        env_capture.values[i] = value != NULL ? strdup(value) : NULL;
+    }
+    env_capture.captured = 1;
+    ct_secret_scrub_env("CHAT_TOKEN_APP_CERTIFICATE");
+}
+
+void ct_config_release_env(void)
+{
+    for (size_t i = 0; i < ENV_COUNT; i++) {
+        if (env_capture.values[i] != NULL) {
+            OPENSSL_cleanse(env_capture.values[i], strlen(env_capture.values[i]));
+            free(env_capture.values[i]);
+            env_capture.values[i] = NULL;
+        }
+    }
+    env_capture.captured = 0;
+}
+
+static const char *env_value(size_t which)
+{
+    return env_capture.captured ? env_capture.values[which] : getenv(env_names[which]);
+}
+
+/* app.previous_certificate_files, appended to the inline ones; read on
+ * every load, so a reload picks up their new content. */
+static int read_previous_certificates(struct loader *ld)
+{
+    ct_config *cfg = ld->cfg;
+    char path[KEY_PATH_MAX];
+    char secret[SECRET_READ_MAX];
+    char why[MESSAGE_MAX];
+
+    for (size_t i = 0; i < cfg->previous_certificate_file_count; i++) {
+        const char *file = cfg->previous_certificate_files[i];
+        size_t len;
+
+        snprintf(path, sizeof(path), "app.previous_certificate_files[%zu]", i);
+        if (cfg->previous_certificate_count >= CT_CONFIG_MAX_PREVIOUS_CERTS) {
+            return fail_at_path(ld, path,
+                                "at most %d previous certificates in all (inline and "
+                                "from files)",
+                                CT_CONFIG_MAX_PREVIOUS_CERTS);
+        }
+        if (ct_secret_read_file(file, secret, sizeof(secret), why, sizeof(why)) != 0) {
+            return fail_at_path(ld, path, "%s", why);
+        }
+        len = strlen(secret);
+        if (len != 32 || !is_hex(secret, 32)) {
+            OPENSSL_cleanse(secret, sizeof(secret));
+            return fail_at_path(ld, path,
+                                "%s holds %zu characters; a certificate is 32 hex "
+                                "characters",
+                                file, len);
+        }
+        memcpy(cfg->previous_certificates[cfg->previous_certificate_count++], secret, len + 1);
+        OPENSSL_cleanse(secret, sizeof(secret));
+    }
+    return 0;
+}
+
 static int apply_env(struct loader *ld)
 {
     ct_config *cfg = ld->cfg;
-    const char *id = getenv("CHAT_TOKEN_APP_ID");
-    const char *cert = getenv("CHAT_TOKEN_APP_CERTIFICATE");
-    const char *cert_file = getenv("CHAT_TOKEN_APP_CERTIFICATE_FILE");
+    const char *id = env_value(ENV_APP_ID);
+    const char *cert = env_value(ENV_APP_CERTIFICATE);
+    const char *cert_file = env_value(ENV_APP_CERTIFICATE_FILE);
 
     if (id != NULL &&
         take_env(ld, "CHAT_TOKEN_APP_ID", "app.id", id, cfg->app_id, sizeof(cfg->app_id)) != 0) {
@@ -1775,7 +1867,7 @@ static int load_text(struct loader *ld)
     }
     release_event(ld);
     trim_base_url(ld->cfg);
-    if (apply_env(ld) != 0) {
+    if (apply_env(ld) != 0 || read_previous_certificates(ld) != 0) {
         return -1;
     }
     memset(&p, 0, sizeof(p));
@@ -2057,8 +2149,75 @@ static void reference_section(const struct section *sec, const char *prefix, FIL
         /* a list of mappings is documented as one row: key[] */
         fprintf(out, "| `%s%s` | ", path, f->kind == FIELD_CUSTOM ? "[]" : "");
         reference_default(f, out);
-        fprintf(out, " | %s |\n", f->doc);
+        fprintf(out, " | %s%s |\n", f->doc,
+                f->restart == RESTART          ? " (restart to change)"
+                : f->restart == RESTART_ON_OFF ? " (reloads; restart to turn on or off)"
+                                               : "");
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* Reloads: which changes need a restart                                */
+
+static int field_differs(const struct field *f, const ct_config *a, const ct_config *b)
+{
+    const char *x = (const char *)a + f->offset;
+    const char *y = (const char *)b + f->offset;
+
+    switch (f->kind) {
+    case FIELD_STRING:
+        if (f->restart == RESTART_ON_OFF) {
+            return (x[0] != '\0') != (y[0] != '\0');
+        }
+        return strcmp(x, y) != 0;
+    case FIELD_STRING_LIST: {
+        size_t count = *(const size_t *)(const void *)((const char *)a + f->count_offset);
+        if (count != *(const size_t *)(const void *)((const char *)b + f->count_offset)) {
+            return 1;
+        }
+        for (size_t i = 0; i < count; i++) {
+            if (strcmp(x + i * f->size, y + i * f->size) != 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    case FIELD_U32:
+        return *(const uint32_t *)(const void *)x != *(const uint32_t *)(const void *)y;
+    case FIELD_UNSIGNED:
+    case FIELD_CHOICE:
+        return *(const unsigned *)(const void *)x != *(const unsigned *)(const void *)y;
+    case FIELD_BOOL:
+        return *(const int *)(const void *)x != *(const int *)(const void *)y;
+    default:
+        return 0;
+    }
+}
+
+static int section_restart_key(const struct section *sec, const char *prefix, const ct_config *a,
+                               const ct_config *b, char *key, size_t keylen)
+{
+    for (size_t i = 0; i < sec->count; i++) {
+        const struct field *f = &sec->fields[i];
+        char path[KEY_PATH_MAX];
+
+        snprintf(path, sizeof(path), "%s%s%s", prefix, prefix[0] != '\0' ? "." : "", f->key);
+        if (f->kind == FIELD_SECTION || (f->kind == FIELD_CUSTOM && f->print == NULL)) {
+            if (f->section != NULL && section_restart_key(f->section, path, a, b, key, keylen)) {
+                return 1;
+            }
+        } else if (f->restart != RELOADS && field_differs(f, a, b)) {
+            snprintf(key, keylen, "%s", path);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int ct_config_restart_needed(const ct_config *running, const ct_config *next, char *key,
+                             size_t keylen)
+{
+    return section_restart_key(&root_section, "", running, next, key, keylen);
 }
 
 void ct_config_reference(FILE *out)

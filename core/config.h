@@ -62,7 +62,9 @@ typedef struct ct_config {
     char app_id[33];
     char app_certificate[33];
     size_t previous_certificate_count;
-    char previous_certificates[CT_CONFIG_MAX_PREVIOUS_CERTS][33];
+    char previous_certificates[CT_CONFIG_MAX_PREVIOUS_CERTS][33]; /* inline, then from files */
+    size_t previous_certificate_file_count;
+    char previous_certificate_files[CT_CONFIG_MAX_PREVIOUS_CERTS][CT_CONFIG_PATH_MAX];
     char app_key[CT_CONFIG_APP_KEY_MAX];
 
     /* tokens */
@@ -150,5 +152,21 @@ void ct_config_reference(FILE *out);
 
 /* Wipes the secrets in cfg (certificates, key hashes). */
 void ct_config_wipe(ct_config *cfg);
+
+/* Takes the environment overrides (CHAT_TOKEN_APP_ID,
+ * CHAT_TOKEN_APP_CERTIFICATE, CHAT_TOKEN_APP_CERTIFICATE_FILE) into this
+ * process's memory and scrubs CHAT_TOKEN_APP_CERTIFICATE from the
+ * environment (not to be left in /proc/PID/environ). Every later
+ * ct_config_load, a reload too, applies the captured values; before a
+ * capture, loads read the environment. ct_config_release_env wipes them. */
+void ct_config_capture_env(void);
+void ct_config_release_env(void);
+
+/* A reload may change most keys; those marked "restart" in the key table
+ * (listeners, workers, app.id, ...) may not, and tls.* may change files but
+ * not go on or off. 1 with the first such key's path in key when next
+ * differs from running in one of them, else 0. */
+int ct_config_restart_needed(const ct_config *running, const ct_config *next, char *key,
+                             size_t keylen);
 
 #endif
