@@ -126,6 +126,10 @@ struct ud_directory {
     uint32_t rate_per_second; /* 0: no limit */
     int64_t ttl_ms;
     int64_t negative_ttl_ms;
+    /* ud_directory_update's options, under lock until the thread takes them */
+    int update_pending;
+    char update_certificate[CT_HEX_ID_LEN + 1];
+    ud_options update;
 
     /* directory thread only */
     int64_t next_backoff_ms; /* earliest end of a backoff, for the poll timeout */
@@ -867,6 +871,8 @@ static void adopt_incoming_locked(ud_directory *dir, int start)
     }
 }
 
+static void apply_update_locked(ud_directory *dir);
+
 /* Takes new flights and drops waiters whose deadline passed; flights that
  * nobody waits for any more leave the table and are freed. */
 static void sync_with_callers(ud_directory *dir, int64_t now)
@@ -877,6 +883,7 @@ static void sync_with_callers(ud_directory *dir, int64_t now)
     int64_t earliest = INT64_MAX;
 
     pthread_mutex_lock(&dir->lock);
+    apply_update_locked(dir);
     adopt_incoming_locked(dir, 1);
     if (now >= dir->earliest_deadline_ms) {
         for (f = dir->active; f != NULL; f = f->next) {
@@ -920,6 +927,48 @@ static void sync_with_callers(ud_directory *dir, int64_t now)
         flight_free(dir, dead);
         dead = f;
     }
+}
+
+/* Options from ud_directory_update, applied between two passes of the
+ * thread: the only reader of them. Caller holds dir->lock. */
+static void apply_update_locked(ud_directory *dir)
+{
+    const ud_options *opt = &dir->update;
+
+    if (!dir->update_pending) {
+        return;
+    }
+    dir->update_pending = 0;
+    if (strcmp(dir->app_certificate, dir->update_certificate) != 0) {
+        memcpy(dir->app_certificate, dir->update_certificate, sizeof(dir->app_certificate));
+        dir->app_token_valid = 0; /* the next request signs with the new certificate */
+    }
+    ct_secret_wipe(dir->update_certificate, sizeof(dir->update_certificate));
+    dir->auto_register = opt->auto_register;
+    dir->connect_timeout_ms = opt->connect_timeout_ms;
+    dir->request_timeout_ms = opt->request_timeout_ms;
+    dir->retries = opt->retries;
+    if (dir->rate_per_second != opt->rate_limit_per_second) {
+        dir->rate_per_second = opt->rate_limit_per_second;
+        dir->bucket_burst = dir->rate_per_second >= 10 ? dir->rate_per_second / 10.0 : 1.0;
+        if (dir->bucket_tokens > dir->bucket_burst) {
+            dir->bucket_tokens = dir->bucket_burst;
+        }
+    }
+    dir->ttl_ms = (int64_t)opt->cache_ttl_seconds * 1000;
+    dir->negative_ttl_ms = (int64_t)opt->cache_negative_ttl_seconds * 1000;
+}
+
+void ud_directory_update(ud_directory *dir, const ud_options *opt)
+{
+    pthread_mutex_lock(&dir->lock);
+    dir->update = *opt;
+    snprintf(dir->update_certificate, sizeof(dir->update_certificate), "%s", opt->app_certificate);
+    dir->update.app_certificate = NULL; /* copied above; opt's may be wiped */
+    dir->update.base_url = dir->update.app_key = dir->update.app_id = NULL;
+    dir->update_pending = 1;
+    pthread_mutex_unlock(&dir->lock);
+    curl_multi_wakeup(dir->multi);
 }
 
 static void refill_bucket(ud_directory *dir, int64_t now)
@@ -1162,6 +1211,7 @@ void ud_directory_destroy(ud_directory *dir)
     ud_cache_destroy(dir->cache);
     free(dir->users_url);
     ct_secret_wipe(dir->app_certificate, sizeof(dir->app_certificate));
+    ct_secret_wipe(dir->update_certificate, sizeof(dir->update_certificate));
     ct_secret_wipe(dir->app_token, sizeof(dir->app_token));
     pthread_mutex_destroy(&dir->lock);
     free(dir);

@@ -88,6 +88,13 @@ void ud_options_from_config(const ct_config *cfg, ud_options *opt);
  * when out of resources or when the app credentials cannot sign a token. */
 ud_directory *ud_directory_create(const ud_options *opt, char *err, size_t errlen);
 
+/* A reload: takes the options a running directory can change (the app
+ * certificate, auto_register, timeouts, retries, rate limit, cache TTLs);
+ * base_url, app_key, app_id and cache_capacity stay as created (the config
+ * marks them restart-only). Thread-safe; the directory's thread applies
+ * them before its next request. */
+void ud_directory_update(ud_directory *dir, const ud_options *opt);
+
 /* Fails every lookup still waiting with UD_UNAVAILABLE ("shutting down"),
  * runs their callbacks and stops the thread. Lookups after it answer
  * UNAVAILABLE (or from the cache, which stays readable until destroy).
