@@ -32,7 +32,7 @@
 #include "reflection.h"
 #include "rpc.h"
 #include "rtc_proto.h"
-#include "secret.h"
+#include "snapshot.h"
 #include "wire.h"
 
 #define MAX_WORKERS 64
@@ -43,7 +43,6 @@
 /* Requests kept posted per method and queue: enough that a burst of new
  * calls rarely waits for a re-post. */
 #define POSTED_PER_METHOD 16
-#define PEM_MAX (256 * 1024)
 
 #define METHOD_PREFIX "/chattoken.v1.TokenService/"
 #define SERVICE_NAME "chattoken.v1.TokenService"
@@ -95,6 +94,10 @@ typedef struct call {
     enum ct_method method; /* for logs and metrics */
     srv_caller caller;
     srv_status status;
+    /* the config snapshot the call holds from its start to its end (NULL for
+     * health calls), and the handlers' context with its config */
+    srv_snapshot *snapshot;
+    srv_context ctx;
     srv_user_request user; /* GetUserToken, possibly finished elsewhere */
     /* health Watch */
     pthread_mutex_t lock;
@@ -150,9 +153,20 @@ struct worker {
     pthread_t thread;
 };
 
+/* One per TLS listener: the TLS files its connections were last given
+ * (gRPC core asks at each new connection; each listener asks for itself). */
+typedef struct tls_fetcher {
+    srv_snapshots *snapshots;
+    pthread_mutex_t lock;
+    uint8_t served_sha256[32];
+    int served;
+} tls_fetcher;
+
 struct srv_grpc {
-    const ct_config *config;
+    const ct_config *config; /* the start's: listeners, workers */
     const srv_context *ctx;
+    tls_fetcher *fetchers[CT_CONFIG_MAX_LISTEN];
+    size_t fetcher_count;
     grpc_server *main;
     grpc_server *health;                  /* NULL without health_listen */
     void *methods[CT_METHOD_TOKEN_COUNT]; /* registered TokenService methods */
@@ -309,7 +323,7 @@ static void credentials_from_call(call *c, srv_credentials *cred, grpc_auth_cont
             (const char *)GRPC_SLICE_START_PTR(m->value), GRPC_SLICE_LENGTH(m->value));
     }
     *auth = NULL;
-    if (c->server->config->mtls_client_count == 0) {
+    if (c->ctx.config->mtls_client_count == 0) {
         return;
     }
     *auth = grpc_call_auth_context(c->call);
@@ -332,7 +346,7 @@ static int authenticate(call *c)
     int rc;
 
     credentials_from_call(c, &cred, &auth);
-    rc = srv_auth_identify(c->server->config, &cred, &c->caller, &c->status);
+    rc = srv_auth_identify(c->ctx.config, &cred, &c->caller, &c->status);
     if (auth != NULL) {
         grpc_auth_context_release(auth);
     }
@@ -422,8 +436,7 @@ static void answer_now(call *c, const uint8_t *data, size_t len)
         Chattoken__V1__GetAppTokenRequest *req =
             unpack_request(c, &chattoken__v1__get_app_token_request__descriptor, &arena, data, len);
         if (req != NULL) {
-            rc =
-                srv_get_app_token(c->server->ctx, &c->caller, req->ttl_seconds, &reply, &c->status);
+            rc = srv_get_app_token(&c->ctx, &c->caller, req->ttl_seconds, &reply, &c->status);
         }
         free_request(req, &arena);
     } else if (c->kind == CT_METHOD_GET_RTC_TOKEN) {
@@ -432,22 +445,22 @@ static void answer_now(call *c, const uint8_t *data, size_t len)
         srv_rtc_request r;
         if (req != NULL) {
             srv_rtc_request_from_proto(req, &r);
-            rc = srv_get_rtc_token(c->server->ctx, &c->caller, &r, &reply, &c->status);
+            rc = srv_get_rtc_token(&c->ctx, &c->caller, &r, &reply, &c->status);
         }
         free_request(req, &arena);
     } else if (c->kind == CT_METHOD_GET_RTM_TOKEN) {
         Chattoken__V1__GetRtmTokenRequest *req =
             unpack_request(c, &chattoken__v1__get_rtm_token_request__descriptor, &arena, data, len);
         if (req != NULL) {
-            rc = srv_get_rtm_token(c->server->ctx, &c->caller, req->user_id, req->ttl_seconds,
-                                   &reply, &c->status);
+            rc = srv_get_rtm_token(&c->ctx, &c->caller, req->user_id, req->ttl_seconds, &reply,
+                                   &c->status);
         }
         free_request(req, &arena);
     } else {
         Chattoken__V1__RenewTokenRequest *req =
             unpack_request(c, &chattoken__v1__renew_token_request__descriptor, &arena, data, len);
         if (req != NULL) {
-            rc = srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
+            rc = srv_renew_token(&c->ctx, &c->caller, req->token, strlen(req->token),
                                  req->ttl_seconds, &reply, &c->status);
         }
         free_request(req, &arena);
@@ -483,8 +496,8 @@ static int answer_user(call *c, const uint8_t *data, size_t len)
     if (req == NULL) {
         return 0;
     }
-    srv_get_user_token(c->server->ctx, &c->caller, req->username, strlen(req->username),
-                       req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
+    srv_get_user_token(&c->ctx, &c->caller, req->username, strlen(req->username), req->ttl_seconds,
+                       deadline_ms(c), &c->user, user_done, c);
     free_request(req, &arena);
     return 1;
 }
@@ -497,6 +510,7 @@ static void dispatch_token_call(call *c)
     int handed_on = 0;
 
     c->method = c->kind;
+    c->snapshot = srv_snapshot_enter(c->server->ctx, &c->ctx);
     if (read_payload(c->payload, stack, &data, &len) != 0) {
         srv_fail(&c->status, SRV_RESOURCE_EXHAUSTED, "request is over %d bytes", MESSAGE_MAX);
     } else if (c->payload == NULL) {
@@ -752,7 +766,7 @@ static enum ct_method generic_method(const call *c)
  * identifies (whatever its methods); off, nobody, as an unknown method. */
 static int reflection_allowed(call *c)
 {
-    switch (c->server->config->reflection) {
+    switch (c->ctx.config->reflection) {
     case CT_REFLECTION_OFF:
         srv_fail(&c->status, SRV_UNIMPLEMENTED, "reflection is off (reflection: off)");
         return 0;
@@ -773,6 +787,7 @@ static void dispatch_generic(call *c)
     } else if (c->method == CT_METHOD_HEALTH_WATCH) {
         recv_message(c, STEP_WATCH_RECV);
     } else if (c->method == CT_METHOD_REFLECTION) {
+        c->snapshot = srv_snapshot_enter(c->server->ctx, &c->ctx);
         if (!reflection_allowed(c)) {
             finish(c);
             return;
@@ -822,6 +837,7 @@ static void call_free(call *c)
     if (c->call != NULL) {
         grpc_call_unref(c->call);
     }
+    srv_snapshot_release(c->snapshot);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -1040,31 +1056,66 @@ static void *worker_main(void *arg)
 
 /* ---- start and stop ---- */
 
-static grpc_server_credentials *main_credentials(const ct_config *cfg, char *err, size_t errlen)
+/* gRPC core's certificate config fetcher: the current snapshot's TLS
+ * files when they differ from those this listener serves (new connections
+ * get them; established ones keep theirs), else UNCHANGED. */
+static grpc_ssl_certificate_config_reload_status
+fetch_certificates(void *arg, grpc_ssl_server_certificate_config **out)
 {
-    static char cert[PEM_MAX];
-    static char key[PEM_MAX];
-    static char ca[PEM_MAX];
-    grpc_ssl_pem_key_cert_pair pair = {key, cert};
+    tls_fetcher *f = arg;
+    srv_snapshot *snap = srv_snapshots_acquire(f->snapshots);
+    grpc_ssl_certificate_config_reload_status status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+
+    pthread_mutex_lock(&f->lock);
+    if (snap->tls_cert == NULL) {
+        status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL; /* cannot happen: tls cannot turn off */
+    } else if (!f->served || memcmp(f->served_sha256, snap->tls_sha256, 32) != 0) {
+        grpc_ssl_pem_key_cert_pair pair = {snap->tls_key, snap->tls_cert};
+        /* copies the PEM strings. gRPC 1.51 asserts root certificates in a
+         * fetched config even when client certificates are not requested:
+         * without a client CA, the server's own chain stands in, unused. */
+        *out = grpc_ssl_server_certificate_config_create(
+            snap->tls_client_ca != NULL ? snap->tls_client_ca : snap->tls_cert, &pair, 1);
+        if (*out != NULL) {
+            memcpy(f->served_sha256, snap->tls_sha256, 32);
+            f->served = 1;
+            status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
+        } else {
+            status = GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL;
+        }
+    }
+    pthread_mutex_unlock(&f->lock);
+    srv_snapshot_release(snap);
+    return status;
+}
+
+/* The credentials of one main listener: plaintext, or TLS from the
+ * snapshots (a fetcher of its own, kept until the server is destroyed). */
+static grpc_server_credentials *main_credentials(srv_grpc *s, char *err, size_t errlen)
+{
+    const ct_config *cfg = s->config;
+    grpc_ssl_server_credentials_options *options;
     grpc_server_credentials *creds;
-    int require_client = cfg->tls_client_ca_file[0] != '\0';
+    tls_fetcher *f;
 
     if (cfg->tls_cert_file[0] == '\0') {
         return grpc_insecure_server_credentials_create();
     }
-    if (ct_secret_read_file(cfg->tls_cert_file, cert, sizeof(cert), err, errlen) != 0 ||
-        ct_secret_read_file(cfg->tls_key_file, key, sizeof(key), err, errlen) != 0 ||
-        (require_client &&
-         ct_secret_read_file(cfg->tls_client_ca_file, ca, sizeof(ca), err, errlen) != 0)) {
-        ct_secret_wipe(key, sizeof(key));
+    f = calloc(1, sizeof(*f));
+    if (f == NULL || s->fetcher_count >= CT_CONFIG_MAX_LISTEN) {
+        free(f);
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    creds = grpc_ssl_server_credentials_create_ex(
-        require_client ? ca : NULL, &pair, 1,
-        require_client ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                       : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
-        NULL);
-    ct_secret_wipe(key, sizeof(key));
+    f->snapshots = s->ctx->snapshots;
+    pthread_mutex_init(&f->lock, NULL);
+    s->fetchers[s->fetcher_count++] = f;
+    options = grpc_ssl_server_credentials_create_options_using_config_fetcher(
+        cfg->tls_client_ca_file[0] != '\0'
+            ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+            : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE,
+        fetch_certificates, f);
+    creds = options != NULL ? grpc_ssl_server_credentials_create_with_options(options) : NULL;
     if (creds == NULL) {
         snprintf(err, errlen, "cannot use the TLS certificate or key");
     }
@@ -1151,16 +1202,17 @@ static void post_all(srv_grpc *s)
 static int add_listeners(srv_grpc *s, char *err, size_t errlen)
 {
     const ct_config *cfg = s->config;
-    grpc_server_credentials *creds = main_credentials(cfg, err, errlen);
+    grpc_server_credentials *creds;
     int rc = 0;
 
-    if (creds == NULL) {
-        return -1;
-    }
     for (size_t i = 0; rc == 0 && i < cfg->listen_count; i++) {
+        creds = main_credentials(s, err, errlen);
+        if (creds == NULL) {
+            return -1;
+        }
         rc = add_listener(s->main, cfg->listen[i], creds, err, errlen);
+        grpc_server_credentials_release(creds);
     }
-    grpc_server_credentials_release(creds);
     if (rc == 0 && s->health != NULL) {
         creds = grpc_insecure_server_credentials_create();
         rc = add_listener(s->health, cfg->health_listen, creds, err, errlen);
@@ -1339,6 +1391,10 @@ void srv_grpc_destroy(srv_grpc *s)
         if (s->workers[i].cq != NULL) {
             grpc_completion_queue_destroy(s->workers[i].cq);
         }
+    }
+    for (size_t i = 0; i < s->fetcher_count; i++) {
+        pthread_mutex_destroy(&s->fetchers[i]->lock);
+        free(s->fetchers[i]);
     }
     pthread_mutex_destroy(&s->watchers_lock);
     free(s);

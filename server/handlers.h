@@ -39,6 +39,9 @@ typedef struct srv_context {
     const ct_config *config;
     ud_directory *directory; /* set in uuid identity mode, else NULL */
     int64_t (*now)(void);    /* unix seconds; NULL = time() (tests fix the clock) */
+    /* the current config (snapshot.h): the transports give each call a copy
+     * of this context with its snapshot's config; NULL = config is fixed */
+    struct srv_snapshots *snapshots;
 } srv_context;
 
 /* Checks that caller may call method: SRV_OK or PERMISSION_DENIED naming

@@ -32,6 +32,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "rpc.h"
+#include "snapshot.h"
 
 #define LISTEN_BACKLOG 128
 #define STRINGIFY(x) #x
@@ -125,6 +126,10 @@ typedef struct request {
     int origin_allowed;
     const char *origin; /* MHD's copy, alive as long as the request */
     srv_caller caller;
+    /* the config snapshot the request holds until MHD completes it, and the
+     * handlers' context with its config */
+    srv_snapshot *snapshot;
+    srv_context ctx;
     char username[CT_USERNAME_MAX * 3 + 1]; /* decoded; the handler validates it */
     size_t username_len;
     uint32_t ttl;
@@ -187,7 +192,7 @@ static void common_headers(request *r, struct MHD_Response *resp)
 {
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "Cache-Control", "no-store");
-    if (r->http->cfg->http_cors_origin_count > 0) {
+    if (r->ctx.config->http_cors_origin_count > 0) {
         MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
     }
     if (r->origin_allowed) {
@@ -392,7 +397,7 @@ static int authenticate(request *r, srv_status *status)
 
     memset(&cred, 0, sizeof(cred));
     MHD_get_connection_values_n(r->connection, MHD_HEADER_KIND, add_header, &cred);
-    return srv_auth_identify(r->http->cfg, &cred, &r->caller, status);
+    return srv_auth_identify(r->ctx.config, &cred, &r->caller, status);
 }
 
 /* Runs once, on this thread or the directory's. Whoever comes second of
@@ -417,7 +422,7 @@ static enum MHD_Result start_user_token(request *r, const char *username, size_t
     r->lookup_started = 1;
     atomic_store(&r->lookup_state, LOOKUP_RUNNING);
     atomic_fetch_add(&h->lookups, 1);
-    srv_get_user_token(h->ctx, &r->caller, username, username_len, r->ttl,
+    srv_get_user_token(&r->ctx, &r->caller, username, username_len, r->ttl,
                        ud_monotonic_ms() + SRV_HTTP_LOOKUP_TIMEOUT_MS, &r->user, on_user_done, r);
     if (atomic_load(&r->lookup_state) == LOOKUP_DONE) {
         return answer_token(r, &r->user.reply, &r->user.status);
@@ -444,7 +449,7 @@ static enum MHD_Result answer_renew(request *r)
         finish_rpc(r, &status);
         return respond_error(r, &status, 0);
     }
-    srv_renew_token(r->http->ctx, &r->caller, token, token_len, ttl, &reply, &status);
+    srv_renew_token(&r->ctx, &r->caller, token, token_len, ttl, &reply, &status);
     free(token);
     rc = answer_token(r, &reply, &status);
     memset(&reply, 0, sizeof(reply));
@@ -521,7 +526,7 @@ static enum MHD_Result begin_rpc(request *r)
     if (r->route == SRV_HTTP_ROUTE_USER_TOKEN) {
         return start_user_token(r, r->username, r->username_len);
     }
-    srv_get_app_token(r->http->ctx, &r->caller, r->ttl, &reply, &status);
+    srv_get_app_token(&r->ctx, &r->caller, r->ttl, &reply, &status);
     rc = answer_token(r, &reply, &status);
     memset(&reply, 0, sizeof(reply));
     return rc;
@@ -585,7 +590,7 @@ static enum MHD_Result respond_redirect(request *r, unsigned status, const char 
 /* Calls the handler of r->ask (parsed) and answers. */
 static enum MHD_Result answer_agora(request *r)
 {
-    const srv_context *ctx = r->http->ctx;
+    const srv_context *ctx = &r->ctx;
     srv_token_reply reply;
     srv_status status;
     enum MHD_Result rc;
@@ -666,13 +671,13 @@ static enum MHD_Result begin(request *r, const char *url, const char *method)
     srv_status status;
 
     r->origin = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, "Origin");
-    r->origin_allowed = srv_http_origin_allowed(r->http->cfg, r->origin);
+    r->origin_allowed = srv_http_origin_allowed(r->ctx.config, r->origin);
     if (strlen(url) > SRV_HTTP_URL_MAX) {
         srv_fail(&status, SRV_INVALID_ARGUMENT, "request path is longer than %d bytes",
                  SRV_HTTP_URL_MAX);
         return respond_error(r, &status, MHD_HTTP_URI_TOO_LONG);
     }
-    if (r->http->cfg->http_agora_token_service_routes) {
+    if (r->ctx.config->http_agora_token_service_routes) {
         srv_agora_match m;
         if (srv_agora_match_path(url, &m, &status) != SRV_OK) {
             r->agora = 1;
@@ -682,7 +687,7 @@ static enum MHD_Result begin(request *r, const char *url, const char *method)
             return begin_agora(r, &m, method);
         }
     }
-    if (srv_http_match(url, r->http->cfg->http_compat_routes, &r->route, r->username,
+    if (srv_http_match(url, r->ctx.config->http_compat_routes, &r->route, r->username,
                        sizeof(r->username), &r->username_len, &status) != SRV_OK) {
         return respond_error(r, &status, 0);
     }
@@ -851,7 +856,7 @@ static enum MHD_Result refuse_over_limit(request *r)
     r->begun = 1;
     r->over_limit = 1;
     r->origin = MHD_lookup_connection_value(r->connection, MHD_HEADER_KIND, "Origin");
-    r->origin_allowed = srv_http_origin_allowed(r->http->cfg, r->origin);
+    r->origin_allowed = srv_http_origin_allowed(r->ctx.config, r->origin);
     srv_fail(&status, SRV_UNAVAILABLE, "too many connections: limit %u", r->http->limit);
     return respond_error(r, &status, 0);
 }
@@ -956,6 +961,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *connection, 
             return MHD_NO;
         }
         r->http = cls;
+        r->snapshot = srv_snapshot_enter(r->http->ctx, &r->ctx);
         r->connection = connection;
         r->method = CT_METHOD_UNKNOWN;
         clock_gettime(CLOCK_MONOTONIC, &r->started);
@@ -1019,6 +1025,7 @@ static void on_completed(void *cls, struct MHD_Connection *connection, void **co
         free(r->body);
     }
     memset(&r->user.reply, 0, sizeof(r->user.reply));
+    srv_snapshot_release(r->snapshot);
     free(r);
     *con_cls = NULL;
 }

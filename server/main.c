@@ -15,8 +15,10 @@
 #include "handlers.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "probe.h"
-#include "secret.h"
+#include "reload.h"
+#include "snapshot.h"
 
 #define EXIT_CONFIG 2
 
@@ -51,7 +53,9 @@ static const char usage[] =
     "\n"
     "Environment: CHAT_TOKEN_APP_ID, CHAT_TOKEN_APP_CERTIFICATE,\n"
     "CHAT_TOKEN_APP_CERTIFICATE_FILE override the app section.\n"
-    "SIGTERM or SIGINT: drain (health NOT_SERVING), then stop gracefully.\n";
+    "SIGTERM or SIGINT: drain (health NOT_SERVING), then stop gracefully.\n"
+    "SIGHUP, or a change of the config file or of a file it names: reload the config\n"
+    "(README: Reloading).\n";
 
 typedef struct options {
     const char *config_path;
@@ -114,15 +118,31 @@ static int grpc_serving(void *server)
     return srv_grpc_serving(server);
 }
 
-/* Starts the parts in order, waits for a signal, then takes them down in
- * the reverse order: one ladder for the normal stop and every failed start. */
-static int run(const ct_config *cfg)
+/* The shutdown keys as the running snapshot has them (they reload). */
+static void shutdown_times(srv_snapshots *snapshots, unsigned *drain, unsigned *grace)
 {
-    srv_context ctx = {cfg, NULL, NULL};
+    srv_snapshot *s = srv_snapshots_acquire(snapshots);
+
+    *drain = s->config.drain_seconds;
+    *grace = s->config.grace_seconds;
+    srv_snapshot_release(s);
+}
+
+/* Starts the parts in order, waits for a signal, then takes them down in
+ * the reverse order: one ladder for the normal stop and every failed start.
+ * cfg is the start's config (listeners, workers); calls use the snapshot
+ * current when they start. config_path NULL: no reloads (--demo). */
+static int run(const ct_config *cfg, const char *config_path)
+{
+    srv_context ctx = {cfg, NULL, NULL, NULL};
+    srv_snapshot *first;
+    srv_reload *reloader = NULL;
     srv_grpc *server = NULL;
     srv_http *http = NULL;
+    unsigned drain = 0;
     unsigned grace = 0;
     sigset_t signals;
+    sigset_t hup;
     char err[512];
     int sig = 0;
     int rc = 1; /* until a signal asks for the stop */
@@ -130,9 +150,22 @@ static int run(const ct_config *cfg)
     sigemptyset(&signals);
     sigaddset(&signals, SIGTERM);
     sigaddset(&signals, SIGINT);
-    /* every thread started from here on inherits the mask: only sigwait sees them */
+    sigemptyset(&hup);
+    sigaddset(&hup, SIGHUP);
+    /* every thread started from here on inherits the mask: only sigwait sees
+     * TERM and INT, only the reloader's signalfd HUP */
     pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    pthread_sigmask(SIG_BLOCK, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
+
+    first = srv_snapshot_create(cfg, err, sizeof(err));
+    ctx.snapshots = first != NULL ? srv_snapshots_create(first) : NULL;
+    if (ctx.snapshots == NULL) {
+        srv_log_event(CT_LOG_ERROR, "start_failed", "%s", first != NULL ? "out of memory" : err);
+        srv_snapshot_release(first);
+        return 1;
+    }
+    srv_metrics_config_running(first->sha256);
 
     if (cfg->identity == CT_IDENTITY_UUID) {
         ud_options directory_options;
@@ -140,7 +173,15 @@ static int run(const ct_config *cfg)
         ctx.directory = ud_directory_create(&directory_options, err, sizeof(err));
         if (ctx.directory == NULL) {
             srv_log_event(CT_LOG_ERROR, "start_failed", "user directory: %s", err);
+            srv_snapshots_destroy(ctx.snapshots);
             return 1;
+        }
+    }
+    /* watching before "started": a change made right after it is seen */
+    if (config_path != NULL) {
+        reloader = srv_reload_start(config_path, ctx.snapshots, ctx.directory, err, sizeof(err));
+        if (reloader == NULL) {
+            srv_log_event(CT_LOG_WARN, "config_watch_failed", "%s: no reloads", err);
         }
     }
     grpc_init();
@@ -158,18 +199,21 @@ static int run(const ct_config *cfg)
         }
     }
     sigwait(&signals, &sig);
-    srv_log_lifecycle("draining", "signal %d: health is NOT_SERVING for %u s", sig,
-                      cfg->drain_seconds);
+    srv_reload_stop(reloader); /* no reload while the directory goes */
+    reloader = NULL;
+    shutdown_times(ctx.snapshots, &drain, &grace);
+    srv_log_lifecycle("draining", "signal %d: health is NOT_SERVING for %u s", sig, drain);
     srv_grpc_drain(server);
     if (http != NULL) {
         srv_http_drain(http);
     }
-    drain_wait(&signals, cfg->drain_seconds);
-    srv_log_lifecycle("stopping", "in-flight calls have %u s", cfg->grace_seconds);
-    grace = cfg->grace_seconds;
+    drain_wait(&signals, drain);
+    srv_log_lifecycle("stopping", "in-flight calls have %u s", grace);
     rc = 0;
 
 stop_grpc:
+    srv_reload_stop(reloader);
+    reloader = NULL;
     srv_grpc_shutdown(server, grace);
     if (http != NULL) {
         /* before the directory goes: it waits for the lookups under way */
@@ -181,42 +225,14 @@ stop_grpc:
     ud_directory_stop(ctx.directory);
     srv_grpc_destroy(server);
 stop_grpc_core:
+    srv_reload_stop(reloader);
     ud_directory_destroy(ctx.directory);
     grpc_shutdown();
+    srv_snapshots_destroy(ctx.snapshots);
     if (rc == 0) {
         srv_log_lifecycle("stopped", NULL);
     }
     return rc;
-}
-
-/* One warning per secret file that is not the server's alone; not refused:
- * Kubernetes mounts Secret files 0644 unless the manifest says otherwise. */
-static void warn_exposed_secret_files(const ct_config *cfg)
-{
-    const char *files[2 + CT_CONFIG_MAX_API_KEYS];
-    size_t n = 0;
-
-    files[n++] = cfg->app_certificate_file;
-    files[n++] = cfg->tls_key_file;
-    for (size_t i = 0; i < cfg->api_key_count; i++) {
-        files[n++] = cfg->api_keys[i].key_file;
-    }
-    for (size_t i = 0; i < n; i++) {
-        int others = 0;
-        unsigned mode = 0;
-        size_t j = 0;
-
-        while (j < i && strcmp(files[j], files[i]) != 0) {
-            j++;
-        }
-        if (files[i][0] == '\0' || j < i || !ct_secret_file_exposed(files[i], &others, &mode)) {
-            continue;
-        }
-        srv_log_event(CT_LOG_WARN, "secret_file_readable",
-                      "%s is readable by %s (mode %04o): make it 0400, or 0440 with a group "
-                      "of the server's (Kubernetes: defaultMode: 0440 and the pod's fsGroup)",
-                      files[i], others ? "others" : "a group the server is not in", mode);
-    }
 }
 
 int main(int argc, char **argv)
@@ -233,28 +249,31 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     protect_memory();
+    /* kept in memory for reloads, scrubbed from /proc/PID/environ */
+    ct_config_capture_env();
     ct_config_defaults(&cfg);
     rc = ct_config_load(&cfg, opt.demo ? "<demo config>" : opt.config_path,
                         opt.demo ? demo_config : NULL, err, sizeof(err));
-    /* read (or refused) now: not to be left in /proc/PID/environ */
-    ct_secret_scrub_env("CHAT_TOKEN_APP_CERTIFICATE");
     if (rc != 0) {
+        ct_config_release_env();
         fprintf(stderr, "chat-tokend: %s\n", err);
         return EXIT_CONFIG;
     }
     if (opt.check_config) {
         ct_config_print(&cfg, stdout);
         ct_config_wipe(&cfg);
+        ct_config_release_env();
         return 0;
     }
     srv_log_set_level(cfg.log_level);
-    warn_exposed_secret_files(&cfg);
+    srv_warn_exposed_secret_files(&cfg);
     if (opt.demo) {
         srv_log_event(CT_LOG_WARN, "demo_config",
                       "running on the embedded demo config: demo app, no authentication, "
                       "loopback only; not for production");
     }
-    rc = run(&cfg);
+    rc = run(&cfg, opt.demo ? NULL : opt.config_path);
     ct_config_wipe(&cfg);
+    ct_config_release_env();
     return rc;
 }

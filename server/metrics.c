@@ -3,11 +3,13 @@
  * text exposition format 0.0.4 rendered from them for GET /metrics. */
 #include "metrics.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "process_metrics.h"
 #include "text.h"
@@ -37,6 +39,12 @@ static atomic_uint_fast64_t rpc_counts[TRANSPORT_COUNT][CT_METHOD_COUNT][CODE_CO
 static histogram rpc_latency[TRANSPORT_COUNT][CT_METHOD_COUNT];
 /* by enum srv_metrics_token_kind; [0] unused */
 static atomic_uint_fast64_t tokens_issued[SRV_METRICS_TOKEN_RTM + 1];
+
+/* config reloads: [0] error, [1] ok; the running config's hash and since when */
+static atomic_uint_fast64_t config_reloads[2];
+static pthread_mutex_t config_lock = PTHREAD_MUTEX_INITIALIZER;
+static char config_sha256[65];
+static double config_success_time;
 
 static const char *const transport_names[TRANSPORT_COUNT] = {"grpc", "http"};
 static const char *const kind_names[SRV_METRICS_TOKEN_RTM + 1] = {NULL, "app", "user", "rtc",
@@ -74,6 +82,22 @@ void srv_metrics_token_issued(unsigned kind)
         return;
     }
     atomic_fetch_add_explicit(&tokens_issued[kind], 1, memory_order_relaxed);
+}
+
+void srv_metrics_config_reload(int ok)
+{
+    atomic_fetch_add_explicit(&config_reloads[ok ? 1 : 0], 1, memory_order_relaxed);
+}
+
+void srv_metrics_config_running(const char *sha256_hex)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    pthread_mutex_lock(&config_lock);
+    snprintf(config_sha256, sizeof(config_sha256), "%s", sha256_hex);
+    config_success_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    pthread_mutex_unlock(&config_lock);
 }
 
 static uint64_t load(atomic_uint_fast64_t *v)
@@ -217,6 +241,32 @@ static void render_directory(ct_buf *o, ud_directory *dir)
             "Users registered with Agora Chat by lookups.", s.registrations);
 }
 
+static void render_config(ct_buf *o)
+{
+    char sha256[65];
+    double when;
+
+    pthread_mutex_lock(&config_lock);
+    memcpy(sha256, config_sha256, sizeof(sha256));
+    when = config_success_time;
+    pthread_mutex_unlock(&config_lock);
+    family(o, "chat_tokend_config_reloads_total", "counter",
+           "Config reloads (SIGHUP or a file change) by result; error: the old config kept "
+           "serving.");
+    ct_buf_printf(o, "chat_tokend_config_reloads_total{result=\"ok\"} %llu\n",
+                  (unsigned long long)load(&config_reloads[1]));
+    ct_buf_printf(o, "chat_tokend_config_reloads_total{result=\"error\"} %llu\n",
+                  (unsigned long long)load(&config_reloads[0]));
+    family(o, "chat_tokend_config_last_reload_success_timestamp_seconds", "gauge",
+           "When the running config was loaded (start or last successful reload), unix seconds.");
+    ct_buf_printf(o, "chat_tokend_config_last_reload_success_timestamp_seconds %.3f\n", when);
+    if (sha256[0] != '\0') {
+        family(o, "chat_tokend_config_info", "gauge",
+               "Always 1; sha256 identifies the effective config (secrets hashed, never shown).");
+        ct_buf_printf(o, "chat_tokend_config_info{sha256=\"%s\"} 1\n", sha256);
+    }
+}
+
 char *srv_metrics_render(ud_directory *dir, size_t *len)
 {
     ct_buf o = {malloc(8192), 0, 8192, 0};
@@ -230,6 +280,7 @@ char *srv_metrics_render(ud_directory *dir, size_t *len)
     render_rpcs(&o);
     render_latency(&o);
     render_tokens(&o);
+    render_config(&o);
     if (dir != NULL) {
         render_directory(&o, dir);
     }

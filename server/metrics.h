@@ -29,6 +29,14 @@ enum srv_metrics_token_kind {
 /* One token issued (by any method), by kind; others are not counted. */
 void srv_metrics_token_issued(unsigned kind);
 
+/* A config reload attempt: counted by result (ok = 1, else error). */
+void srv_metrics_config_reload(int ok);
+
+/* The config now running (at start and after each reload that swapped one
+ * in): its hex SHA-256 for chat_tokend_config_info, and now as the last
+ * success's time. */
+void srv_metrics_config_running(const char *sha256_hex);
+
 /* Renders every metric, plus the directory's counters when dir is not NULL
  * and build info, into a malloc'd NUL-terminated buffer (caller frees).
  * NULL when out of memory. */
