@@ -159,6 +159,36 @@ class Tokend:
         text = self.stderr_text().lower()
         return sorted(s for s in self.secrets if s and s.lower() in text)
 
+    # -- reloads --
+
+    def write_config(self, config=None, text=None):
+        """Replaces the config file's content (a rename, as an editor or
+        kubectl does): the server's watcher may see it and reload."""
+        tmp = self.config_path + ".new"
+        with open(tmp, "w") as f:
+            f.write(text if text is not None else json.dumps(config, indent=1) + "\n")
+        os.replace(tmp, self.config_path)
+        if config is not None:
+            self.config = config
+
+    def reload_outcomes(self):
+        """The config_reloaded and config_reload_failed events so far."""
+        return [e for e in self.find_events()
+                if e.get("event") in ("config_reloaded", "config_reload_failed")]
+
+    def reload(self, timeout=10.0):
+        """SIGHUP, then the outcome event it caused (config_reloaded or
+        config_reload_failed); TokendError when none comes."""
+        seen = len(self.reload_outcomes())
+        self.signal(signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            outcomes = self.reload_outcomes()
+            if len(outcomes) > seen:
+                return outcomes[seen]
+            time.sleep(0.02)
+        raise TokendError("no reload outcome within %.1f s:\n%s" % (timeout, self.stderr_text()))
+
     # -- stop --
 
     def signal(self, sig=signal.SIGTERM):
