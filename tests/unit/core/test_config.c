@@ -820,6 +820,112 @@ static void the_readme_holds_the_reference_of_the_key_table(void **state)
     free(reference);
 }
 
+/* app.previous_certificate_files: read at each load, appended to the inline
+ * ones, their errors at the list item. */
+static void reads_previous_certificates_from_files(void **state)
+{
+    char old_path[256];
+    char yaml[1024];
+    (void)state;
+    write_file("previous", OLD_CERT "\n", old_path, sizeof(old_path));
+    snprintf(yaml, sizeof(yaml),
+             "listen: \"127.0.0.1:1\"\napp:\n  id: \"" APP_ID "\"\n  certificate: \"" CERT
+             "\"\n  previous_certificates: [\"" CERT "\"]\n"
+             "  previous_certificate_files: [%s]\nauth: {allow_unauthenticated: true}\n",
+             old_path);
+    assert_int_equal(load(yaml), 0);
+    assert_int_equal(cfg.previous_certificate_count, 2);
+    assert_string_equal(cfg.previous_certificates[1], OLD_CERT);
+
+    write_file("previous", "not-a-certificate\n", old_path, sizeof(old_path));
+    assert_int_equal(load(yaml), -1);
+    assert_non_null(strstr(err, "cfg.yaml:6:32: app.previous_certificate_files[0]: "));
+    assert_non_null(strstr(err, "holds 17 characters"));
+    assert_null(strstr(err, "not-a-certificate"));
+}
+
+static void load_ok(ct_config *out, const char *yaml)
+{
+    assert_int_equal(ct_config_load(out, "cfg.yaml", yaml, err, sizeof(err)), 0);
+}
+
+/* Reloads: restart-only keys (marked in the key table) are named; the
+ * others may change; tls.* may change files but not turn on or off. */
+static void names_the_keys_a_reload_cannot_change(void **state)
+{
+    static ct_config running, next;
+    char key[160];
+    const struct {
+        const char *yaml;
+        const char *key; /* NULL: reloadable */
+    } cases[] = {
+        {MINIMAL, NULL},
+        {MINIMAL "tokens: {default_ttl_seconds: 60}\nlog: {level: debug}\n", NULL},
+        {MINIMAL "directory: {retries: 5, rate_limit_per_second: 7}\n", NULL},
+        {MINIMAL "http: {cors: {allowed_origins: [\"https://a.example\"]}}\n", NULL},
+        {MINIMAL "workers: 3\n", "workers"},
+        {MINIMAL "health_listen: \"127.0.0.1:2\"\n", "health_listen"},
+        {MINIMAL "http: {listen: \"127.0.0.1:3\"}\n", "http.listen"},
+        {MINIMAL "directory: {cache: {capacity: 5}}\n", "directory.cache.capacity"},
+        {MINIMAL "tls: {cert_file: /c, key_file: /k}\n", "tls.cert_file"},
+    };
+    (void)state;
+    load_ok(&running, MINIMAL);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        load_ok(&next, cases[i].yaml);
+        key[0] = '\0';
+        if (cases[i].key == NULL) {
+            assert_int_equal(ct_config_restart_needed(&running, &next, key, sizeof(key)), 0);
+        } else {
+            assert_int_equal(ct_config_restart_needed(&running, &next, key, sizeof(key)), 1);
+            assert_string_equal(key, cases[i].key);
+        }
+    }
+    /* listen, app.id and app.key, with the rest the same */
+    load_ok(&next, "listen: \"127.0.0.1:9\"\napp:\n  id: \"" APP_ID "\"\n  certificate: \"" CERT
+                   "\"\nauth:\n  api_keys:\n    - {name: backend, sha256: \"" KEY_HASH
+                   "\", methods: [GetUserToken]}\n");
+    assert_int_equal(ct_config_restart_needed(&running, &next, key, sizeof(key)), 1);
+    assert_string_equal(key, "listen");
+    load_ok(&next, "listen: \"127.0.0.1:50051\"\napp:\n  id: \"11112222333344445555666677778888\"\n"
+                   "  certificate: \"" CERT "\"\n  key: \"o#a\"\nauth:\n  api_keys:\n"
+                   "    - {name: backend, sha256: \"" KEY_HASH "\", methods: [GetUserToken]}\n");
+    assert_int_equal(ct_config_restart_needed(&running, &next, key, sizeof(key)), 1);
+    assert_string_equal(key, "app.id");
+    /* the certificate and the keys reload */
+    load_ok(&next,
+            "listen: \"127.0.0.1:50051\"\napp:\n  id: \"" APP_ID "\"\n  certificate: \"" OLD_CERT
+            "\"\nauth:\n  api_keys:\n    - {name: other, sha256: \"" KEY_HASH
+            "\", methods: [GetAppToken]}\n");
+    assert_int_equal(ct_config_restart_needed(&running, &next, key, sizeof(key)), 0);
+    /* tls: other files reload, off -> on above, on -> off here */
+    load_ok(&running, MINIMAL "tls: {cert_file: /c, key_file: /k}\n");
+    load_ok(&next, MINIMAL "tls: {cert_file: /c2, key_file: /k2}\n");
+    assert_int_equal(ct_config_restart_needed(&running, &next, key, sizeof(key)), 0);
+    load_ok(&next, MINIMAL "tls: {cert_file: /c, key_file: /k, client_ca_file: /ca}\n");
+    assert_int_equal(ct_config_restart_needed(&running, &next, key, sizeof(key)), 1);
+    assert_string_equal(key, "tls.client_ca_file");
+    ct_config_wipe(&running);
+    ct_config_wipe(&next);
+}
+
+/* The environment as captured at start applies to every later load, even
+ * after the variable is gone from the environment (scrubbed). */
+static void applies_the_captured_environment_on_later_loads(void **state)
+{
+    (void)state;
+    setenv("CHAT_TOKEN_APP_CERTIFICATE", OLD_CERT, 1);
+    ct_config_capture_env();
+    assert_null(getenv("CHAT_TOKEN_APP_CERTIFICATE"));
+    assert_int_equal(load(MINIMAL), 0);
+    assert_string_equal(cfg.app_certificate, OLD_CERT);
+    assert_int_equal(load(MINIMAL), 0); /* a reload */
+    assert_string_equal(cfg.app_certificate, OLD_CERT);
+    ct_config_release_env();
+    assert_int_equal(load(MINIMAL), 0);
+    assert_string_equal(cfg.app_certificate, CERT);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -862,6 +968,9 @@ int main(void)
         TEST(refuses_input_over_one_mebibyte),
         TEST(wipes_the_secrets),
         TEST(the_readme_holds_the_reference_of_the_key_table),
+        TEST(reads_previous_certificates_from_files),
+        TEST(names_the_keys_a_reload_cannot_change),
+        TEST(applies_the_captured_environment_on_later_loads),
     };
     int rc;
 
