@@ -685,6 +685,25 @@ static void reads_the_certificate_from_a_file(void **state)
     assert_int_equal(load(MINIMAL), 0);
     assert_string_equal(cfg.app_certificate, OLD_CERT);
     assert_string_equal(cfg.app_certificate_file, cert_path);
+    clear_env();
+
+    /* app.previous_certificate_files: read at each load, appended to the
+     * inline ones, their errors at the list item */
+    write_file("previous", OLD_CERT "\n", cert_path, sizeof(cert_path));
+    snprintf(yaml, sizeof(yaml),
+             "listen: \"127.0.0.1:1\"\napp:\n  id: \"" APP_ID "\"\n  certificate: \"" CERT
+             "\"\n  previous_certificates: [\"" CERT "\"]\n"
+             "  previous_certificate_files: [%s]\nauth: {allow_unauthenticated: true}\n",
+             cert_path);
+    assert_int_equal(load(yaml), 0);
+    assert_int_equal(cfg.previous_certificate_count, 2);
+    assert_string_equal(cfg.previous_certificates[1], OLD_CERT);
+
+    write_file("previous", "not-a-certificate\n", cert_path, sizeof(cert_path));
+    assert_int_equal(load(yaml), -1);
+    assert_non_null(strstr(err, "cfg.yaml:6:32: app.previous_certificate_files[0]: "));
+    assert_non_null(strstr(err, "holds 17 characters"));
+    assert_null(strstr(err, "not-a-certificate"));
 }
 
 static void hashes_the_key_file_with_sha256(void **state)
@@ -820,30 +839,6 @@ static void the_readme_holds_the_reference_of_the_key_table(void **state)
     free(reference);
 }
 
-/* app.previous_certificate_files: read at each load, appended to the inline
- * ones, their errors at the list item. */
-static void reads_previous_certificates_from_files(void **state)
-{
-    char old_path[256];
-    char yaml[1024];
-    (void)state;
-    write_file("previous", OLD_CERT "\n", old_path, sizeof(old_path));
-    snprintf(yaml, sizeof(yaml),
-             "listen: \"127.0.0.1:1\"\napp:\n  id: \"" APP_ID "\"\n  certificate: \"" CERT
-             "\"\n  previous_certificates: [\"" CERT "\"]\n"
-             "  previous_certificate_files: [%s]\nauth: {allow_unauthenticated: true}\n",
-             old_path);
-    assert_int_equal(load(yaml), 0);
-    assert_int_equal(cfg.previous_certificate_count, 2);
-    assert_string_equal(cfg.previous_certificates[1], OLD_CERT);
-
-    write_file("previous", "not-a-certificate\n", old_path, sizeof(old_path));
-    assert_int_equal(load(yaml), -1);
-    assert_non_null(strstr(err, "cfg.yaml:6:32: app.previous_certificate_files[0]: "));
-    assert_non_null(strstr(err, "holds 17 characters"));
-    assert_null(strstr(err, "not-a-certificate"));
-}
-
 static void load_ok(ct_config *out, const char *yaml)
 {
     assert_int_equal(ct_config_load(out, "cfg.yaml", yaml, err, sizeof(err)), 0);
@@ -968,7 +963,6 @@ int main(void)
         TEST(refuses_input_over_one_mebibyte),
         TEST(wipes_the_secrets),
         TEST(the_readme_holds_the_reference_of_the_key_table),
-        TEST(reads_previous_certificates_from_files),
         TEST(names_the_keys_a_reload_cannot_change),
         TEST(applies_the_captured_environment_on_later_loads),
     };
