@@ -127,10 +127,17 @@ static void rewatch(srv_reload *r, const ct_config *cfg)
     }
 }
 
-static void refuse(const char *why)
+/* What asked for a reload, for its log lines. */
+static const char *trigger_name(int forced)
+{
+    return forced ? "on SIGHUP" : "on a file change";
+}
+
+static void refuse(const char *why, int forced)
 {
     srv_metrics_config_reload(0);
-    srv_log_event(CT_LOG_ERROR, "config_reload_failed", "%s; the running config stays", why);
+    srv_log_event(CT_LOG_ERROR, "config_reload_failed", "%s; the running config stays (%s)", why,
+                  trigger_name(forced));
 }
 
 /* One reload. forced (SIGHUP): swap in and count even an unchanged config;
@@ -145,16 +152,16 @@ static void reload(srv_reload *r, int forced)
     char key[160];
 
     if (next == NULL) {
-        refuse("out of memory");
+        refuse("out of memory", forced);
     } else if (ct_config_load(next, r->config_path, NULL, err, sizeof(err)) != 0) {
-        refuse(err);
+        refuse(err, forced);
     } else if (ct_config_restart_needed(&running->config, next, key, sizeof(key))) {
         snprintf(why, sizeof(why), "%s: %s changed: a restart is needed to change it",
                  r->config_path, key);
-        refuse(why);
+        refuse(why, forced);
     } else if ((fresh = srv_snapshot_create(next, err, sizeof(err))) == NULL) {
         snprintf(why, sizeof(why), "%s: %s", r->config_path, err);
-        refuse(why);
+        refuse(why, forced);
     } else if (!forced && strcmp(fresh->sha256, running->sha256) == 0) {
         srv_log_event(CT_LOG_DEBUG, "config_unchanged", "sha256 %s", fresh->sha256);
         srv_snapshot_release(fresh);
@@ -170,7 +177,8 @@ static void reload(srv_reload *r, int forced)
         srv_warn_exposed_secret_files(&fresh->config);
         srv_metrics_config_reload(1);
         srv_metrics_config_running(fresh->sha256);
-        srv_log_lifecycle("config_reloaded", "%s: sha256 %s", r->config_path, fresh->sha256);
+        srv_log_lifecycle("config_reloaded", "%s: sha256 %s (%s)", r->config_path, fresh->sha256,
+                          trigger_name(forced));
         rewatch(r, &fresh->config);
         srv_snapshots_swap(r->snapshots, fresh); /* takes our reference */
     }

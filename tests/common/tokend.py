@@ -178,14 +178,16 @@ class Tokend:
 
     def reload(self, timeout=10.0):
         """SIGHUP, then the outcome event it caused (config_reloaded or
-        config_reload_failed); TokendError when none comes."""
+        config_reload_failed, "on SIGHUP": a file change may cause outcomes
+        of its own); TokendError when none comes."""
         seen = len(self.reload_outcomes())
         self.signal(signal.SIGHUP)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            outcomes = self.reload_outcomes()
-            if len(outcomes) > seen:
-                return outcomes[seen]
+            outcomes = [e for e in self.reload_outcomes()[seen:]
+                        if "(on SIGHUP)" in e.get("message", "")]
+            if outcomes:
+                return outcomes[0]
             time.sleep(0.02)
         raise TokendError("no reload outcome within %.1f s:\n%s" % (timeout, self.stderr_text()))
 

@@ -216,6 +216,7 @@ class SymlinkSwapTest(unittest.TestCase):
                 swapped = time.monotonic()
                 event = server.wait_event("config_reloaded", 2.0)
                 self.assertIsNotNone(event, server.stderr_text())
+                self.assertIn("(on a file change)", event["message"])
                 self.assertLess(time.monotonic() - swapped, 2.0)
                 r = client.get_app_token()
                 h.verify_tokens([{"token": r.response.token, "kind": "app",
