@@ -628,6 +628,29 @@ static void wrong_certificate_is_unavailable_after_one_rebuild(void **state)
     expect_fake_requests(2, -1);
 }
 
+/* A reload: the new certificate signs the next app token, and options
+ * such as auto_register apply to the next lookups, without a restart. */
+static void an_update_takes_a_new_certificate_and_options(void **state)
+{
+    ct_config *cfg = config();
+    ud_options opt;
+    (void)state;
+
+    snprintf(cfg->app_certificate, sizeof(cfg->app_certificate), "%s", OTHER_CERT);
+    dir = create(cfg);
+    expect_lookup("before-rotation", UD_UNAVAILABLE, "401 unauthorized");
+
+    cfg = config(); /* the right certificate, and auto_register off */
+    cfg->directory_auto_register = 0;
+    ud_options_from_config(cfg, &opt);
+    ud_directory_update(dir, &opt);
+    ct_config_wipe(cfg);
+    free(cfg);
+    /* signed right (found out), and not registered */
+    expect_lookup("after-rotation", UD_NOT_FOUND, NULL);
+    expect_fake_requests(-1, 0);
+}
+
 static void unknown_org_or_app_is_unavailable(void **state)
 {
     ct_config *cfg = config();
@@ -803,6 +826,7 @@ int main(int argc, char **argv)
         TEST(illegal_argument_is_invalid_argument, with_directory),
         TEST(one_401_rebuilds_the_app_token_and_retries, with_directory),
         TEST(wrong_certificate_is_unavailable_after_one_rebuild, reset_fake),
+        TEST(an_update_takes_a_new_certificate_and_options, reset_fake),
         TEST(unknown_org_or_app_is_unavailable, reset_fake),
         TEST(a_slow_upstream_meets_the_deadline_without_retrying_past_it, with_directory),
         TEST(each_waiter_keeps_its_own_deadline, with_directory),
