@@ -135,6 +135,31 @@ class ApiKeyReloadTest(unittest.TestCase):
                 server.stop()
 
 
+class EnvironmentReloadTest(unittest.TestCase):
+    """CHAT_TOKEN_APP_CERTIFICATE is scrubbed from the environment at start
+    and still applies on every reload."""
+
+    def test_the_environment_certificate_applies_on_reload(self):
+        cfg = h.base_config()
+        del cfg["app"]["certificate"]
+        server = h.Server(cfg, env={"CHAT_TOKEN_APP_CERTIFICATE": CERT_B})
+        server.add_secret(CERT_B)
+        server.start()
+        client = h.Client(server, key=h.ADMIN_KEY)
+        try:
+            server.write_config(dict(cfg, tokens=dict(cfg["tokens"], default_ttl_seconds=600)))
+            self.assertEqual(server.reload()["event"], "config_reloaded")
+            r = client.get_app_token()
+            self.assertTrue(r.ok, r.details)
+            h.verify_tokens([{"token": r.response.token, "kind": "app", "certificate": CERT_B,
+                              "ttl": 600}])
+            with open("/proc/%d/environ" % server.proc.pid, "rb") as f:
+                self.assertNotIn(CERT_B.encode(), f.read())
+        finally:
+            client.close()
+            server.stop()
+
+
 class InvalidReloadTest(unittest.TestCase):
     """Each bad config is refused as a whole: the old one keeps serving, the
     log says where, the error counter counts it, the config hash stays."""
