@@ -167,6 +167,9 @@ static void reload(srv_reload *r, int forced)
     } else {
         ud_options directory_options;
 
+        /* in effect first: once "config_reloaded" is logged or counted,
+         * every call that starts gets the new snapshot */
+        srv_snapshots_swap(r->snapshots, srv_snapshot_ref(fresh));
         srv_log_set_level(fresh->config.log_level);
         if (r->directory != NULL) {
             ud_options_from_config(&fresh->config, &directory_options);
@@ -178,7 +181,7 @@ static void reload(srv_reload *r, int forced)
         srv_log_lifecycle("config_reloaded", "%s: sha256 %s (%s)", r->config_path, fresh->sha256,
                           trigger_name(forced));
         rewatch(r, &fresh->config);
-        srv_snapshots_swap(r->snapshots, fresh); /* takes our reference */
+        srv_snapshot_release(fresh);
     }
     if (next != NULL) {
         ct_config_wipe(next);
