@@ -135,6 +135,7 @@ static void expect_printed(const char *expected)
     "  id: \"" APP_ID "\"\n"                                                                       \
     "  certificate: \"%s\"\n"                                                                      \
     "  previous_certificates: [\"%s\"]\n"                                                          \
+    "  previous_certificate_files: []\n"                                                           \
     "  key: \"org#app\"\n"                                                                         \
     "tokens:\n"                                                                                    \
     "  default_ttl_seconds: 600\n"                                                                 \
@@ -226,6 +227,7 @@ static void fills_defaults_for_keys_not_given(void **state)
                    "  id: \"" APP_ID "\"\n"
                    "  certificate: \"***\"\n"
                    "  previous_certificates: []\n"
+                   "  previous_certificate_files: []\n"
                    "  key: \"\"\n"
                    "tokens:\n"
                    "  default_ttl_seconds: 3600\n"
