@@ -7,40 +7,38 @@
 
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 #define BIG_ENDIAN32(x) (x)
+#define BIG_ENDIAN64(x) (x)
 #else
 #define BIG_ENDIAN32(x) __builtin_bswap32(x)
+#define BIG_ENDIAN64(x) __builtin_bswap64(x)
 #endif
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/* 0..63 for alphabet characters, 64 for '=', 255 for the rest. */
-static const uint8_t decode_table[256] = {
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 62,  255, 255, 255, 63,  52,  53,  54,  55,  56,  57,  58,  59,  60,
-    61,  255, 255, 255, 64,  255, 255, 255, 0,   1,   2,   3,   4,   5,   6,   7,   8,   9,   10,
-    11,  12,  13,  14,  15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25,  255, 255, 255, 255,
-    255, 255, 26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,  41,  42,
-    43,  44,  45,  46,  47,  48,  49,  50,  51,  255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-    255, 255, 255, 255, 255, 255, 255, 255, 255,
-};
-
-/* The two characters of every 12-bit value: half the look-ups per token
- * (every token the server answers is encoded here). */
+/* Tables built once from the alphabet (the one place that spells it):
+ * pairs holds the two characters of every 12-bit value, so encoding looks up
+ * two characters at a time; decode[k][c] is the 6-bit value of character c
+ * already shifted to its place k in a group of four, or INVALID, so decoding
+ * a group is four look-ups and three ORs (every token is decoded or encoded
+ * here on the hot path). */
+#define INVALID 0x80000000u
 static char pairs[4096][2];
-static pthread_once_t pairs_once = PTHREAD_ONCE_INIT;
+static uint32_t decode[4][256];
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
-static void pairs_init(void)
+static void tables_init(void)
 {
     for (unsigned v = 0; v < 4096; v++) {
         pairs[v][0] = alphabet[v >> 6];
         pairs[v][1] = alphabet[v & 63];
+    }
+    for (unsigned k = 0; k < 4; k++) {
+        for (unsigned c = 0; c < 256; c++) {
+            decode[k][c] = INVALID;
+        }
+        for (uint32_t v = 0; v < 64; v++) {
+            decode[k][(uint8_t)alphabet[v]] = v << (18 - 6 * k);
+        }
     }
 }
 
@@ -53,8 +51,18 @@ size_t ct_base64_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
     if (outlen < need + 1) {
         return (size_t)-1;
     }
-    pthread_once(&pairs_once, pairs_init);
-    /* four bytes read, three used, while a fourth is there to read */
+    pthread_once(&tables_once, tables_init);
+    /* eight bytes read, six used, while the last two are there to read */
+    for (; i + 8 <= len; i += 6) {
+        uint64_t v;
+        memcpy(&v, in + i, 8);
+        v = BIG_ENDIAN64(v) >> 16;
+        memcpy(p, pairs[v >> 36], 2);
+        memcpy(p + 2, pairs[(v >> 24) & 4095], 2);
+        memcpy(p + 4, pairs[(v >> 12) & 4095], 2);
+        memcpy(p + 6, pairs[v & 4095], 2);
+        p += 8;
+    }
     for (; i + 4 <= len; i += 3) {
         uint32_t v;
         memcpy(&v, in + i, 4);
@@ -88,9 +96,11 @@ size_t ct_base64_encode(const uint8_t *in, size_t len, char *out, size_t outlen)
 
 size_t ct_base64_decode(const char *in, size_t len, uint8_t *out, size_t outlen)
 {
+    const uint8_t *s = (const uint8_t *)in;
     size_t pad = 0;
-    size_t outlen_needed;
+    size_t full;
     size_t o = 0;
+    uint32_t v;
 
     if (len == 0 || len % 4 != 0) {
         return (size_t)-1;
@@ -98,42 +108,33 @@ size_t ct_base64_decode(const char *in, size_t len, uint8_t *out, size_t outlen)
     if (in[len - 1] == '=') {
         pad = in[len - 2] == '=' ? 2 : 1;
     }
-    outlen_needed = len / 4 * 3 - pad;
-    if (outlen_needed > outlen) {
+    if (len / 4 * 3 - pad > outlen) {
         return (size_t)-1;
     }
-    for (size_t i = 0; i < len; i += 4) {
-        uint8_t a = decode_table[(uint8_t)in[i]];
-        uint8_t b = decode_table[(uint8_t)in[i + 1]];
-        uint8_t c = decode_table[(uint8_t)in[i + 2]];
-        uint8_t d = decode_table[(uint8_t)in[i + 3]];
-        int last = i + 4 == len;
-
-        if (a > 63 || b > 63) {
+    pthread_once(&tables_once, tables_init);
+    /* every group but a padded last one: 24 bits, or INVALID among them */
+    full = pad == 0 ? len : len - 4;
+    for (size_t i = 0; i < full; i += 4) {
+        v = decode[0][s[i]] | decode[1][s[i + 1]] | decode[2][s[i + 2]] | decode[3][s[i + 3]];
+        if (v & INVALID) {
             return (size_t)-1;
         }
-        if (!last || pad == 0) {
-            if (c > 63 || d > 63) {
-                return (size_t)-1;
-            }
-            uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
-            out[o++] = (uint8_t)(v >> 16);
-            out[o++] = (uint8_t)(v >> 8);
-            out[o++] = (uint8_t)v;
-        } else if (pad == 1) {
-            /* "xyz=": the unused low 2 bits of z must be zero (canonical) */
-            if (c > 63 || d != 64 || (c & 3) != 0) {
-                return (size_t)-1;
-            }
-            uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
-            out[o++] = (uint8_t)(v >> 16);
-            out[o++] = (uint8_t)(v >> 8);
-        } else {
-            if (c != 64 || d != 64 || (b & 15) != 0) {
-                return (size_t)-1;
-            }
-            out[o++] = (uint8_t)(((uint32_t)a << 2) | (b >> 4));
-        }
+        out[o] = (uint8_t)(v >> 16);
+        out[o + 1] = (uint8_t)(v >> 8);
+        out[o + 2] = (uint8_t)v;
+        o += 3;
+    }
+    if (pad == 0) {
+        return o;
+    }
+    /* "xy==" or "xyz=": the bits past the last byte must be zero (canonical) */
+    v = decode[0][s[full]] | decode[1][s[full + 1]] | (pad == 1 ? decode[2][s[full + 2]] : 0);
+    if ((v & INVALID) || (v & (pad == 1 ? 0xffu : 0xffffu)) != 0) {
+        return (size_t)-1;
+    }
+    out[o++] = (uint8_t)(v >> 16);
+    if (pad == 1) {
+        out[o++] = (uint8_t)(v >> 8);
     }
     return o;
 }
