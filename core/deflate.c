@@ -410,18 +410,48 @@ static void dz_build_tree(dz_state *s, dz_tree *t)
     dz_gen_codes(t->code, t->len, max_code, s->bl_count);
 }
 
-static void dz_scan_tree(dz_state *s, dz_tree *t, int max_code)
+/* One bit-length symbol of a tree's description: counted into the
+ * bit-length tree's frequencies (scan) or sent with its extra bits (send). */
+static void dz_tree_symbol(dz_state *s, int send, int symbol, unsigned extra, int extra_bits)
+{
+    if (!send) {
+        s->bltree.freq[symbol]++;
+        return;
+    }
+    dz_send_bits(s, s->bltree.code[symbol], s->bltree.len[symbol]);
+    if (extra_bits > 0) {
+        dz_send_bits(s, extra, extra_bits);
+    }
+}
+
+/* zlib's limits on the next run of equal code lengths, which depend on the
+ * length just coded and the next one. */
+static void dz_run_limits(int curlen, int nextlen, int *max_count, int *min_count)
+{
+    if (nextlen == 0) {
+        *max_count = 138;
+        *min_count = 3;
+    } else if (curlen == nextlen) {
+        *max_count = 6;
+        *min_count = 3;
+    } else {
+        *max_count = 7;
+        *min_count = 4;
+    }
+}
+
+/* zlib's scan_tree (send == 0) and send_tree (send == 1) in one: the code
+ * lengths of t as runs, coded with the bit-length symbols 0..15, 16 (repeat
+ * the previous length 3..6 times), 17 (3..10 zeros), 18 (11..138 zeros). */
+static void dz_tree_runs(dz_state *s, dz_tree *t, int max_code, int send)
 {
     int prevlen = -1;
     int nextlen = t->len[0];
     int count = 0;
-    int max_count = 7;
-    int min_count = 4;
+    int max_count;
+    int min_count;
 
-    if (nextlen == 0) {
-        max_count = 138;
-        min_count = 3;
-    }
+    dz_run_limits(prevlen, nextlen, &max_count, &min_count);
     t->len[max_code + 1] = 0xffff; /* guard, as zlib sets it */
     for (int n = 0; n <= max_code; n++) {
         int curlen = nextlen;
@@ -429,85 +459,23 @@ static void dz_scan_tree(dz_state *s, dz_tree *t, int max_code)
         if (++count < max_count && curlen == nextlen) {
             continue;
         } else if (count < min_count) {
-            s->bltree.freq[curlen] = (uint16_t)(s->bltree.freq[curlen] + count);
-        } else if (curlen != 0) {
-            if (curlen != prevlen) {
-                s->bltree.freq[curlen]++;
-            }
-            s->bltree.freq[DZ_REP_3_6]++;
-        } else if (count <= 10) {
-            s->bltree.freq[DZ_REPZ_3_10]++;
-        } else {
-            s->bltree.freq[DZ_REPZ_11_138]++;
-        }
-        count = 0;
-        prevlen = curlen;
-        if (nextlen == 0) {
-            max_count = 138;
-            min_count = 3;
-        } else if (curlen == nextlen) {
-            max_count = 6;
-            min_count = 3;
-        } else {
-            max_count = 7;
-            min_count = 4;
-        }
-    }
-}
-
-static void dz_send_code(dz_state *s, const dz_tree *t, int c)
-{
-    dz_send_bits(s, t->code[c], t->len[c]);
-}
-
-static void dz_send_tree(dz_state *s, const dz_tree *t, int max_code)
-{
-    const dz_tree *bl = &s->bltree;
-    int prevlen = -1;
-    int nextlen = t->len[0];
-    int count = 0;
-    int max_count = 7;
-    int min_count = 4;
-
-    if (nextlen == 0) {
-        max_count = 138;
-        min_count = 3;
-    }
-    for (int n = 0; n <= max_code; n++) {
-        int curlen = nextlen;
-        nextlen = t->len[n + 1];
-        if (++count < max_count && curlen == nextlen) {
-            continue;
-        } else if (count < min_count) {
             do {
-                dz_send_code(s, bl, curlen);
+                dz_tree_symbol(s, send, curlen, 0, 0);
             } while (--count != 0);
         } else if (curlen != 0) {
             if (curlen != prevlen) {
-                dz_send_code(s, bl, curlen);
+                dz_tree_symbol(s, send, curlen, 0, 0);
                 count--;
             }
-            dz_send_code(s, bl, DZ_REP_3_6);
-            dz_send_bits(s, (unsigned)count - 3, 2);
+            dz_tree_symbol(s, send, DZ_REP_3_6, (unsigned)count - 3, 2);
         } else if (count <= 10) {
-            dz_send_code(s, bl, DZ_REPZ_3_10);
-            dz_send_bits(s, (unsigned)count - 3, 3);
+            dz_tree_symbol(s, send, DZ_REPZ_3_10, (unsigned)count - 3, 3);
         } else {
-            dz_send_code(s, bl, DZ_REPZ_11_138);
-            dz_send_bits(s, (unsigned)count - 11, 7);
+            dz_tree_symbol(s, send, DZ_REPZ_11_138, (unsigned)count - 11, 7);
         }
         count = 0;
         prevlen = curlen;
-        if (nextlen == 0) {
-            max_count = 138;
-            min_count = 3;
-        } else if (curlen == nextlen) {
-            max_count = 6;
-            min_count = 3;
-        } else {
-            max_count = 7;
-            min_count = 4;
-        }
+        dz_run_limits(curlen, nextlen, &max_count, &min_count);
     }
 }
 
@@ -515,8 +483,8 @@ static int dz_build_bl_tree(dz_state *s)
 {
     int max_blindex;
 
-    dz_scan_tree(s, &s->ltree, s->ltree.max_code);
-    dz_scan_tree(s, &s->dtree, s->dtree.max_code);
+    dz_tree_runs(s, &s->ltree, s->ltree.max_code, 0);
+    dz_tree_runs(s, &s->dtree, s->dtree.max_code, 0);
     dz_build_tree(s, &s->bltree);
     for (max_blindex = DZ_BL_CODES - 1; max_blindex >= 3; max_blindex--) {
         if (s->bltree.len[dz_bl_order[max_blindex]] != 0) {
@@ -894,8 +862,8 @@ static void dz_flush_block(dz_state *s, const uint8_t *in, size_t len)
         for (int rank = 0; rank <= max_blindex; rank++) {
             dz_send_bits(s, s->bltree.len[dz_bl_order[rank]], 3);
         }
-        dz_send_tree(s, &s->ltree, s->ltree.max_code);
-        dz_send_tree(s, &s->dtree, s->dtree.max_code);
+        dz_tree_runs(s, &s->ltree, s->ltree.max_code, 1);
+        dz_tree_runs(s, &s->dtree, s->dtree.max_code, 1);
         dz_compress_block(s, 0);
     }
     dz_windup(s);
