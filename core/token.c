@@ -3,14 +3,15 @@
  * stream and the HMAC key of the current second per thread, so building a
  * token allocates nothing once warm. */
 
-/* HMAC-SHA256 runs on OpenSSL's low-level SHA256_Init and SHA256_Transform
- * (the compression function), deprecated in OpenSSL 3 but present in every
- * build of it (Debian's included): they hash on a caller-owned SHA256_CTX
- * with no provider look-up and no allocation, and a context is a plain
- * struct that can be copied, which is what precomputed HMAC keys need. The
- * EVP equivalent (EVP_MD_CTX_copy_ex from a precomputed context) allocates a
- * new provider context on every copy. The block function is OpenSSL's own
- * (SHA extensions, AVX2, ..., picked at run time). */
+/* HMAC-SHA256 runs on OpenSSL's low-level SHA256_Transform (the compression
+ * function), deprecated in OpenSSL 3 but present in every build of it
+ * (Debian's included): it hashes one block into the chaining words h of a
+ * caller-owned SHA256_CTX, with no provider look-up and no allocation, so a
+ * hash state is eight words that can be copied, which is what precomputed
+ * HMAC keys need. The EVP equivalent (EVP_MD_CTX_copy_ex from a precomputed
+ * context) allocates a new provider context on every copy. The block
+ * function is OpenSSL's own (SHA extensions, AVX2, ..., picked at run
+ * time). */
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include "token.h"
 
@@ -47,6 +48,12 @@ typedef struct hmac_key {
     SHA256_CTX inner;
     SHA256_CTX outer;
 } hmac_key;
+
+/* SHA-256's initial hash value (FIPS 180-4, 5.3.3): all SHA256_Init sets
+ * that SHA256_Transform reads. */
+static const uint32_t sha256_initial[8] = {0x6a09e667u, 0xbb67ae85u, 0x3c6ef372u, 0xa54ff53au,
+                                           0x510e527fu, 0x9b05688cu, 0x1f83d9abu, 0x5be0cd19u};
+_Static_assert(sizeof(((SHA256_CTX *)0)->h) == sizeof(sha256_initial), "SHA256_CTX.h: 8 words");
 
 typedef struct codec_state {
     ct_deflater *deflater;
@@ -109,34 +116,52 @@ static codec_state *state_get(void)
     return st;
 }
 
-/* RFC 2104 with a key of at most one block (ours are 4 or 32 bytes). */
-static void hmac_key_init(hmac_key *hk, const uint8_t *key, size_t keylen)
-{
-    uint8_t pad[SHA256_BLOCK];
+/* Everything secret that one signature computes on the way (key pads,
+ * message tails, hash states, the intermediate key) lives here, in sign()'s
+ * frame, which wipes it once at the end rather than each helper its own. */
+typedef struct sign_scratch {
+    hmac_key key;
+    SHA256_CTX ctx;
+    uint8_t block[2 * SHA256_BLOCK];
+    uint64_t key_words[SHA256_BLOCK / 8];
+    uint8_t k[CT_SIGNATURE_LEN];
+} sign_scratch;
 
-    memset(pad, 0x36, sizeof(pad));
-    for (size_t i = 0; i < keylen; i++) {
-        pad[i] ^= key[i];
+/* RFC 2104 with a key of 32 bytes, zero-padded when shorter (HMAC pads the
+ * key with zeros to a block anyway: ours are 4 or 32 bytes), the pads
+ * written a word at a time into scratch. */
+static void hmac_key_init(hmac_key *hk, const uint8_t key[CT_SIGNATURE_LEN], sign_scratch *sc)
+{
+    const uint64_t ipad = 0x3636363636363636u;
+    const uint64_t opad = 0x5c5c5c5c5c5c5c5cu;
+    uint64_t *words = sc->key_words;
+    uint8_t *pad = sc->block;
+
+    memset(words, 0, sizeof(sc->key_words));
+    memcpy(words, key, CT_SIGNATURE_LEN);
+    for (size_t i = 0; i < SHA256_BLOCK / 8; i++) {
+        uint64_t w = words[i] ^ ipad;
+        memcpy(pad + 8 * i, &w, 8);
     }
-    SHA256_Init(&hk->inner);
+    memcpy(hk->inner.h, sha256_initial, sizeof(hk->inner.h));
     SHA256_Transform(&hk->inner, pad);
-    for (size_t i = 0; i < sizeof(pad); i++) {
-        pad[i] ^= 0x36 ^ 0x5c;
+    for (size_t i = 0; i < SHA256_BLOCK / 8; i++) {
+        uint64_t w = words[i] ^ opad;
+        memcpy(pad + 8 * i, &w, 8);
     }
-    SHA256_Init(&hk->outer);
+    memcpy(hk->outer.h, sha256_initial, sizeof(hk->outer.h));
     SHA256_Transform(&hk->outer, pad);
-    explicit_bzero(pad, sizeof(pad));
 }
 
 /* Hashes msg into ctx, which has hashed one block already (the HMAC pad),
  * and pads the message (FIPS 180-4: 0x80, zeros, the length in bits,
- * big-endian): ctx->h is then the digest, as words. SHA256_Transform is the
- * compression function alone; SHA256_Update and SHA256_Final would do the
- * same through their buffer at about twice the bookkeeping, which for
- * messages this short is most of the cost besides the compressions. */
-static void sha256_after_block(SHA256_CTX *ctx, const uint8_t *msg, size_t msglen)
+ * big-endian) in tail (two blocks of scratch): ctx->h is then the digest, as
+ * words. SHA256_Transform is the compression function alone; SHA256_Update
+ * and SHA256_Final would do the same through their buffer at about twice the
+ * bookkeeping, which for messages this short is most of the cost besides the
+ * compressions. */
+static void sha256_after_block(SHA256_CTX *ctx, const uint8_t *msg, size_t msglen, uint8_t *tail)
 {
-    uint8_t tail[2 * SHA256_BLOCK];
     uint64_t bits = ((uint64_t)SHA256_BLOCK + msglen) * 8;
     size_t full = msglen / SHA256_BLOCK * SHA256_BLOCK;
     size_t rest = msglen - full;
@@ -154,36 +179,49 @@ static void sha256_after_block(SHA256_CTX *ctx, const uint8_t *msg, size_t msgle
     if (tail_len > SHA256_BLOCK) {
         SHA256_Transform(ctx, tail + SHA256_BLOCK);
     }
-    explicit_bzero(tail, tail_len);
 }
 
-/* The digest words of ctx as bytes, big-endian. */
+/* Two digest words as eight bytes, big-endian. */
+static void put_words_be(uint8_t *out, const SHA256_CTX *ctx, int i)
+{
+    uint64_t pair = BIG_ENDIAN64((uint64_t)(uint32_t)ctx->h[i] << 32 | (uint32_t)ctx->h[i + 1]);
+    memcpy(out + 4 * i, &pair, 8);
+}
+
+/* The digest words of ctx as bytes, big-endian (written out: this runs four
+ * times per token, and a loop costs twice as much). */
 static void sha256_digest(const SHA256_CTX *ctx, uint8_t out[CT_SIGNATURE_LEN])
 {
-    for (int i = 0; i < 8; i++) {
-        uint32_t word = BIG_ENDIAN32((uint32_t)ctx->h[i]);
-        memcpy(out + 4 * i, &word, 4);
-    }
+    put_words_be(out, ctx, 0);
+    put_words_be(out, ctx, 2);
+    put_words_be(out, ctx, 4);
+    put_words_be(out, ctx, 6);
+}
+
+/* ctx continues from the state of from: SHA256_Transform reads and writes
+ * the chaining words h alone, so only they are copied (not the 112-byte
+ * context with its unused block buffer). */
+static void sha256_resume(SHA256_CTX *ctx, const SHA256_CTX *from)
+{
+    memcpy(ctx->h, from->h, sizeof(ctx->h));
 }
 
 static void hmac_sha256(const hmac_key *hk, const uint8_t *msg, size_t msglen,
-                        uint8_t out[CT_SIGNATURE_LEN])
+                        uint8_t out[CT_SIGNATURE_LEN], sign_scratch *sc)
 {
-    SHA256_CTX ctx = hk->inner;
-    uint8_t outer[SHA256_BLOCK];
     uint64_t bits = BIG_ENDIAN64((uint64_t)(SHA256_BLOCK + CT_SIGNATURE_LEN) * 8);
+    uint8_t *outer = sc->block;
 
-    sha256_after_block(&ctx, msg, msglen);
+    sha256_resume(&sc->ctx, &hk->inner);
+    sha256_after_block(&sc->ctx, msg, msglen, sc->block);
     /* the outer hash's one block: the inner digest, already padded */
-    sha256_digest(&ctx, outer);
+    sha256_digest(&sc->ctx, outer);
     outer[CT_SIGNATURE_LEN] = 0x80;
     memset(outer + CT_SIGNATURE_LEN + 1, 0, SHA256_BLOCK - CT_SIGNATURE_LEN - 1 - 8);
     memcpy(outer + SHA256_BLOCK - 8, &bits, 8);
-    ctx = hk->outer;
-    SHA256_Transform(&ctx, outer);
-    sha256_digest(&ctx, out);
-    explicit_bzero(outer, sizeof(outer));
-    explicit_bzero(&ctx, sizeof(ctx));
+    sha256_resume(&sc->ctx, &hk->outer);
+    SHA256_Transform(&sc->ctx, outer);
+    sha256_digest(&sc->ctx, out);
 }
 
 static void put_le32(uint8_t *p, uint32_t v)
@@ -194,18 +232,21 @@ static void put_le32(uint8_t *p, uint32_t v)
     p[3] = (uint8_t)(v >> 24);
 }
 
-/* Constant-time equality of two certificates (CRYPTO_memcmp, inline: it
- * runs for every token). */
-static int same_certificate(const char *a, const char *b)
+/* Constant-time equality of n bytes, n a multiple of 8: no branch and no
+ * early exit on the data (what CRYPTO_memcmp promises), inline because it
+ * runs for every token built and verified. The empty asm keeps the compiler
+ * from reasoning about diff and so from ending the loop early. */
+static int same_bytes(const void *a, const void *b, size_t n)
 {
     uint64_t diff = 0;
 
-    for (size_t i = 0; i < CT_HEX_ID_LEN; i += 8) {
+    for (size_t i = 0; i < n; i += 8) {
         uint64_t x;
         uint64_t y;
-        memcpy(&x, a + i, 8);
-        memcpy(&y, b + i, 8);
+        memcpy(&x, (const uint8_t *)a + i, 8);
+        memcpy(&y, (const uint8_t *)b + i, 8);
         diff |= x ^ y;
+        __asm__("" : "+r"(diff));
     }
     return diff == 0;
 }
@@ -217,26 +258,24 @@ static int same_certificate(const char *a, const char *b)
 static int sign(codec_state *st, const char *certificate, uint32_t issue_ts, uint32_t salt,
                 const uint8_t *info, size_t infolen, uint8_t out[CT_SIGNATURE_LEN])
 {
-    uint8_t le[4];
-    uint8_t k[CT_SIGNATURE_LEN];
-    hmac_key hk;
+    uint8_t le[CT_SIGNATURE_LEN] = {0}; /* a 4-byte key, zero-padded */
+    sign_scratch sc;
 
     if (!st->k1_valid || st->k1_issue_ts != issue_ts ||
-        !same_certificate(st->k1_certificate, certificate)) {
+        !same_bytes(st->k1_certificate, certificate, CT_HEX_ID_LEN)) {
         put_le32(le, issue_ts);
-        hmac_key_init(&hk, le, 4);
-        hmac_sha256(&hk, (const uint8_t *)certificate, CT_HEX_ID_LEN, st->k1);
+        hmac_key_init(&sc.key, le, &sc);
+        hmac_sha256(&sc.key, (const uint8_t *)certificate, CT_HEX_ID_LEN, st->k1, &sc);
         st->k1_valid = 1;
         st->k1_issue_ts = issue_ts;
         memcpy(st->k1_certificate, certificate, CT_HEX_ID_LEN);
     }
     put_le32(le, salt);
-    hmac_key_init(&hk, le, 4);
-    hmac_sha256(&hk, st->k1, sizeof(st->k1), k);
-    hmac_key_init(&hk, k, sizeof(k));
-    hmac_sha256(&hk, info, infolen, out);
-    explicit_bzero(k, sizeof(k));
-    explicit_bzero(&hk, sizeof(hk));
+    hmac_key_init(&sc.key, le, &sc);
+    hmac_sha256(&sc.key, st->k1, sizeof(st->k1), sc.k, &sc);
+    hmac_key_init(&sc.key, sc.k, &sc);
+    hmac_sha256(&sc.key, info, infolen, out, &sc);
+    explicit_bzero(&sc, sizeof(sc));
     return CT_OK;
 }
 
@@ -281,7 +320,7 @@ typedef struct writer {
     int overflow;
 } writer;
 
-static void w_bytes(writer *w, const void *data, size_t len)
+static inline void w_bytes(writer *w, const void *data, size_t len)
 {
     if (w->overflow || (size_t)(w->end - w->p) < len) {
         w->overflow = 1;
@@ -291,20 +330,20 @@ static void w_bytes(writer *w, const void *data, size_t len)
     w->p += len;
 }
 
-static void w_u16(writer *w, uint16_t v)
+static inline void w_u16(writer *w, uint16_t v)
 {
     uint8_t b[2] = {(uint8_t)v, (uint8_t)(v >> 8)};
     w_bytes(w, b, 2);
 }
 
-static void w_u32(writer *w, uint32_t v)
+static inline void w_u32(writer *w, uint32_t v)
 {
     uint8_t b[4];
     put_le32(b, v);
     w_bytes(w, b, 4);
 }
 
-static void w_string(writer *w, const void *data, size_t len)
+static inline void w_string(writer *w, const void *data, size_t len)
 {
     if (len > UINT16_MAX) {
         w->overflow = 1;
@@ -314,9 +353,24 @@ static void w_string(writer *w, const void *data, size_t len)
     w_bytes(w, data, len);
 }
 
+/* order[0..n) = the indices of keys[0..n) in ascending key order, equal keys
+ * in their given order (an insertion sort: n is at most a dozen). */
+static inline void stable_order(const uint16_t *keys, uint16_t n, uint16_t *order)
+{
+    for (uint16_t i = 0; i < n; i++) {
+        uint16_t j = i;
+        while (j > 0 && keys[order[j - 1]] > keys[i]) {
+            order[j] = order[j - 1];
+            j--;
+        }
+        order[j] = i;
+    }
+}
+
 static int pack_service(writer *w, const ct_service_spec *s, char *err, size_t errlen)
 {
-    const ct_privilege *sorted[CT_MAX_PRIVILEGES];
+    uint16_t keys[CT_MAX_PRIVILEGES];
+    uint16_t order[CT_MAX_PRIVILEGES];
     uint16_t n = s->privilege_count;
 
     if (n > CT_MAX_PRIVILEGES || (n > 0 && s->privileges == NULL) ||
@@ -326,25 +380,21 @@ static int pack_service(writer *w, const ct_service_spec *s, char *err, size_t e
     }
     /* the references keep privileges in an ordered map: sorted, unique */
     for (uint16_t i = 0; i < n; i++) {
-        uint16_t j = i;
-        while (j > 0 && sorted[j - 1]->id > s->privileges[i].id) {
-            sorted[j] = sorted[j - 1];
-            j--;
-        }
-        sorted[j] = &s->privileges[i];
+        keys[i] = s->privileges[i].id;
     }
+    stable_order(keys, n, order);
     for (uint16_t i = 1; i < n; i++) {
-        if (sorted[i]->id == sorted[i - 1]->id) {
+        if (keys[order[i]] == keys[order[i - 1]]) {
             ct_set_error(err, errlen, "service %u: privilege %u given twice", s->type,
-                         sorted[i]->id);
+                         keys[order[i]]);
             return CT_E_ARGUMENT;
         }
     }
     w_u16(w, s->type);
     w_u16(w, n);
     for (uint16_t i = 0; i < n; i++) {
-        w_u16(w, sorted[i]->id);
-        w_u32(w, sorted[i]->value);
+        w_u16(w, s->privileges[order[i]].id);
+        w_u32(w, s->privileges[order[i]].value);
     }
     for (uint16_t i = 0; i < s->string_count; i++) {
         const char *str = s->strings[i] != NULL ? s->strings[i] : "";
@@ -365,7 +415,8 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
     /* content = pack_string(signature) + signing_info, built in one buffer */
     uint8_t content[2 + CT_SIGNATURE_LEN + BUILD_PAYLOAD_MAX];
     uint8_t compressed[BUILD_PAYLOAD_MAX + 128];
-    const ct_service_spec *sorted[CT_MAX_SERVICES];
+    uint16_t types[CT_MAX_SERVICES];
+    uint16_t order[CT_MAX_SERVICES];
     uint8_t *info = content + 2 + CT_SIGNATURE_LEN;
     writer w = {info, content + sizeof(content), 0};
     size_t infolen;
@@ -394,13 +445,9 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
     }
     /* stable sort by type, as the references pack them */
     for (uint16_t i = 0; i < n; i++) {
-        uint16_t j = i;
-        while (j > 0 && sorted[j - 1]->type > params->services[i].type) {
-            sorted[j] = sorted[j - 1];
-            j--;
-        }
-        sorted[j] = &params->services[i];
+        types[i] = params->services[i].type;
     }
+    stable_order(types, n, order);
     st = state_get();
     if (st == NULL) {
         ct_set_error(err, errlen, "cannot set up the codec (out of memory)");
@@ -413,7 +460,7 @@ int ct_token_build(const ct_build_params *params, char *out, size_t outlen, size
     w_u32(&w, params->salt);
     w_u16(&w, n);
     for (uint16_t i = 0; i < n; i++) {
-        rc = pack_service(&w, sorted[i], err, errlen);
+        rc = pack_service(&w, &params->services[order[i]], err, errlen);
         if (rc != CT_OK) {
             return rc;
         }
@@ -810,8 +857,7 @@ int ct_token_verify(const ct_token *tok, const char *app_certificate)
     if (rc != CT_OK) {
         return rc;
     }
-    return CRYPTO_memcmp(expected, tok->signature.data, CT_SIGNATURE_LEN) == 0 ? CT_OK
-                                                                               : CT_E_SIGNATURE;
+    return same_bytes(expected, tok->signature.data, CT_SIGNATURE_LEN) ? CT_OK : CT_E_SIGNATURE;
 }
 
 uint64_t ct_token_expire_at(const ct_token *tok)
