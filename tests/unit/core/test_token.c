@@ -176,24 +176,29 @@ static void generic_build_refuses_duplicate_privileges(void **state)
     assert_int_equal(ct_token_build(&p, out, sizeof(out), NULL, err, sizeof(err)), CT_E_ARGUMENT);
 }
 
-static void parse_refuses_wrong_prefix(void **state)
+/* The result of parsing the public app-token vector with one character
+ * changed. */
+static int parse_vector_changed(size_t at, char c)
 {
     char bad[sizeof(VECTOR_APP)];
-    (void)state;
+
     memcpy(bad, VECTOR_APP, sizeof(bad));
-    bad[2] = '6';
-    assert_int_equal(ct_token_parse(bad, strlen(bad), &tok, NULL, 0), CT_E_PREFIX);
+    bad[at] = c;
+    return ct_token_parse(bad, strlen(bad), &tok, NULL, 0);
+}
+
+static void parse_refuses_wrong_prefix(void **state)
+{
+    (void)state;
+    assert_int_equal(parse_vector_changed(2, '6'), CT_E_PREFIX);
     assert_int_equal(ct_token_parse("00", 2, &tok, NULL, 0), CT_E_PREFIX);
     assert_int_equal(ct_token_parse("", 0, &tok, NULL, 0), CT_E_PREFIX);
 }
 
 static void parse_refuses_bad_base64(void **state)
 {
-    char bad[sizeof(VECTOR_APP)];
     (void)state;
-    memcpy(bad, VECTOR_APP, sizeof(bad));
-    bad[10] = '*';
-    assert_int_equal(ct_token_parse(bad, strlen(bad), &tok, NULL, 0), CT_E_BASE64);
+    assert_int_equal(parse_vector_changed(10, '*'), CT_E_BASE64);
     assert_int_equal(ct_token_parse("007", 3, &tok, NULL, 0), CT_E_BASE64);
     assert_int_equal(ct_token_parse("007abc", 6, &tok, NULL, 0), CT_E_BASE64);
     /* url-safe alphabet and missing padding are not the format */
