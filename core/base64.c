@@ -1,17 +1,10 @@
 /* Standard base64 with a strict decoder: tokens are signed, so there is one
  * valid spelling of each; anything else is refused rather than repaired. */
 #include "base64.h"
+#include "byteorder.h"
 
 #include <pthread.h>
 #include <string.h>
-
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define BIG_ENDIAN32(x) (x)
-#define BIG_ENDIAN64(x) (x)
-#else
-#define BIG_ENDIAN32(x) __builtin_bswap32(x)
-#define BIG_ENDIAN64(x) __builtin_bswap64(x)
-#endif
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

@@ -16,6 +16,7 @@
 #include "token.h"
 
 #include "base64.h"
+#include "byteorder.h"
 #include "deflate.h"
 #include "text.h"
 
@@ -33,13 +34,6 @@
 #define BUILD_PAYLOAD_MAX 1024
 #define COMPRESSED_MAX (CT_TOKEN_MAX_CHARS / 4 * 3)
 #define SHA256_BLOCK 64
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define BIG_ENDIAN32(x) (x)
-#define BIG_ENDIAN64(x) (x)
-#else
-#define BIG_ENDIAN32(x) __builtin_bswap32(x)
-#define BIG_ENDIAN64(x) __builtin_bswap64(x)
-#endif
 
 /* An HMAC-SHA256 key as the hash states after its padded inner and outer
  * blocks (two compressions); a MAC with it then costs the message's blocks
