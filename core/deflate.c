@@ -33,9 +33,15 @@
  * Origin: the algorithm (match search, lazy evaluation, Huffman tree
  * construction and tie-breaking) follows zlib 1.2.13, (C) 1995-2022
  * Jean-loup Gailly and Mark Adler, under the zlib license; this is an
- * altered, reduced re-implementation of it, not the original software. Only
- * the decoder (inflate) comes from the linked zlib. */
+ * altered, reduced re-implementation of it, not the original software.
+ *
+ * At the end, ct_inflate: a decoder for the streams tokens nearly always are
+ * (stored and fixed-Huffman blocks; RFC 1950 and 1951), which answers only
+ * when the stream is complete and valid and otherwise hands it to the linked
+ * zlib's inflate, so zlib still decides every other stream. */
 #include "deflate.h"
+
+#include "byteorder.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -89,6 +95,10 @@ static uint16_t dz_static_dcode[DZ_D_CODES];
 static uint8_t dz_static_dlen[DZ_D_CODES];
 static uint16_t dz_static_llen16[DZ_L_CODES + 2]; /* the same, for dz_compress_block */
 static uint16_t dz_static_dlen16[DZ_D_CODES];
+/* The decoder's view of the fixed code: indexed by the next 9 (5) bits of
+ * the stream, the symbol << 4 | its code length (the distance symbol). */
+static uint16_t iz_fixed_lit[512];
+static uint8_t iz_fixed_dist[32];
 
 /* One Huffman tree: zlib's ct_data union split into arrays. zlib overlays
  * Freq/Code and Dad/Len, but never reads one after writing the other. */
@@ -213,6 +223,15 @@ static void dz_static_init(void)
         dz_static_dlen[n] = 5;
         dz_static_dlen16[n] = 5;
         dz_static_dcode[n] = (uint16_t)dz_bi_reverse((unsigned)n, 5);
+    }
+    /* every 9-bit index whose low len bits are a symbol's code decodes to it */
+    for (n = 0; n <= 287; n++) {
+        for (unsigned i = dz_static_lcode[n]; i < 512; i += 1u << len[n]) {
+            iz_fixed_lit[i] = (uint16_t)(n << 4 | len[n]);
+        }
+    }
+    for (n = 0; n < 32; n++) {
+        iz_fixed_dist[dz_bi_reverse((unsigned)n, 5)] = (uint8_t)n;
     }
 }
 
@@ -1040,23 +1059,30 @@ static void dz_tree_setup(dz_state *s)
     s->bltree.static_len = NULL;
 }
 
-/* Adler-32 (RFC 1950) of at most DZ_INPUT_MAX bytes: under zlib's NMAX (5552)
- * neither sum can overflow 32 bits, so one modulo at the end suffices. */
-static unsigned long dz_adler32(const uint8_t *in, size_t n)
+/* Adler-32 (RFC 1950) sums over in[0..n), continued from *a and *b, with
+ * no modulo: the caller keeps the whole stream under zlib's NMAX (5552)
+ * bytes, within which neither sum can overflow 32 bits. */
+static void dz_adler_sums(uint32_t *a, uint32_t *b, const uint8_t *in, size_t n)
 {
-    uint32_t a = 1;
-    uint32_t b = 0;
+    uint32_t sa = *a;
+    uint32_t sb = *b;
     size_t i = 0;
 
     /* 4 bytes a turn: b gains 4a + 4x0 + 3x1 + 2x2 + x3 */
     for (; i + 4 <= n; i += 4) {
-        b += 4 * a + 4u * in[i] + 3u * in[i + 1] + 2u * in[i + 2] + in[i + 3];
-        a += (uint32_t)in[i] + in[i + 1] + in[i + 2] + in[i + 3];
+        sb += 4 * sa + 4u * in[i] + 3u * in[i + 1] + 2u * in[i + 2] + in[i + 3];
+        sa += (uint32_t)in[i] + in[i + 1] + in[i + 2] + in[i + 3];
     }
     for (; i < n; i++) {
-        a += in[i];
-        b += a;
+        sa += in[i];
+        sb += sa;
     }
+    *a = sa;
+    *b = sb;
+}
+
+static unsigned long dz_adler_value(uint32_t a, uint32_t b)
+{
     return (unsigned long)(b % 65521u) << 16 | (a % 65521u);
 }
 
@@ -1065,6 +1091,8 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
                        size_t *outlen)
 {
     unsigned long adler;
+    uint32_t a = 1;
+    uint32_t b = 0;
 
     if (n > DZ_INPUT_MAX || outcap < 6) {
         return -1;
@@ -1098,7 +1126,8 @@ static int dz_compress(dz_state *s, const uint8_t *in, size_t n, uint8_t *out, s
     if (s->out > s->out_end) {
         return -1;
     }
-    adler = dz_adler32(in, n);
+    dz_adler_sums(&a, &b, in, n); /* n <= DZ_INPUT_MAX, under NMAX */
+    adler = dz_adler_value(a, b);
     s->out[0] = (uint8_t)(adler >> 24);
     s->out[1] = (uint8_t)(adler >> 16);
     s->out[2] = (uint8_t)(adler >> 8);
@@ -1134,4 +1163,193 @@ int ct_deflate(ct_deflater *d, const uint8_t *in, size_t n, uint8_t *out, size_t
                size_t *outlen)
 {
     return dz_compress(&d->state, in, n, out, outcap, outlen);
+}
+
+/* ---- inflate: stored and fixed-Huffman blocks ---- */
+
+/* Output past this goes to zlib: the Adler-32 sums run without a modulo. A
+ * token payload is a few hundred bytes. */
+#define IZ_OUTPUT_MAX 5552
+
+/* The decoder: bits of the stream LSB first in buf (count of them valid), p
+ * the next byte not yet in buf; the output so far and its Adler-32 sums. */
+typedef struct iz_state {
+    const uint8_t *p;
+    const uint8_t *end;
+    uint64_t buf;
+    unsigned count;
+    uint8_t *out;
+    size_t pos;
+    size_t cap;
+    uint32_t a;
+    uint32_t b;
+} iz_state;
+
+/* At least need (<= 56) bits in buf, or -1 when the input ends first. With
+ * 8 bytes at hand they come in one load (the bits past count it also ORs in
+ * are the very bits a later load puts there), else byte by byte. Inline
+ * whole, so that the decoder's state stays in registers. */
+static inline int iz_fill(iz_state *z, unsigned need)
+{
+    uint64_t v;
+
+    if (z->count >= need) {
+        return 0;
+    }
+    if (z->end - z->p >= 8) {
+        memcpy(&v, z->p, 8);
+        z->buf |= LITTLE_ENDIAN64(v) << z->count;
+        z->p += (63 - z->count) >> 3;
+        z->count |= 56;
+        return 0;
+    }
+    while (z->count < need) {
+        if (z->p == z->end) {
+            return -1;
+        }
+        z->buf |= (uint64_t)*z->p++ << z->count;
+        z->count += 8;
+    }
+    return 0;
+}
+
+static inline unsigned iz_take(iz_state *z, unsigned n)
+{
+    unsigned v = (unsigned)(z->buf & ((1u << n) - 1));
+
+    z->buf >>= n;
+    z->count -= n;
+    return v;
+}
+
+/* Drops the bits up to the next byte boundary; the input then continues at
+ * the returned byte (whole bytes already in buf are given back). */
+static const uint8_t *iz_align(iz_state *z)
+{
+    z->p -= z->count / 8;
+    z->buf = 0;
+    z->count = 0;
+    return z->p;
+}
+
+/* A stored block after its 3 header bits: LEN, NLEN, then LEN bytes. */
+static int iz_stored(iz_state *z)
+{
+    const uint8_t *at = iz_align(z);
+    unsigned len;
+
+    if (z->end - at < 4) {
+        return -1;
+    }
+    len = (unsigned)at[0] | (unsigned)at[1] << 8;
+    if ((len ^ ((unsigned)at[2] | (unsigned)at[3] << 8)) != 0xffff ||
+        (size_t)(z->end - at - 4) < len || z->cap - z->pos < len) {
+        return -1;
+    }
+    memcpy(z->out + z->pos, at + 4, len);
+    dz_adler_sums(&z->a, &z->b, at + 4, len);
+    z->pos += len;
+    z->p = at + 4 + len;
+    return 0;
+}
+
+/* A fixed-Huffman block after its 3 header bits, on a copy of the state in
+ * locals. Before each symbol 32 bits must be at hand (its code and extra
+ * bits take at most 9 + 5 + 5 + 13): a valid stream always has them, since
+ * the 32-bit Adler-32 follows its last block. */
+static int iz_fixed(iz_state *state)
+{
+    iz_state z = *state;
+    uint8_t *out = z.out;
+    size_t o = z.pos;
+
+    for (;;) {
+        unsigned e;
+        unsigned sym;
+        unsigned len;
+        unsigned dist;
+
+        if (iz_fill(&z, 32) != 0) {
+            return -1;
+        }
+        e = iz_fixed_lit[z.buf & 511];
+        iz_take(&z, e & 15);
+        sym = e >> 4;
+        if (sym < DZ_LITERALS) {
+            if (o == z.cap) {
+                return -1;
+            }
+            out[o++] = (uint8_t)sym;
+            z.a += sym;
+            z.b += z.a;
+            continue;
+        }
+        if (sym == DZ_END_BLOCK) {
+            break;
+        }
+        sym -= DZ_LITERALS + 1;
+        if (sym >= DZ_LENGTH_CODES) {
+            return -1; /* 286 and 287: in the code, invalid in a stream */
+        }
+        len = sym == DZ_LENGTH_CODES - 1
+                  ? DZ_MAX_MATCH
+                  : DZ_MIN_MATCH + dz_base_length[sym] + iz_take(&z, dz_extra_lbits[sym]);
+        sym = iz_fixed_dist[iz_take(&z, 5)];
+        if (sym >= DZ_D_CODES) {
+            return -1; /* 30 and 31 likewise */
+        }
+        dist = 1u + dz_base_dist[sym] + iz_take(&z, dz_extra_dbits[sym]);
+        if (dist > o || z.cap - o < len) {
+            return -1;
+        }
+        for (unsigned i = 0; i < len; i++, o++) {
+            out[o] = out[o - dist];
+            z.a += out[o];
+            z.b += z.a;
+        }
+    }
+    z.pos = o;
+    *state = z;
+    return 0;
+}
+
+int ct_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t outcap, size_t *outlen)
+{
+    iz_state z = {in, in + n, 0, 0, out, 0, outcap < IZ_OUTPUT_MAX ? outcap : IZ_OUTPUT_MAX, 1, 0};
+    const uint8_t *at;
+    unsigned final;
+
+    pthread_once(&static_once, dz_static_init);
+    /* deflate with a 32 KiB window, no preset dictionary, check bits right */
+    if (n < 2 + 4 || in[0] != 0x78 || (in[1] & 0x20) != 0 || (in[0] << 8 | in[1]) % 31 != 0) {
+        return CT_INFLATE_ASK_ZLIB;
+    }
+    z.p = in + 2;
+    do {
+        unsigned type;
+        int rc;
+
+        if (iz_fill(&z, 3) != 0) {
+            return CT_INFLATE_ASK_ZLIB;
+        }
+        final = iz_take(&z, 1);
+        type = iz_take(&z, 2);
+        if (type == 0) {
+            rc = iz_stored(&z);
+        } else if (type == 1) {
+            rc = iz_fixed(&z);
+        } else {
+            rc = -1; /* dynamic (or the invalid type 3) */
+        }
+        if (rc != 0) {
+            return CT_INFLATE_ASK_ZLIB;
+        }
+    } while (!final);
+    at = iz_align(&z);
+    if (z.end - at != 4 || ((unsigned long)at[0] << 24 | (unsigned long)at[1] << 16 |
+                            (unsigned long)at[2] << 8 | at[3]) != dz_adler_value(z.a, z.b)) {
+        return CT_INFLATE_ASK_ZLIB;
+    }
+    *outlen = z.pos;
+    return CT_INFLATE_OK;
 }

@@ -23,4 +23,16 @@ void ct_deflater_free(ct_deflater *d);
 int ct_deflate(ct_deflater *d, const uint8_t *in, size_t n, uint8_t *out, size_t outcap,
                size_t *outlen);
 
+/* Inflates the zlib stream in[0..n) into out[0..outcap) when it is the
+ * common case of a token: stored and fixed-Huffman blocks only, complete,
+ * ending exactly at in + n, with the right Adler-32 (Agora's builders and
+ * ours write one such block for a token-sized payload). CT_INFLATE_OK and
+ * *outlen then, with exactly the bytes zlib's inflate gives for it. Anything
+ * else (a dynamic block, a damaged, truncated or longer stream, output over
+ * outcap) is CT_INFLATE_ASK_ZLIB: not decided here, the caller runs zlib's
+ * inflate, whose answer stands. */
+#define CT_INFLATE_OK 0
+#define CT_INFLATE_ASK_ZLIB 1
+int ct_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t outcap, size_t *outlen);
+
 #endif

@@ -1,12 +1,19 @@
 /* libFuzzer target for the token parser: ct_token_parse of arbitrary bytes,
  * then, on success, everything a caller does with a parsed token (verify with
  * a fixed certificate, the RTM2 permission walk, the expiry helpers), so that
- * ASan and UBSan see every view the parser hands out being read. */
+ * ASan and UBSan see every view the parser hands out being read. And the
+ * parser's own inflater against zlib's, on the input itself and on the
+ * base64-decoded body of a "007" input: whenever ct_inflate answers, zlib's
+ * inflate must give the same bytes. */
+#include "base64.h"
+#include "deflate.h"
 #include "token.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
 
 #define FUZZ_CERT "5CFd2fd1755d40ecb72977518be15d3b"
 
@@ -53,14 +60,51 @@ static unsigned long check_service(const ct_token *tok, const ct_service *s)
     return sum;
 }
 
+/* ct_inflate answers only for streams zlib decodes to the same bytes, ending
+ * exactly at the end of the input. */
+static void check_inflate(const uint8_t *in, size_t n)
+{
+    static uint8_t ours[CT_PAYLOAD_MAX];
+    static uint8_t theirs[CT_PAYLOAD_MAX];
+    z_stream z;
+    size_t len = 0;
+    int zrc;
+
+    if (ct_inflate(in, n, ours, sizeof(ours), &len) != CT_INFLATE_OK) {
+        return;
+    }
+    memset(&z, 0, sizeof(z));
+    if (inflateInit(&z) != Z_OK) {
+        abort();
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = theirs;
+    z.avail_out = sizeof(theirs);
+    zrc = inflate(&z, Z_FINISH);
+    if (zrc != Z_STREAM_END || z.avail_in != 0 || sizeof(theirs) - z.avail_out != len ||
+        memcmp(ours, theirs, len) != 0) {
+        abort();
+    }
+    inflateEnd(&z);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static uint8_t body[CT_TOKEN_MAX_CHARS];
     /* 64 KiB of payload: one per process, as the header asks */
     static ct_token tok;
     unsigned long sum = 0;
     char err[256];
     int rc;
 
+    check_inflate(data, size);
+    if (size > 3 && memcmp(data, "007", 3) == 0) {
+        size_t n = ct_base64_decode((const char *)data + 3, size - 3, body, sizeof(body));
+        if (n != (size_t)-1) {
+            check_inflate(body, n);
+        }
+    }
     rc = ct_token_parse((const char *)data, size, &tok, err, sizeof(err));
     if (rc != CT_OK) {
         return 0;

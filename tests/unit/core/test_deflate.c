@@ -11,7 +11,12 @@
  * matches that run into the end of the input; the three block types (stored,
  * fixed, dynamic), each of which must be seen; user ids of every length
  * 1..255; generic tokens up to the 1024-byte payload bound. A fixed seed keeps
- * a failure reproducible; one more pass takes a new seed on every run. */
+ * a failure reproducible; one more pass takes a new seed on every run.
+ *
+ * The same file tests the decoder, ct_inflate: every stream above inflates
+ * back to its payload (or, for a dynamic block, is left to zlib), and on
+ * zlib's stored and fixed streams, whole and damaged, it never answers
+ * otherwise than zlib's inflate. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,6 +92,24 @@ static size_t reference_deflate(const uint8_t *in, size_t len, uint8_t *out, siz
     return n;
 }
 
+/* The stream inflates back to payload with ct_inflate, which leaves only a
+ * dynamic block (all our streams are one block) to zlib. */
+static void assert_inflates_back(const uint8_t *stream, size_t n, const uint8_t *payload,
+                                 size_t len)
+{
+    uint8_t back[PAYLOAD_MAX];
+    size_t back_len = 0;
+    int rc = ct_inflate(stream, n, back, sizeof(back), &back_len);
+
+    if (((stream[2] >> 1) & 3) == 2) {
+        assert_int_equal(rc, CT_INFLATE_ASK_ZLIB);
+        return;
+    }
+    assert_int_equal(rc, CT_INFLATE_OK);
+    assert_int_equal(back_len, len);
+    assert_memory_equal(back, payload, len);
+}
+
 /* Takes the token apart and compares its deflate stream with zlib's. */
 static void assert_deflate_matches_zlib(const char *token, size_t token_len)
 {
@@ -107,6 +130,7 @@ static void assert_deflate_matches_zlib(const char *token, size_t token_len)
                  (unsigned long)payload_len, token);
     }
     block_types_seen[(ours[2] >> 1) & 3]++;
+    assert_inflates_back(ours, ours_len, payload, payload_len);
 }
 
 static void chat_tokens_for_every_user_length(void **state)
@@ -268,10 +292,129 @@ static void fresh_payloads_of_every_size(void **state)
                     len, kind, (unsigned long long)seed);
             }
             seen[(ours[2] >> 1) & 3]++;
+            assert_inflates_back(ours, ours_len, payload, len);
         }
     }
     ct_deflater_free(d);
     assert_true(seen[0] > 0 && seen[1] > 0 && seen[2] > 0);
+}
+
+/* zlib's stream of in[0..len) at a level and strategy, with a full flush
+ * after the first `split` bytes when split < len (an extra block boundary:
+ * an empty stored block between two blocks). */
+static size_t zlib_stream(const uint8_t *in, size_t len, int level, int strategy, size_t split,
+                          uint8_t *out, size_t cap)
+{
+    z_stream z;
+    size_t n;
+
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(deflateInit2(&z, level, Z_DEFLATED, 15, 8, strategy), Z_OK);
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    z.next_in = (Bytef *)in;
+    if (split < len) {
+        z.avail_in = (uInt)split;
+        assert_int_equal(deflate(&z, Z_FULL_FLUSH), Z_OK);
+        z.avail_in = (uInt)(len - split);
+    } else {
+        z.avail_in = (uInt)len;
+    }
+    assert_int_equal(deflate(&z, Z_FINISH), Z_STREAM_END);
+    n = cap - z.avail_out;
+    deflateEnd(&z);
+    return n;
+}
+
+/* What zlib's inflate makes of in[0..n) as the token parser calls it: the
+ * length of the payload when the stream ends exactly at in + n, else -1. */
+static long zlib_inflate(const uint8_t *in, size_t n, uint8_t *out, size_t cap)
+{
+    z_stream z;
+    int rc;
+    long len = -1;
+
+    memset(&z, 0, sizeof(z));
+    assert_int_equal(inflateInit(&z), Z_OK);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = out;
+    z.avail_out = (uInt)cap;
+    rc = inflate(&z, Z_FINISH);
+    if (rc == Z_STREAM_END && z.avail_in == 0) {
+        len = (long)(cap - z.avail_out);
+    }
+    inflateEnd(&z);
+    return len;
+}
+
+/* ct_inflate against zlib on stored and fixed-Huffman streams of fresh
+ * payloads (one block, or two around a full flush), whole and then damaged
+ * (a bit flipped, a byte changed, cut short, one byte longer, an output
+ * buffer one byte short): whole ones it must decode itself; whenever it
+ * answers, zlib must give the same bytes. CT_DEFLATE_SEED replays a run. */
+static void inflate_agrees_with_zlib(void **state)
+{
+    uint8_t payload[1200];
+    uint8_t stream[PAYLOAD_MAX + 1];
+    uint8_t ours[PAYLOAD_MAX];
+    uint8_t theirs[PAYLOAD_MAX];
+    const char *env = getenv("CT_DEFLATE_SEED");
+    uint64_t seed = env != NULL ? strtoull(env, NULL, 0) : (uint64_t)time(NULL) ^ (uint64_t)clock();
+    unsigned answered_damaged = 0;
+
+    (void)state;
+    print_message("inflate_agrees_with_zlib: CT_DEFLATE_SEED=%llu\n", (unsigned long long)seed);
+    rng_state = seed | 1;
+    for (int round = 0; round < 3000; round++) {
+        size_t len = rng() % 4 == 0 ? rng_range(0, sizeof(payload)) : rng_range(0, 200);
+        unsigned alphabet = 1 + rng() % 256;
+        int stored = round % 3 == 0;
+        size_t split = rng() % 2 == 0 ? len : rng_range(0, (uint32_t)len);
+        size_t n;
+        size_t out_len = 0;
+
+        for (size_t i = 0; i < len; i++) {
+            payload[i] = (uint8_t)(rng() % alphabet);
+        }
+        n = zlib_stream(payload, len, stored ? 0 : 6, stored ? Z_DEFAULT_STRATEGY : Z_FIXED, split,
+                        stream, sizeof(stream) - 1);
+        assert_int_equal(ct_inflate(stream, n, ours, sizeof(ours), &out_len), CT_INFLATE_OK);
+        assert_int_equal(out_len, len);
+        assert_memory_equal(ours, payload, len);
+        if (len > 0) {
+            assert_int_equal(ct_inflate(stream, n, ours, len - 1, &out_len), CT_INFLATE_ASK_ZLIB);
+        }
+        for (int damage = 0; damage < 40; damage++) {
+            uint8_t copy[PAYLOAD_MAX + 1];
+            size_t m = n;
+            size_t at = rng() % n;
+
+            memcpy(copy, stream, n);
+            switch (damage % 4) {
+            case 0:
+                copy[at] ^= (uint8_t)(1u << (rng() % 8));
+                break;
+            case 1:
+                copy[at] = (uint8_t)rng();
+                break;
+            case 2:
+                m = at;
+                break;
+            default:
+                copy[m++] = (uint8_t)rng();
+                break;
+            }
+            if (ct_inflate(copy, m, ours, sizeof(ours), &out_len) == CT_INFLATE_OK) {
+                answered_damaged++;
+                assert_int_equal(zlib_inflate(copy, m, theirs, sizeof(theirs)), (long)out_len);
+                assert_memory_equal(ours, theirs, out_len);
+            }
+        }
+    }
+    /* some damage leaves a valid stream (a flipped bit of a stored block's
+     * Adler-32 never does, but one in its FLEVEL bits does) */
+    assert_true(answered_damaged > 0);
 }
 
 static void every_block_type_was_exercised(void **state)
@@ -292,6 +435,7 @@ int main(void)
         cmocka_unit_test(long_chains_and_long_matches),
         cmocka_unit_test(fresh_payloads_of_every_size),
         cmocka_unit_test(every_block_type_was_exercised),
+        cmocka_unit_test(inflate_agrees_with_zlib),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
