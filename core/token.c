@@ -691,11 +691,18 @@ static int is_known_service(uint16_t type)
     return type >= CT_SERVICE_RTC && type <= CT_SERVICE_STT;
 }
 
+/* ct_inflate answers for the usual token (stored and fixed-Huffman blocks,
+ * valid); zlib decides every other stream, whose answer stands. */
 static int inflate_payload(codec_state *st, const uint8_t *in, size_t inlen, ct_token *tok)
 {
     z_stream *z = &st->inflater;
+    size_t len;
     int zrc;
 
+    if (ct_inflate(in, inlen, tok->payload, CT_PAYLOAD_MAX, &len) == CT_INFLATE_OK) {
+        tok->payload_len = len;
+        return CT_OK;
+    }
     if (!st->inflater_ready) {
         if (inflateInit(z) != Z_OK) {
             return CT_E_INTERNAL;
@@ -758,6 +765,7 @@ static int parse_payload(ct_token *tok)
             return CT_E_LIMIT;
         }
         s = &tok->services[tok->service_count++];
+        memset(s, 0, sizeof(*s));
         s->type = type;
         rc = r_u16(&r, &s->privilege_count);
         if (rc == CT_OK && s->privilege_count > CT_MAX_PRIVILEGES) {
@@ -789,7 +797,10 @@ int ct_token_parse(const char *token, size_t len, ct_token *tok, char *err, size
         ct_set_error(err, errlen, "no token");
         return CT_E_ARGUMENT;
     }
-    memset(tok, 0, offsetof(ct_token, payload));
+    /* the fields and the first service; each further service is cleared
+     * when the parser reaches it (16 of them are 4 KiB to clear) */
+    memset(tok, 0, offsetof(ct_token, services) + sizeof(tok->services[0]));
+    tok->payload_len = 0;
     if (len > CT_TOKEN_MAX_CHARS) {
         ct_set_error(err, errlen, "token is %zu characters, over the %d limit", len,
                      CT_TOKEN_MAX_CHARS);

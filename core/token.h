@@ -101,6 +101,8 @@ typedef struct ct_token {
     uint16_t declared_service_count; /* as written in the token */
     uint16_t service_count;          /* parsed (stops at an unknown type) */
     uint16_t unknown_service_type;   /* 0, or the type parsing stopped at */
+    /* [0, service_count) parsed; [0] is all zero when none was, and those
+     * past service_count (and past [0]) are not cleared between parses */
     ct_service services[CT_MAX_SERVICES];
     size_t payload_len;
     uint8_t payload[CT_PAYLOAD_MAX];
