@@ -1171,18 +1171,14 @@ int ct_deflate(ct_deflater *d, const uint8_t *in, size_t n, uint8_t *out, size_t
  * token payload is a few hundred bytes. */
 #define IZ_OUTPUT_MAX 5552
 
-/* The decoder: bits of the stream LSB first in buf (count of them valid), p
- * the next byte not yet in buf; the output so far and its Adler-32 sums. */
+/* The decoder's input, output and Adler-32 sums. */
 typedef struct iz_state {
-    const uint8_t *p;
-    const uint8_t *end;
-    uint64_t buf;
-    unsigned count;
+    const uint8_t *p, *end; /* the next byte not yet in buf; the input's end */
+    uint64_t buf;           /* bits of the stream, LSB first */
+    unsigned count;         /* how many of them are valid */
     uint8_t *out;
-    size_t pos;
-    size_t cap;
-    uint32_t a;
-    uint32_t b;
+    size_t pos, cap;
+    uint32_t a, b;
 } iz_state;
 
 /* At least need (<= 56) bits in buf, or -1 when the input ends first. With
