@@ -254,27 +254,20 @@ static grpc_byte_buffer *bytes_to_buffer(const uint8_t *data, size_t len)
     return bb;
 }
 
-/* Serialises a protobuf-c message into c->response. */
+/* Serialises a protobuf-c message into c->response, packed straight into
+ * the slice the response is sent from. */
 static void set_response(call *c, const ProtobufCMessage *msg)
 {
-    size_t len = protobuf_c_message_get_packed_size(msg);
-    uint8_t stack[1024];
-    uint8_t *buf = len <= sizeof(stack) ? stack : malloc(len);
+    grpc_slice slice = grpc_slice_malloc(protobuf_c_message_get_packed_size(msg));
 
-    if (buf == NULL) {
-        srv_fail(&c->status, SRV_INTERNAL, "out of memory");
-        return;
-    }
-    protobuf_c_message_pack(msg, buf);
+    protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(slice));
     /* a Watch stream sends one message per status change: the previous one
      * has completed its send by now (sends are never posted concurrently) */
     if (c->response != NULL) {
         grpc_byte_buffer_destroy(c->response);
     }
-    c->response = bytes_to_buffer(buf, len);
-    if (buf != stack) {
-        free(buf);
-    }
+    c->response = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
 }
 
 static int slice_equals(grpc_slice s, const char *str)
