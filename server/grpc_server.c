@@ -332,7 +332,7 @@ static int authenticate(call *c)
     int rc;
 
     credentials_from_call(c, &cred, &auth);
-    rc = srv_auth_identify(c->server->config, &cred, &c->caller, &c->status);
+    rc = srv_auth_identify(c->server->config, c->server->ctx->jwks, &cred, &c->caller, &c->status);
     if (auth != NULL) {
         grpc_auth_context_release(auth);
     }
@@ -875,7 +875,7 @@ static void log_call(call *c)
         c->status.code = SRV_CANCELLED;
     }
     srv_rpc_finished(SRV_TRANSPORT_GRPC, c->method, &c->status, elapsed_ms(&c->started) / 1e3,
-                     c->caller.name, c->caller.san_type, call_peer, c);
+                     &c->caller, call_peer, c);
 }
 
 /* A requested call arrived (ok) or the server is shutting down (!ok). */

@@ -24,6 +24,36 @@ int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *s
     return srv_ok(status);
 }
 
+int srv_authorize_user(const srv_caller *caller, const char *what, const char *id,
+                       srv_status *status)
+{
+    if (!caller->end_user) {
+        return srv_ok(status);
+    }
+    if (caller->user[0] == '\0') {
+        return srv_fail(status, SRV_PERMISSION_DENIED, "%s", caller->user_problem);
+    }
+    if (strcmp(caller->user, id) != 0) {
+        return srv_fail(status, SRV_PERMISSION_DENIED,
+                        "end user '%s' may get tokens only for itself, not for %s '%.64s'",
+                        caller->user, what, id);
+    }
+    return srv_ok(status);
+}
+
+int srv_authorize_channel(const srv_caller *caller, const char *channel, srv_status *status)
+{
+    const char *prefix = caller->rtc_channel_prefix;
+
+    if (caller->end_user && prefix != NULL && strncmp(channel, prefix, strlen(prefix)) != 0) {
+        return srv_fail(status, SRV_PERMISSION_DENIED,
+                        "end users of '%s' may get RTC tokens only for channels starting with "
+                        "'%s'",
+                        caller->name, prefix);
+    }
+    return srv_ok(status);
+}
+
 /* 0 means the configured default; above the maximum is the caller's error. */
 int srv_resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, srv_status *status)
 {
@@ -134,6 +164,10 @@ void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const 
     /* validated before any other work, above all before any upstream call */
     if (ct_username_normalize(username, username_len, req->username, err, sizeof(err)) != 0) {
         srv_fail(&req->status, SRV_INVALID_ARGUMENT, "%s", err);
+        done(req);
+        return;
+    }
+    if (srv_authorize_user(caller, "username", req->username, &req->status) != SRV_OK) {
         done(req);
         return;
     }
@@ -272,7 +306,7 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
         return status->code;
     }
     if (srv_rtc_token_holds_rtc_or_rtm(tok)) {
-        return srv_renew_rtc_or_rtm(ctx, tok, ttl, reply, status);
+        return srv_renew_rtc_or_rtm(ctx, caller, tok, ttl, reply, status);
     }
     if (chat_privilege(tok, &privilege, &user_id, status) != SRV_OK) {
         return status->code;
@@ -287,6 +321,16 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     if (privilege->id == CT_CHAT_PRIVILEGE_USER && issued_user_id(cfg, user_id, status) != SRV_OK) {
         return status->code;
     }
+    memcpy(identity, user_id.data, user_id.len);
+    identity[user_id.len] = '\0';
+    if (caller->end_user && cfg->identity == CT_IDENTITY_UUID) {
+        /* the UUID of the user's name is known only to the directory */
+        return srv_fail(status, SRV_PERMISSION_DENIED,
+                        "in uuid mode an end user renews by calling GetUserToken again");
+    }
+    if (srv_authorize_user(caller, "the token's user", identity, status) != SRV_OK) {
+        return status->code;
+    }
     expired_at = ct_privilege_expire_at(tok, privilege);
     if (ct_token_expire_at(tok) < expired_at) {
         expired_at = ct_token_expire_at(tok);
@@ -294,7 +338,5 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     if (srv_check_renew_grace(ctx, expired_at, status) != SRV_OK) {
         return status->code;
     }
-    memcpy(identity, user_id.data, user_id.len);
-    identity[user_id.len] = '\0';
     return issue(ctx, identity, ttl, reply, status);
 }

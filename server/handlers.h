@@ -39,11 +39,21 @@ typedef struct srv_context {
     const ct_config *config;
     ud_directory *directory; /* set in uuid identity mode, else NULL */
     int64_t (*now)(void);    /* unix seconds; NULL = time() (tests fix the clock) */
+    srv_jwks_set *jwks;      /* the keys of cfg's auth.jwt issuers; NULL = none */
 } srv_context;
 
 /* Checks that caller may call method: SRV_OK or PERMISSION_DENIED naming
  * the method. Handlers call it first. */
 int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *status);
+
+/* An end user (auth.jwt role end_user) acts only as itself: SRV_OK when
+ * caller is not an end user or when id (what: "username", "RTC account",
+ * "RTM user id") is its username; else PERMISSION_DENIED. */
+int srv_authorize_user(const srv_caller *caller, const char *what, const char *id,
+                       srv_status *status);
+
+/* An end user's RTC channel must start with its issuer's rtc_channel_prefix. */
+int srv_authorize_channel(const srv_caller *caller, const char *channel, srv_status *status);
 
 int srv_get_app_token(const srv_context *ctx, const srv_caller *caller, uint32_t ttl_seconds,
                       srv_token_reply *reply, srv_status *status);

@@ -177,7 +177,7 @@ static void finish_rpc(request *r, const srv_status *status)
 {
     if (r->method != CT_METHOD_UNKNOWN) {
         srv_rpc_finished(SRV_TRANSPORT_HTTP, r->method, status, elapsed_seconds(&r->started),
-                         r->caller.name, NULL, request_peer, r);
+                         &r->caller, request_peer, r);
     }
 }
 
@@ -358,7 +358,7 @@ static enum MHD_Result answer_preflight(request *r)
 static enum MHD_Result answer_metrics(request *r)
 {
     size_t len = 0;
-    char *text = srv_metrics_render(r->http->ctx->directory, &len);
+    char *text = srv_metrics_render(r->http->ctx->directory, r->http->ctx->jwks, &len);
 
     if (text == NULL) {
         return respond_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
@@ -370,9 +370,17 @@ static enum MHD_Result answer_readyz(request *r)
 {
     srv_http *h = r->http;
     int ready = !atomic_load(&h->draining) && (h->serving == NULL || h->serving(h->serving_arg));
+    char why[CT_CONFIG_NAME_MAX + 64];
 
-    return ready ? respond_text(r, MHD_HTTP_OK, "ready\n")
-                 : respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
+    if (!ready) {
+        return respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
+    }
+    /* JWT callers would be refused until their issuer's keys arrive */
+    if (!srv_jwks_ready(h->ctx->jwks, why, sizeof(why) - 1)) {
+        strcat(why, "\n");
+        return respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+    }
+    return respond_text(r, MHD_HTTP_OK, "ready\n");
 }
 
 static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -392,7 +400,7 @@ static int authenticate(request *r, srv_status *status)
 
     memset(&cred, 0, sizeof(cred));
     MHD_get_connection_values_n(r->connection, MHD_HEADER_KIND, add_header, &cred);
-    return srv_auth_identify(r->http->cfg, &cred, &r->caller, status);
+    return srv_auth_identify(r->http->cfg, r->http->ctx->jwks, &cred, &r->caller, status);
 }
 
 /* Runs once, on this thread or the directory's. Whoever comes second of

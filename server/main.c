@@ -118,7 +118,7 @@ static int grpc_serving(void *server)
  * the reverse order: one ladder for the normal stop and every failed start. */
 static int run(const ct_config *cfg)
 {
-    srv_context ctx = {cfg, NULL, NULL};
+    srv_context ctx = {cfg, NULL, NULL, NULL};
     srv_grpc *server = NULL;
     srv_http *http = NULL;
     unsigned grace = 0;
@@ -142,6 +142,13 @@ static int run(const ct_config *cfg)
             srv_log_event(CT_LOG_ERROR, "start_failed", "user directory: %s", err);
             return 1;
         }
+    }
+    /* keys that cannot be had yet do not stop the start (readiness says so) */
+    ctx.jwks = srv_jwks_set_create(cfg, err, sizeof(err));
+    if (ctx.jwks == NULL) {
+        srv_log_event(CT_LOG_ERROR, "start_failed", "%s", err);
+        ud_directory_destroy(ctx.directory);
+        return 1;
     }
     grpc_init();
     server = srv_grpc_start(cfg, &ctx, err, sizeof(err));
@@ -182,6 +189,7 @@ stop_grpc:
     srv_grpc_destroy(server);
 stop_grpc_core:
     ud_directory_destroy(ctx.directory);
+    srv_jwks_set_destroy(ctx.jwks);
     grpc_shutdown();
     if (rc == 0) {
         srv_log_lifecycle("stopped", NULL);

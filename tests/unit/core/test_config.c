@@ -150,6 +150,17 @@ static void expect_printed(const char *expected)
     "RenewToken]}\n"                                                                               \
     "  mtls_clients:\n"                                                                            \
     "    - {id: \"spiffe://cluster.local/ns/chat/sa/backend\", methods: [GetUserToken]}\n"         \
+    "  jwt:\n"                                                                                     \
+    "    - name: \"app-users\"\n"                                                                  \
+    "      issuer: \"https://login.example.com/\"\n"                                               \
+    "      audiences: [\"chat-tokend\"]\n"                                                         \
+    "      jwks_url: \"https://login.example.com/jwks.json\"\n"                                    \
+    "      algorithms: [\"RS256\"]\n"                                                              \
+    "      leeway_seconds: 60\n"                                                                   \
+    "      role: end_user\n"                                                                       \
+    "      username_claim: \"preferred_username\"\n"                                               \
+    "      methods: [GetUserToken, RenewToken]\n"                                                  \
+    "      rtc_channel_prefix: \"room-\"\n"                                                        \
     "tls:\n"                                                                                       \
     "  cert_file: \"/tls/crt\"\n"                                                                  \
     "  key_file: \"/tls/key\"\n"                                                                   \
@@ -238,6 +249,7 @@ static void fills_defaults_for_keys_not_given(void **state)
                    "  api_keys:\n"
                    "    - {name: \"backend\", sha256: \"***\", methods: [GetUserToken]}\n"
                    "  mtls_clients: []\n"
+                   "  jwt: []\n"
                    "tls:\n"
                    "  cert_file: \"\"\n"
                    "  key_file: \"\"\n"
@@ -552,7 +564,7 @@ static void refuses_a_config_nobody_can_call(void **state)
     expect_error("listen: \"0.0.0.0:50051\"\n"
                  "app: {id: \"" APP_ID "\", certificate: \"" CERT "\"}\n"
                  "auth: {api_keys: [], mtls_clients: []}\n",
-                 "cfg.yaml:3:7: auth: no api_keys and no mtls_clients: nobody could call the "
+                 "cfg.yaml:3:7: auth: no api_keys, mtls_clients or jwt: nobody could call the "
                  "service (allow_unauthenticated is only for loopback and unix listeners)");
 }
 

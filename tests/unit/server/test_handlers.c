@@ -17,10 +17,10 @@
 static ct_config cfg;
 static ct_token tok;
 static srv_context ctx;
-static const srv_caller admin = {"admin", CT_METHOD_ALL, NULL};
-static const srv_caller backend = {
-    "backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN),
-    NULL};
+static const srv_caller admin = {.name = "admin", .methods = CT_METHOD_ALL};
+static const srv_caller backend = {.name = "backend",
+                                   .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                              CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
 
 static int setup(void **state)
 {
@@ -109,7 +109,8 @@ static void invalid_usernames_are_refused_before_any_work(void **state)
 
 static void user_token_needs_its_permission(void **state)
 {
-    static const srv_caller app_only = {"app-only", CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN), NULL};
+    static const srv_caller app_only = {.name = "app-only",
+                                        .methods = CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN)};
     (void)state;
     user_token(&app_only, "alice", 0);
     assert_int_equal(finished.status.code, SRV_PERMISSION_DENIED);
@@ -251,8 +252,8 @@ static void renew_refuses_user_ids_it_does_not_issue(void **state)
 
 static void renew_needs_its_permission(void **state)
 {
-    static const srv_caller user_only = {"user-only", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN),
-                                         NULL};
+    static const srv_caller user_only = {.name = "user-only",
+                                         .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN)};
     char token[CT_BUILD_MAX_CHARS];
     srv_token_reply reply;
     srv_status status;

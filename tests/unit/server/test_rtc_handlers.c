@@ -16,11 +16,14 @@
 static ct_config cfg;
 static ct_token tok;
 static srv_context ctx;
-static const srv_caller media = {
-    "media", CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) | CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN), NULL};
-static const srv_caller renewer = {"renewer", CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN), NULL};
-static const srv_caller chat_only = {
-    "chat", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN), NULL};
+static const srv_caller media = {.name = "media",
+                                 .methods = CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) |
+                                            CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN)};
+static const srv_caller renewer = {.name = "renewer",
+                                   .methods = CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
+static const srv_caller chat_only = {.name = "chat",
+                                     .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                                CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
 static srv_token_reply reply;
 static srv_status status;
 
