@@ -95,15 +95,27 @@ static int usable_key(json_t *jwk_json, cjose_jwk_t *jwk)
     return type;
 }
 
+static int is_base64url(const char *s, size_t len);
+
 /* Only the public parts are imported: a JWKS that carries a private key by
- * mistake must not make us hold it. */
+ * mistake must not make us hold it. The base64url members are checked
+ * first: libcjose 0.6.2 aborts (an assert) on a length that is 1 mod 4. */
 static cjose_jwk_t *import_public(json_t *jwk_json)
 {
     static const char *const public_members[] = {"kty", "kid", "n", "e", "crv", "x", "y"};
-    json_t *copy = json_object();
+    static const char *const encoded[] = {"n", "e", "x", "y"};
+    json_t *copy;
     cjose_jwk_t *jwk;
     cjose_err e;
 
+    for (size_t i = 0; i < sizeof(encoded) / sizeof(encoded[0]); i++) {
+        json_t *v = json_object_get(jwk_json, encoded[i]);
+        if (v != NULL &&
+            (!json_is_string(v) || !is_base64url(json_string_value(v), json_string_length(v)))) {
+            return NULL;
+        }
+    }
+    copy = json_object();
     if (copy == NULL) {
         return NULL;
     }

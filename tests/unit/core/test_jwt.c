@@ -180,8 +180,20 @@ static void keyset_keeps_only_signature_keys_of_the_allowed_kinds(void **state)
 
 static void keyset_refuses_what_is_no_jwks(void **state)
 {
+    /* libcjose 0.6.2 aborts on base64url of a length 1 mod 4 (found by
+     * fuzz_jwt): such a key is skipped before it reaches the library */
+    static const char bad_n[] = "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AAAAA\",\"e\":\"AQAB\"},"
+                                "{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA==\",\"y\":\"AA\"}]}";
+    size_t ignored = 0;
+    ct_jwt_keyset *set;
     char err[128];
     (void)state;
+
+    set = ct_jwt_keyset_parse(bad_n, strlen(bad_n), &ignored, err, sizeof(err));
+    assert_non_null(set);
+    assert_int_equal(ct_jwt_keyset_count(set), 0);
+    assert_int_equal(ignored, 2);
+    ct_jwt_keyset_free(set);
 
     assert_null(ct_jwt_keyset_parse("{\"keys\": 1}", 11, NULL, err, sizeof(err)));
     assert_string_equal(err, "JWKS has no \"keys\" array");
