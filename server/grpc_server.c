@@ -408,8 +408,7 @@ static void set_token_response(call *c, const srv_token_reply *reply)
     }
 }
 
-/* GetAppToken, RenewToken, GetRtcToken and GetRtmToken: answered on this
- * thread. */
+/* GetAppToken, GetRtcToken and GetRtmToken: answered on this thread. */
 static void answer_now(call *c, const uint8_t *data, size_t len)
 {
     uint8_t arena_buf[STACK_MESSAGE];
@@ -441,14 +440,6 @@ static void answer_now(call *c, const uint8_t *data, size_t len)
         if (req != NULL) {
             rc = srv_get_rtm_token(c->server->ctx, &c->caller, req->user_id, req->ttl_seconds,
                                    &reply, &c->status);
-        }
-        free_request(req, &arena);
-    } else {
-        Chattoken__V1__RenewTokenRequest *req =
-            unpack_request(c, &chattoken__v1__renew_token_request__descriptor, &arena, data, len);
-        if (req != NULL) {
-            rc = srv_renew_token(c->server->ctx, &c->caller, req->token, strlen(req->token),
-                                 req->ttl_seconds, &reply, &c->status);
         }
         free_request(req, &arena);
     }
@@ -489,6 +480,26 @@ static int answer_user(call *c, const uint8_t *data, size_t len)
     return 1;
 }
 
+/* RenewToken, which may wait for the directory (an end user in uuid mode);
+ * 1 when the call was handed on (user_done finishes it). */
+static int answer_renew(call *c, const uint8_t *data, size_t len)
+{
+    uint8_t arena_buf[STACK_MESSAGE];
+    srv_arena arena;
+    Chattoken__V1__RenewTokenRequest *req;
+
+    /* the handler reads the token before it returns */
+    srv_arena_init(&arena, arena_buf, sizeof(arena_buf));
+    req = unpack_request(c, &chattoken__v1__renew_token_request__descriptor, &arena, data, len);
+    if (req == NULL) {
+        return 0;
+    }
+    srv_renew_token_async(c->server->ctx, &c->caller, req->token, strlen(req->token),
+                          req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
+    free_request(req, &arena);
+    return 1;
+}
+
 static void dispatch_token_call(call *c)
 {
     uint8_t stack[STACK_MESSAGE];
@@ -508,6 +519,8 @@ static void dispatch_token_call(call *c)
     } else {
         if (c->kind == CT_METHOD_GET_USER_TOKEN) {
             handed_on = answer_user(c, data, len);
+        } else if (c->kind == CT_METHOD_RENEW_TOKEN) {
+            handed_on = answer_renew(c, data, len);
         } else {
             answer_now(c, data, len);
         }

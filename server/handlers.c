@@ -278,9 +278,13 @@ int srv_check_renew_grace(const srv_context *ctx, uint64_t expired_at, srv_statu
 /* One parsed token per thread: it is 64 KiB, too large for every call. */
 static _Thread_local ct_token renew_token;
 
-int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char *token,
-                    size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply,
-                    srv_status *status)
+/* What renew answers when an end user's user token (uuid mode) must wait
+ * for the directory: pending holds the token's UUID and the TTL. */
+#define RENEW_NEEDS_LOOKUP (-1)
+
+static int renew(const srv_context *ctx, const srv_caller *caller, const char *token,
+                 size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply, srv_status *status,
+                 srv_user_request *pending)
 {
     const ct_config *cfg = ctx->config;
     ct_token *tok = &renew_token;
@@ -323,14 +327,6 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     }
     memcpy(identity, user_id.data, user_id.len);
     identity[user_id.len] = '\0';
-    if (caller->end_user && cfg->identity == CT_IDENTITY_UUID) {
-        /* the UUID of the user's name is known only to the directory */
-        return srv_fail(status, SRV_PERMISSION_DENIED,
-                        "in uuid mode an end user renews by calling GetUserToken again");
-    }
-    if (srv_authorize_user(caller, "the token's user", identity, status) != SRV_OK) {
-        return status->code;
-    }
     expired_at = ct_privilege_expire_at(tok, privilege);
     if (ct_token_expire_at(tok) < expired_at) {
         expired_at = ct_token_expire_at(tok);
@@ -338,5 +334,71 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     if (srv_check_renew_grace(ctx, expired_at, status) != SRV_OK) {
         return status->code;
     }
+    if (caller->end_user && cfg->identity == CT_IDENTITY_UUID && identity[0] != '\0') {
+        /* which UUID the user's name maps to, only the directory knows */
+        if (caller->user[0] == '\0') {
+            return srv_fail(status, SRV_PERMISSION_DENIED, "%s", caller->user_problem);
+        }
+        if (pending == NULL) {
+            return srv_fail(status, SRV_PERMISSION_DENIED,
+                            "an end user's renewal in uuid mode needs the directory");
+        }
+        snprintf(pending->renew_user_id, sizeof(pending->renew_user_id), "%s", identity);
+        snprintf(pending->username, sizeof(pending->username), "%s", caller->user);
+        pending->ttl = ttl;
+        return RENEW_NEEDS_LOOKUP;
+    }
+    if (srv_authorize_user(caller, "the token's user", identity, status) != SRV_OK) {
+        return status->code;
+    }
     return issue(ctx, identity, ttl, reply, status);
+}
+
+int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char *token,
+                    size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply,
+                    srv_status *status)
+{
+    return renew(ctx, caller, token, token_len, ttl_seconds, reply, status, NULL);
+}
+
+/* The directory's answer to an end user's renewal: the token's UUID must be
+ * the one of the user's name. */
+static void finish_renew_with_directory(void *arg, const ud_result *result)
+{
+    srv_user_request *req = arg;
+
+    if (result->status != UD_OK) {
+        srv_fail(&req->status, directory_code(result->status), "%s", result->message);
+    } else if (strcmp(result->uuid, req->renew_user_id) != 0) {
+        srv_fail(&req->status, SRV_PERMISSION_DENIED,
+                 "end user '%s' may renew only its own tokens: this one is another user's",
+                 req->username);
+    } else {
+        issue(req->ctx, req->renew_user_id, req->ttl, &req->reply, &req->status);
+    }
+    req->done(req);
+}
+
+void srv_renew_token_async(const srv_context *ctx, const srv_caller *caller, const char *token,
+                           size_t token_len, uint32_t ttl_seconds, int64_t deadline_ms,
+                           srv_user_request *req, srv_done_fn done, void *arg)
+{
+    req->ctx = ctx;
+    req->done = done;
+    req->arg = arg;
+    req->reply.registered = 0;
+    req->reply.token[0] = '\0';
+    if (renew(ctx, caller, token, token_len, ttl_seconds, &req->reply, &req->status, req) !=
+        RENEW_NEEDS_LOOKUP) {
+        done(req);
+        return;
+    }
+    if (ctx->directory == NULL) {
+        srv_fail(&req->status, SRV_UNAVAILABLE,
+                 "uuid identity mode needs the user directory, which is not running");
+        done(req);
+        return;
+    }
+    ud_directory_lookup(ctx->directory, req->username, deadline_ms, finish_renew_with_directory,
+                        req);
 }

@@ -300,6 +300,41 @@ class JwtTest(unittest.TestCase):
         self.assertIn("not a known", r.details)
 
 
+class JwtUuidModeTest(unittest.TestCase):
+    """uuid identity mode (the fake Agora Chat server): an end user renews
+    only tokens of the UUID the directory maps its username to."""
+
+    def test_end_user_renews_only_the_uuid_of_its_name(self):
+        fake = h.fake_chat()
+        self.addCleanup(fake.close)
+        idp = IdentityProvider()
+        self.addCleanup(idp.close)
+        idp.add_key("RS256")
+        idp.serve()
+        cfg = h.base_config(user_tokens={"identity": "uuid"},
+                            directory={"base_url": fake.url, "retries": 0})
+        cfg["auth"]["jwt"] = [end_user_issuer(idp)]
+        server = h.Server(cfg).start()
+        client = h.Client(server)
+        try:
+            jwt = idp.mint(idp.claims(sub="alice", preferred_username="alice"))
+            server.add_secret(jwt)
+            md = [("authorization", "Bearer " + jwt)]
+            own = client.get_user_token("alice", metadata=md)
+            self.assertEqual(own.code, Code.OK, own.details)
+            self.assertEqual(own.response.user_id, fake.user("alice")["uuid"])
+            renewed = client.renew_token(own.response.token, metadata=md)
+            self.assertEqual(renewed.code, Code.OK, renewed.details)
+            self.assertEqual(renewed.response.user_id, own.response.user_id)
+            bobs = client.get_user_token("bob", key=h.BACKEND_KEY).response.token
+            r = client.renew_token(bobs, metadata=md)
+            self.assertEqual(r.code, Code.PERMISSION_DENIED)
+            self.assertIn("only its own tokens", r.details)
+        finally:
+            client.close()
+            server.stop()
+
+
 class JwksUrlTest(unittest.TestCase):
     """The identity provider's lifecycle: down at start, up, rotation,
     down again (stale keys served)."""
