@@ -1086,13 +1086,14 @@ struct section {
     {                                                                                              \
         .key = k, .kind = FIELD_METHODS, MEMBER(type, member)                                      \
     }
-#define LIST_FIELD(k, member, count, ...)                                                          \
+/* a list of strings in a struct of type (the config, or an auth.jwt entry) */
+#define LIST_FIELD_IN(type, k, member, count, ...)                                                 \
     {                                                                                              \
-        .key = k, .kind = FIELD_STRING_LIST, MEMBER(ct_config, member),                            \
-        .size = sizeof(((ct_config *)0)->member[0]), .count_offset = offsetof(ct_config, count),   \
-        .max_count = sizeof(((ct_config *)0)->member) / sizeof(((ct_config *)0)->member[0]),       \
-        __VA_ARGS__                                                                                \
+        .key = k, .kind = FIELD_STRING_LIST, MEMBER(type, member),                                 \
+        .size = sizeof(((type *)0)->member[0]), .count_offset = offsetof(type, count),             \
+        .max_count = sizeof(((type *)0)->member) / sizeof(((type *)0)->member[0]), __VA_ARGS__     \
     }
+#define LIST_FIELD(...) LIST_FIELD_IN(ct_config, __VA_ARGS__)
 #define SECTION_FIELD(k, sec)                                                                      \
     {                                                                                              \
         .key = k, .kind = FIELD_SECTION, .section = &sec                                           \
@@ -1444,30 +1445,17 @@ static int parse_mtls_clients(struct loader *ld, void *base)
                            &cfg->mtls_client_count, NULL);
 }
 
-static const struct field jwt_subject_fields[] = {
-    STRING_FIELD("id", ct_jwt_subject, id),
-    METHODS_FIELD("methods", ct_jwt_subject, methods),
-};
-static const struct section jwt_subject_section = SECTION_OF(jwt_subject_fields);
-
+/* subjects: {id, methods}, the keys of an mTLS client */
 static int parse_jwt_subjects(struct loader *ld, void *base)
 {
     ct_jwt_issuer *j = base;
-    return parse_item_list(ld, &jwt_subject_section, (char *)j->subjects, sizeof(j->subjects[0]),
+    return parse_item_list(ld, &mtls_client_section, (char *)j->subjects, sizeof(j->subjects[0]),
                            CT_CONFIG_MAX_JWT_SUBJECTS, &j->subject_count, NULL);
 }
 
 static const char *const jwt_role_names[] = {"end_user", "workload"};
 
-#define JWT_LIST_FIELD(k, member, count, ...)                                                      \
-    {                                                                                              \
-        .key = k, .kind = FIELD_STRING_LIST, MEMBER(ct_jwt_issuer, member),                        \
-        .size = sizeof(((ct_jwt_issuer *)0)->member[0]),                                           \
-        .count_offset = offsetof(ct_jwt_issuer, count),                                            \
-        .max_count =                                                                               \
-            sizeof(((ct_jwt_issuer *)0)->member) / sizeof(((ct_jwt_issuer *)0)->member[0]),        \
-        __VA_ARGS__                                                                                \
-    }
+#define JWT_LIST_FIELD(...) LIST_FIELD_IN(ct_jwt_issuer, __VA_ARGS__)
 
 /* The rows of one auth.jwt entry; their docs are the reference's
  * auth.jwt[].KEY lines. Defaults are set by check_jwt (an item starts
@@ -1511,7 +1499,7 @@ static const struct field jwt_fields[] = {
      .doc = "end_user: a subset of `GetUserToken`, `RenewToken`, `GetRtcToken`, `GetRtmToken`"},
     STRING_FIELD("rtc_channel_prefix", ct_jwt_issuer, rtc_channel_prefix, .def_doc = "`\"\"` (any)",
                  .doc = "end_user: RTC tokens only for channels starting with it"),
-    CUSTOM_FIELD("subjects", parse_jwt_subjects, .section = &jwt_subject_section, .def_doc = "`[]`",
+    CUSTOM_FIELD("subjects", parse_jwt_subjects, .section = &mtls_client_section, .def_doc = "`[]`",
                  .doc = "workload: `{id, methods}`; `id` must equal the `sub` claim"),
 };
 static const struct section jwt_section = SECTION_OF(jwt_fields);
@@ -2165,16 +2153,23 @@ static void print_api_keys(const ct_config *cfg, FILE *out, const char *indent)
     }
 }
 
-static void print_mtls_clients(const ct_config *cfg, FILE *out, const char *indent)
+/* key: [{id, methods}, ...]: mtls_clients, and a workload's subjects */
+static void print_id_list(FILE *out, const char *indent, const char *key,
+                          const ct_mtls_client *list, size_t count)
 {
-    fprintf(out, "%smtls_clients:%s\n", indent, cfg->mtls_client_count == 0 ? " []" : "");
-    for (size_t i = 0; i < cfg->mtls_client_count; i++) {
+    fprintf(out, "%s%s:%s\n", indent, key, count == 0 ? " []" : "");
+    for (size_t i = 0; i < count; i++) {
         fprintf(out, "%s  - {id: ", indent);
-        print_quoted(out, cfg->mtls_clients[i].id);
+        print_quoted(out, list[i].id);
         fputs(", ", out);
-        print_methods(out, cfg->mtls_clients[i].methods);
+        print_methods(out, list[i].methods);
         fputs("}\n", out);
     }
+}
+
+static void print_mtls_clients(const ct_config *cfg, FILE *out, const char *indent)
+{
+    print_id_list(out, indent, "mtls_clients", cfg->mtls_clients, cfg->mtls_client_count);
 }
 
 static void print_jwt(const ct_config *cfg, FILE *out, const char *indent)
@@ -2200,14 +2195,9 @@ static void print_jwt(const ct_config *cfg, FILE *out, const char *indent)
         fprintf(out, "\n%s    leeway_seconds: %u\n%s    role: %s\n", indent,
                 (unsigned)j->leeway_seconds, indent, jwt_role_names[j->role == 1]);
         if (j->role == CT_JWT_ROLE_WORKLOAD) {
-            fprintf(out, "%s    subjects:\n", indent);
-            for (size_t k = 0; k < j->subject_count; k++) {
-                fprintf(out, "%s      - {id: ", indent);
-                print_quoted(out, j->subjects[k].id);
-                fputs(", ", out);
-                print_methods(out, j->subjects[k].methods);
-                fputs("}\n", out);
-            }
+            char inner[32];
+            snprintf(inner, sizeof(inner), "%s    ", indent);
+            print_id_list(out, inner, "subjects", j->subjects, j->subject_count);
             continue;
         }
         fprintf(out, "%s    username_claim: ", indent);

@@ -60,10 +60,9 @@ typedef struct ct_mtls_client {
  * whose `sub` names it (methods per subject, like mtls_clients). */
 enum ct_jwt_role { CT_JWT_ROLE_END_USER = 0, CT_JWT_ROLE_WORKLOAD = 1 };
 
-typedef struct ct_jwt_subject {
-    char id[CT_CONFIG_ID_MAX]; /* the `sub` claim, e.g. system:serviceaccount:NS:NAME */
-    unsigned methods;
-} ct_jwt_subject;
+/* A workload: its `sub` claim (system:serviceaccount:NS:NAME) as id and the
+ * methods granted, the same two keys as an mTLS client. */
+typedef ct_mtls_client ct_jwt_subject;
 
 /* One trusted token issuer (auth.jwt[]): how its JWTs are checked and
  * what they let their bearer do (core/jwt.h verifies, server/jwks.c keeps

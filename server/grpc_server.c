@@ -460,43 +460,35 @@ static void user_done(srv_user_request *request)
     finish(c);
 }
 
-/* Returns 1 when the call was handed on (user_done finishes it). */
-static int answer_user(call *c, const uint8_t *data, size_t len)
+/* GetUserToken and RenewToken, which may wait for the directory (RenewToken
+ * for an end user in uuid mode). Returns 1 when the call was handed on
+ * (user_done finishes it). */
+static int answer_later(call *c, const uint8_t *data, size_t len)
 {
+    int renew = c->kind == CT_METHOD_RENEW_TOKEN;
     uint8_t arena_buf[STACK_MESSAGE];
     srv_arena arena;
-    Chattoken__V1__GetUserTokenRequest *req;
+    ProtobufCMessage *m;
 
-    /* the handler copies the username before it returns */
+    /* the handlers copy what they keep before they return */
     srv_arena_init(&arena, arena_buf, sizeof(arena_buf));
-    req = unpack_request(c, &chattoken__v1__get_user_token_request__descriptor, &arena, data, len);
-
-    if (req == NULL) {
+    m = unpack_request(c,
+                       renew ? &chattoken__v1__renew_token_request__descriptor
+                             : &chattoken__v1__get_user_token_request__descriptor,
+                       &arena, data, len);
+    if (m == NULL) {
         return 0;
     }
-    srv_get_user_token(c->server->ctx, &c->caller, req->username, strlen(req->username),
-                       req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
-    free_request(req, &arena);
-    return 1;
-}
-
-/* RenewToken, which may wait for the directory (an end user in uuid mode);
- * 1 when the call was handed on (user_done finishes it). */
-static int answer_renew(call *c, const uint8_t *data, size_t len)
-{
-    uint8_t arena_buf[STACK_MESSAGE];
-    srv_arena arena;
-    Chattoken__V1__RenewTokenRequest *req;
-
-    /* the handler reads the token before it returns */
-    srv_arena_init(&arena, arena_buf, sizeof(arena_buf));
-    req = unpack_request(c, &chattoken__v1__renew_token_request__descriptor, &arena, data, len);
-    if (req == NULL) {
-        return 0;
+    if (renew) {
+        Chattoken__V1__RenewTokenRequest *req = (Chattoken__V1__RenewTokenRequest *)m;
+        srv_renew_token_async(c->server->ctx, &c->caller, req->token, strlen(req->token),
+                              req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
+    } else {
+        Chattoken__V1__GetUserTokenRequest *req = (Chattoken__V1__GetUserTokenRequest *)m;
+        srv_get_user_token(c->server->ctx, &c->caller, req->username, strlen(req->username),
+                           req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
     }
-    srv_renew_token_async(c->server->ctx, &c->caller, req->token, strlen(req->token),
-                          req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
-    free_request(req, &arena);
+    free_request(m, &arena);
     return 1;
 }
 
@@ -517,10 +509,8 @@ static void dispatch_token_call(call *c)
     } else if (srv_wire_has_nul_in_strings(data, len)) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "string fields must not contain NUL bytes");
     } else {
-        if (c->kind == CT_METHOD_GET_USER_TOKEN) {
-            handed_on = answer_user(c, data, len);
-        } else if (c->kind == CT_METHOD_RENEW_TOKEN) {
-            handed_on = answer_renew(c, data, len);
+        if (c->kind == CT_METHOD_GET_USER_TOKEN || c->kind == CT_METHOD_RENEW_TOKEN) {
+            handed_on = answer_later(c, data, len);
         } else {
             answer_now(c, data, len);
         }

@@ -145,17 +145,36 @@ static void finish_with_directory(void *arg, const ud_result *result)
     req->done(req);
 }
 
+/* The start of a request that may wait for the directory. */
+static void begin(const srv_context *ctx, srv_user_request *req, srv_done_fn done, void *arg)
+{
+    req->ctx = ctx;
+    req->done = done;
+    req->arg = arg;
+    req->reply.registered = 0;
+    req->reply.token[0] = '\0';
+}
+
+/* Asks the directory for req->username; cb finishes the request. */
+static void look_up(const srv_context *ctx, srv_user_request *req, int64_t deadline_ms,
+                    ud_callback cb)
+{
+    if (ctx->directory == NULL) {
+        srv_fail(&req->status, SRV_UNAVAILABLE,
+                 "uuid identity mode needs the user directory, which is not running");
+        req->done(req);
+        return;
+    }
+    ud_directory_lookup(ctx->directory, req->username, deadline_ms, cb, req);
+}
+
 void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const char *username,
                         size_t username_len, uint32_t ttl_seconds, int64_t deadline_ms,
                         srv_user_request *req, srv_done_fn done, void *arg)
 {
     char err[SRV_MESSAGE_MAX];
 
-    req->ctx = ctx;
-    req->done = done;
-    req->arg = arg;
-    req->reply.registered = 0;
-    req->reply.token[0] = '\0';
+    begin(ctx, req, done, arg);
     if (srv_authorize(caller, CT_METHOD_GET_USER_TOKEN, &req->status) != SRV_OK ||
         srv_resolve_ttl(ctx->config, ttl_seconds, &req->ttl, &req->status) != SRV_OK) {
         done(req);
@@ -176,13 +195,7 @@ void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const 
         done(req);
         return;
     }
-    if (ctx->directory == NULL) {
-        srv_fail(&req->status, SRV_UNAVAILABLE,
-                 "uuid identity mode needs the user directory, which is not running");
-        done(req);
-        return;
-    }
-    ud_directory_lookup(ctx->directory, req->username, deadline_ms, finish_with_directory, req);
+    look_up(ctx, req, deadline_ms, finish_with_directory);
 }
 
 /* The token's one Chat service and privilege, or INVALID_ARGUMENT. Every
@@ -383,22 +396,11 @@ void srv_renew_token_async(const srv_context *ctx, const srv_caller *caller, con
                            size_t token_len, uint32_t ttl_seconds, int64_t deadline_ms,
                            srv_user_request *req, srv_done_fn done, void *arg)
 {
-    req->ctx = ctx;
-    req->done = done;
-    req->arg = arg;
-    req->reply.registered = 0;
-    req->reply.token[0] = '\0';
+    begin(ctx, req, done, arg);
     if (renew(ctx, caller, token, token_len, ttl_seconds, &req->reply, &req->status, req) !=
         RENEW_NEEDS_LOOKUP) {
         done(req);
         return;
     }
-    if (ctx->directory == NULL) {
-        srv_fail(&req->status, SRV_UNAVAILABLE,
-                 "uuid identity mode needs the user directory, which is not running");
-        done(req);
-        return;
-    }
-    ud_directory_lookup(ctx->directory, req->username, deadline_ms, finish_renew_with_directory,
-                        req);
+    look_up(ctx, req, deadline_ms, finish_renew_with_directory);
 }

@@ -35,11 +35,16 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 class Browser(unittest.TestCase):
     @classmethod
-    def setUpClass(cls):
+    def serve_page(cls):
+        """client-examples/web on a static server of its own origin."""
         handler = functools.partial(QuietHandler, directory=WEB_DIR)
         cls.static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=cls.static.serve_forever, daemon=True).start()
         cls.page_origin = "http://127.0.0.1:%d" % cls.static.server_address[1]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.serve_page()
         # as the seed: no API key; legal because every listener is loopback
         cfg = h.base_config(auth={"allow_unauthenticated": True})
         cfg["http"]["cors"] = {"allowed_origins": [cls.page_origin]}
@@ -92,10 +97,7 @@ class BrowserWithIdToken(Browser):
 
     @classmethod
     def setUpClass(cls):
-        handler = functools.partial(QuietHandler, directory=WEB_DIR)
-        cls.static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=cls.static.serve_forever, daemon=True).start()
-        cls.page_origin = "http://127.0.0.1:%d" % cls.static.server_address[1]
+        cls.serve_page()
         cls.idp = IdentityProvider()
         cls.idp.add_key("ES256")
         cls.idp.serve()
