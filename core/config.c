@@ -320,18 +320,30 @@ static const struct caller_list jwt_subjects = CALLER_LIST_IN(
     (CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN) |              \
      CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) | CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN))
 
-/* https://, or http:// to a loopback host (a test identity provider) */
+/* https://, or http:// to a loopback host (a test identity provider): the
+ * host is compared whole, as listen addresses are (127.x.y.z, ::1,
+ * localhost), so http://127.0.0.1.example.com/ or http://127.0.0.1@host/
+ * are not loopback. */
 static int check_jwks_url(struct problem *p, const char *url)
 {
-    static const char *const loopback[] = {"http://127.", "http://localhost:", "http://localhost/",
-                                           "http://[::1]"};
+    char authority[CT_CONFIG_ADDR_MAX];
+    size_t len;
 
     if (strncmp(url, "https://", 8) == 0 && url[8] != '\0' && url[8] != '/') {
         return 0;
     }
-    for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
-        if (strncmp(url, loopback[i], strlen(loopback[i])) == 0) {
-            return 0;
+    if (strncmp(url, "http://", 7) == 0) {
+        len = strcspn(url + 7, "/?#");
+        if (len > 0 && len + 4 < sizeof(authority) && memchr(url + 7, '@', len) == NULL) {
+            memcpy(authority, url + 7, len);
+            authority[len] = '\0';
+            /* no port: the default one, so that it reads as host:port */
+            if (authority[len - 1] == ']' || strchr(authority, ':') == NULL) {
+                memcpy(authority + len, ":80", 4);
+            }
+            if (ct_listen_is_local(authority)) {
+                return 0;
+            }
         }
     }
     return report(p, "\"%s\" must be https:// (http:// only to a loopback host)", url);

@@ -46,6 +46,7 @@ typedef struct source {
     int64_t last_early;
     int early_requested;
     unsigned long generation; /* checks or fetches completed */
+    unsigned long early_done; /* of them, the ones asked for early */
     atomic_uint_fast64_t counts[CT_JWT_OUTCOME_COUNT];
 } source;
 
@@ -322,6 +323,7 @@ static void *run(void *arg)
             check_source(s, early, now_seconds());
             pthread_mutex_lock(&set->mutex);
             s->generation++;
+            s->early_done += (unsigned long)early;
         }
         pthread_cond_broadcast(&set->checked);
         for (size_t i = 0; i < set->count; i++) {
@@ -408,7 +410,7 @@ static source *source_of(srv_jwks_set *set, const ct_jwt_issuer *issuer)
 static int check_early(srv_jwks_set *set, source *s)
 {
     int64_t now = now_seconds();
-    unsigned long generation;
+    unsigned long done;
     struct timespec until;
     int ran = 0;
 
@@ -419,17 +421,16 @@ static int check_early(srv_jwks_set *set, source *s)
     }
     s->last_early = now;
     s->early_requested = 1;
-    generation = s->generation;
+    done = s->early_done;
     pthread_cond_signal(&set->wake);
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += EARLY_WAIT_SECONDS;
-    /* two generations: the one under way may have started before the ask */
-    while (!set->stopping && s->generation - generation < 2) {
+    while (!set->stopping && s->early_done == done) {
         if (pthread_cond_timedwait(&set->checked, &set->mutex, &until) != 0) {
             break;
         }
     }
-    ran = s->generation - generation >= 1;
+    ran = s->early_done != done;
     pthread_mutex_unlock(&set->mutex);
     return ran;
 }

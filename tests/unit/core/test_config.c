@@ -956,6 +956,35 @@ static void refuses_jwt_issuers_that_would_be_unsafe_or_ambiguous(void **state)
     assert_non_null(strstr(err, "auth.jwt[1].name: \"u\" is already the name of auth.jwt[0]"));
 }
 
+static void jwks_url_is_https_or_http_to_a_loopback_host(void **state)
+{
+    static const char *const refused[] = {"http://127.0.0.1.evil.example/k",
+                                          "http://127.0.0.1@evil.example/k", "http://10.0.0.1/k",
+                                          "http:///k", "ftp://127.0.0.1/k"};
+    static const char *const accepted[] = {"https://login.example.com/jwks", "http://127.0.0.1/k",
+                                           "http://127.1.2.3:8080/k", "http://[::1]:9/k",
+                                           "http://localhost/k"};
+    char entry[256];
+    char yaml[2048];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        snprintf(entry, sizeof(entry),
+                 "name: u, issuer: i, audiences: [a], methods: [GetUserToken], jwks_url: \"%s\"",
+                 refused[i]);
+        expect_jwt_error(entry, "must be https:// (http:// only to a loopback host)");
+    }
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        snprintf(yaml, sizeof(yaml),
+                 "%s  jwt:\n    - {name: u, issuer: i, audiences: [a], methods: [GetUserToken], "
+                 "jwks_url: \"%s\"}\n",
+                 MINIMAL, accepted[i]);
+        if (load(yaml) != 0) {
+            fail_msg("%s refused: %s", accepted[i], err);
+        }
+    }
+}
+
 static void a_jwt_issuer_alone_is_enough_to_call_the_service(void **state)
 {
     (void)state;
@@ -1009,6 +1038,7 @@ int main(void)
         TEST(wipes_the_secrets),
         TEST(loads_jwt_issuers_with_their_defaults_and_prints_them),
         TEST(refuses_jwt_issuers_that_would_be_unsafe_or_ambiguous),
+        TEST(jwks_url_is_https_or_http_to_a_loopback_host),
         TEST(a_jwt_issuer_alone_is_enough_to_call_the_service),
         TEST(the_readme_holds_the_reference_of_the_key_table),
     };
