@@ -13,6 +13,7 @@
 #include "text.h"
 
 #include "peer_id.h"
+#include "rtc.h"
 #include "secret.h"
 
 #include <errno.h>
@@ -246,11 +247,12 @@ struct caller_list {
     int (*check_id)(const char *id, char *err, size_t err_len);
 };
 
-#define CALLER_LIST(path, id, type, array, count, required, taken, check_id)                       \
+#define CALLER_LIST_IN(container, path, id, type, array, count, required, taken, check_id)         \
     {                                                                                              \
-        path, #id, required, taken, offsetof(ct_config, array), offsetof(ct_config, count),        \
+        path, #id, required, taken, offsetof(container, array), offsetof(container, count),        \
             sizeof(type), offsetof(type, id), offsetof(type, methods), check_id                    \
     }
+#define CALLER_LIST(...) CALLER_LIST_IN(ct_config, __VA_ARGS__)
 
 static const struct caller_list caller_lists[] = {
     CALLER_LIST("auth.api_keys", name, ct_api_key, api_keys, api_key_count,
@@ -261,17 +263,20 @@ static const struct caller_list caller_lists[] = {
                 "\"%s\" is already auth.mtls_clients[%zu]", ct_peer_id_check),
 };
 
-static int validate_callers(const ct_config *cfg, const struct caller_list *l, struct problem *p)
+/* base: the struct holding the list (the config, or an auth.jwt entry whose
+ * path is prefix). */
+static int validate_callers(const void *base, const char *prefix, const struct caller_list *l,
+                            struct problem *p)
 {
-    const char *first = (const char *)cfg + l->first;
-    size_t count = *(const size_t *)(const void *)((const char *)cfg + l->count);
+    const char *first = (const char *)base + l->first;
+    size_t count = *(const size_t *)(const void *)((const char *)base + l->count);
 
     for (size_t i = 0; i < count; i++) {
         const char *item = first + i * l->stride;
         const char *id = item + l->id_offset;
         unsigned methods;
 
-        set_path(p, "%s[%zu].%s", l->path, i, l->id_key);
+        set_path(p, "%s%s[%zu].%s", prefix, l->path, i, l->id_key);
         if (id[0] == '\0') {
             return report(p, "%s", l->required);
         }
@@ -283,7 +288,7 @@ static int validate_callers(const ct_config *cfg, const struct caller_list *l, s
                 return report(p, l->taken, id, j);
             }
         }
-        set_path(p, "%s[%zu].methods", l->path, i);
+        set_path(p, "%s%s[%zu].methods", prefix, l->path, i);
         memcpy(&methods, item + l->methods_offset, sizeof(methods));
         if (check_methods(p, methods) != 0) {
             return -1;
@@ -295,7 +300,7 @@ static int validate_callers(const ct_config *cfg, const struct caller_list *l, s
 static int validate_api_keys_and_clients(const ct_config *cfg, struct problem *p)
 {
     for (size_t i = 0; i < sizeof(caller_lists) / sizeof(caller_lists[0]); i++) {
-        if (validate_callers(cfg, &caller_lists[i], p) != 0) {
+        if (validate_callers(cfg, "", &caller_lists[i], p) != 0) {
             return -1;
         }
     }
@@ -304,6 +309,136 @@ static int validate_api_keys_and_clients(const ct_config *cfg, struct problem *p
         return report(p, "need tls.client_ca_file to verify client certificates");
     }
     return 0;
+}
+
+static const struct caller_list jwt_subjects = CALLER_LIST_IN(
+    ct_jwt_issuer, "subjects", id, ct_jwt_subject, subjects, subject_count,
+    "required (the sub claim of the workload's tokens)", "\"%s\" is already subjects[%zu]", NULL);
+
+/* What an end user may be granted: tokens for itself, never the app token. */
+#define END_USER_METHODS                                                                           \
+    (CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN) |              \
+     CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) | CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN))
+
+/* https://, or http:// to a loopback host (a test identity provider): the
+ * host is compared whole, as listen addresses are (127.x.y.z, ::1,
+ * localhost), so http://127.0.0.1.example.com/ or http://127.0.0.1@host/
+ * are not loopback. */
+static int check_jwks_url(struct problem *p, const char *url)
+{
+    char authority[CT_CONFIG_ADDR_MAX];
+    size_t len;
+
+    if (strncmp(url, "https://", 8) == 0 && url[8] != '\0' && url[8] != '/') {
+        return 0;
+    }
+    if (strncmp(url, "http://", 7) == 0) {
+        len = strcspn(url + 7, "/?#");
+        if (len > 0 && len + 4 < sizeof(authority) && memchr(url + 7, '@', len) == NULL) {
+            memcpy(authority, url + 7, len);
+            authority[len] = '\0';
+            /* no port: the default one, so that it reads as host:port */
+            if (authority[len - 1] == ']' || strchr(authority, ':') == NULL) {
+                memcpy(authority + len, ":80", 4);
+            }
+            if (ct_listen_is_local(authority)) {
+                return 0;
+            }
+        }
+    }
+    return report(p, "\"%s\" must be https:// (http:// only to a loopback host)", url);
+}
+
+static int validate_jwt_algorithms(const ct_jwt_issuer *j, struct problem *p, size_t i)
+{
+    for (size_t a = 0; a < j->algorithm_count; a++) {
+        const char *alg = j->algorithms[a];
+        set_path(p, "auth.jwt[%zu].algorithms[%zu]", i, a);
+        if (strcmp(alg, "RS256") == 0 || strcmp(alg, "ES256") == 0) {
+            continue;
+        }
+        if (strcasecmp(alg, "none") == 0 || strncmp(alg, "HS", 2) == 0) {
+            return report(p,
+                          "%s is refused: unsigned or HMAC tokens cannot be checked against a "
+                          "public key set (allowed: RS256, ES256)",
+                          alg);
+        }
+        return report(p, "unknown algorithm \"%s\" (allowed: RS256, ES256)", alg);
+    }
+    return 0;
+}
+
+static int validate_jwt_role(const ct_jwt_issuer *j, struct problem *p, size_t i)
+{
+    char prefix[KEY_PATH_MAX];
+
+    if (j->role == CT_JWT_ROLE_WORKLOAD) {
+        set_path(p, "auth.jwt[%zu].subjects", i);
+        if (j->subject_count == 0) {
+            return report(p, "a workload issuer needs subjects: [{id, methods}]");
+        }
+        set_path(p, "auth.jwt[%zu].methods", i);
+        if (j->methods != 0) {
+            return report(p, "a workload's methods are given per subject (subjects[].methods)");
+        }
+        snprintf(prefix, sizeof(prefix), "auth.jwt[%zu].", i);
+        return validate_callers(j, prefix, &jwt_subjects, p);
+    }
+    set_path(p, "auth.jwt[%zu].subjects", i);
+    if (j->subject_count != 0) {
+        return report(p, "only for role: workload");
+    }
+    set_path(p, "auth.jwt[%zu].methods", i);
+    if (j->methods == 0 || (j->methods & ~(unsigned)END_USER_METHODS) != 0) {
+        return report(p, "an end user may be granted GetUserToken, RenewToken, GetRtcToken and "
+                         "GetRtmToken (for itself), nothing else");
+    }
+    set_path(p, "auth.jwt[%zu].rtc_channel_prefix", i);
+    if (j->rtc_channel_prefix[0] != '\0' &&
+        ct_rtc_check_channel(j->rtc_channel_prefix, p->message, sizeof(p->message)) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int validate_one_jwt(const ct_config *cfg, struct problem *p, size_t i)
+{
+    const ct_jwt_issuer *j = &cfg->jwt[i];
+
+    set_path(p, "auth.jwt[%zu].name", i);
+    if (j->name[0] == '\0') {
+        return report(p, "required (it names the caller in logs and metrics)");
+    }
+    for (size_t k = 0; k < i; k++) {
+        if (strcmp(j->name, cfg->jwt[k].name) == 0) {
+            return report(p, "\"%s\" is already the name of auth.jwt[%zu]", j->name, k);
+        }
+    }
+    set_path(p, "auth.jwt[%zu].issuer", i);
+    if (j->issuer[0] == '\0') {
+        return report(p, "required (the iss claim of its tokens)");
+    }
+    set_path(p, "auth.jwt[%zu].audiences", i);
+    if (j->audience_count == 0) {
+        return report(p, "name at least one audience (the aud claim must hold one of them)");
+    }
+    set_path(p, "auth.jwt[%zu].jwks_file", i);
+    if ((j->jwks_file[0] != '\0') == (j->jwks_url[0] != '\0')) {
+        return report(p, "give exactly one of jwks_file and jwks_url");
+    }
+    set_path(p, "auth.jwt[%zu].jwks_url", i);
+    if (j->jwks_url[0] != '\0' && check_jwks_url(p, j->jwks_url) != 0) {
+        return -1;
+    }
+    set_path(p, "auth.jwt[%zu].leeway_seconds", i);
+    if (j->leeway_seconds > CT_CONFIG_MAX_JWT_LEEWAY) {
+        return report(p, "must be 0..%d, got %u", CT_CONFIG_MAX_JWT_LEEWAY,
+                      (unsigned)j->leeway_seconds);
+    }
+    if (validate_jwt_algorithms(j, p, i) != 0) {
+        return -1;
+    }
+    return validate_jwt_role(j, p, i);
 }
 
 /* Without authentication anyone who can reach a listener can mint tokens,
@@ -331,13 +466,18 @@ static int validate_auth(const ct_config *cfg, struct problem *p)
     if (validate_api_keys_and_clients(cfg, p) != 0) {
         return -1;
     }
+    for (size_t i = 0; i < cfg->jwt_count; i++) {
+        if (validate_one_jwt(cfg, p, i) != 0) {
+            return -1;
+        }
+    }
     set_path(p, "auth.allow_unauthenticated");
     if (cfg->allow_unauthenticated) {
         return check_unauthenticated_reach(cfg, p);
     }
     set_path(p, "auth");
-    if (cfg->api_key_count == 0 && cfg->mtls_client_count == 0) {
-        return report(p, "no api_keys and no mtls_clients: nobody could call the service "
+    if (cfg->api_key_count == 0 && cfg->mtls_client_count == 0 && cfg->jwt_count == 0) {
+        return report(p, "no api_keys, mtls_clients or jwt: nobody could call the service "
                          "(allow_unauthenticated is only for loopback and unix listeners)");
     }
     return 0;
@@ -966,13 +1106,14 @@ struct section {
     {                                                                                              \
         .key = k, .kind = FIELD_METHODS, MEMBER(type, member)                                      \
     }
-#define LIST_FIELD(k, member, count, ...)                                                          \
+/* a list of strings in a struct of type (the config, or an auth.jwt entry) */
+#define LIST_FIELD_IN(type, k, member, count, ...)                                                 \
     {                                                                                              \
-        .key = k, .kind = FIELD_STRING_LIST, MEMBER(ct_config, member),                            \
-        .size = sizeof(((ct_config *)0)->member[0]), .count_offset = offsetof(ct_config, count),   \
-        .max_count = sizeof(((ct_config *)0)->member) / sizeof(((ct_config *)0)->member[0]),       \
-        __VA_ARGS__                                                                                \
+        .key = k, .kind = FIELD_STRING_LIST, MEMBER(type, member),                                 \
+        .size = sizeof(((type *)0)->member[0]), .count_offset = offsetof(type, count),             \
+        .max_count = sizeof(((type *)0)->member) / sizeof(((type *)0)->member[0]), __VA_ARGS__     \
     }
+#define LIST_FIELD(...) LIST_FIELD_IN(ct_config, __VA_ARGS__)
 #define SECTION_FIELD(k, sec)                                                                      \
     {                                                                                              \
         .key = k, .kind = FIELD_SECTION, .section = &sec                                           \
@@ -1324,7 +1465,90 @@ static int parse_mtls_clients(struct loader *ld, void *base)
                            &cfg->mtls_client_count, NULL);
 }
 
+/* subjects: {id, methods}, the keys of an mTLS client */
+static int parse_jwt_subjects(struct loader *ld, void *base)
+{
+    ct_jwt_issuer *j = base;
+    return parse_item_list(ld, &mtls_client_section, (char *)j->subjects, sizeof(j->subjects[0]),
+                           CT_CONFIG_MAX_JWT_SUBJECTS, &j->subject_count, NULL);
+}
+
+static const char *const jwt_role_names[] = {"end_user", "workload"};
+
+#define JWT_LIST_FIELD(...) LIST_FIELD_IN(ct_jwt_issuer, __VA_ARGS__)
+
+/* The rows of one auth.jwt entry; their docs are the reference's
+ * auth.jwt[].KEY lines. Defaults are set by check_jwt (an item starts
+ * zeroed). */
+static const struct field jwt_fields[] = {
+    STRING_FIELD("name", ct_jwt_issuer, name, .def_doc = "(required)",
+                 .doc = "the caller's name in logs and metrics"),
+    STRING_FIELD("issuer", ct_jwt_issuer, issuer, .def_doc = "(required)",
+                 .doc = "must equal the `iss` claim"),
+    JWT_LIST_FIELD("audiences", audiences, audience_count, .def_doc = "(required)",
+                   .doc = "the `aud` claim must hold one of them"),
+    STRING_FIELD("jwks_file", ct_jwt_issuer, jwks_file, .def_doc = "(this or the URL)",
+                 .doc = "a JWKS file, re-read when it changes (a Kubernetes volume's `..data` "
+                        "symlink swap too)"),
+    STRING_FIELD("jwks_url", ct_jwt_issuer, jwks_url, .def_doc = "(or this)",
+                 .doc = "a JWKS URL (`https://`; `http://` only to loopback), cached for its "
+                        "`Cache-Control: max-age` within 60 s..24 h, fetched again at most every "
+                        "30 s for an unknown `kid`, served stale up to 24 h"),
+    JWT_LIST_FIELD("algorithms", algorithms, algorithm_count, .def_doc = "`[RS256, ES256]`",
+                   .doc = "the `alg`s accepted: `RS256` (RSA keys of 2048+ bits), `ES256` (P-256); "
+                          "`none` and `HS*` are refused"),
+    {.key = "leeway_seconds",
+     .kind = FIELD_U32,
+     MEMBER(ct_jwt_issuer, leeway_seconds),
+     .def = 30,
+     .doc = "clock skew allowed on `exp`, `nbf` and `iat` (0..300)"},
+    {.key = "role",
+     .kind = FIELD_CHOICE,
+     MEMBER(ct_jwt_issuer, role),
+     .names = jwt_role_names,
+     .name_count = 2,
+     .def = CT_JWT_ROLE_END_USER,
+     .doc = "`end_user`: tokens only for the user the token names; `workload`: a backend, "
+            "methods per subject"},
+    STRING_FIELD("username_claim", ct_jwt_issuer, username_claim, .def_text = "sub",
+                 .doc = "end_user: the claim holding the Chat username"),
+    {.key = "methods",
+     .kind = FIELD_METHODS,
+     MEMBER(ct_jwt_issuer, methods),
+     .def_doc = "(required for end_user)",
+     .doc = "end_user: a subset of `GetUserToken`, `RenewToken`, `GetRtcToken`, `GetRtmToken`"},
+    STRING_FIELD("rtc_channel_prefix", ct_jwt_issuer, rtc_channel_prefix, .def_doc = "`\"\"` (any)",
+                 .doc = "end_user: RTC tokens only for channels starting with it"),
+    CUSTOM_FIELD("subjects", parse_jwt_subjects, .section = &mtls_client_section, .def_doc = "`[]`",
+                 .doc = "workload: `{id, methods}`; `id` must equal the `sub` claim"),
+};
+static const struct section jwt_section = SECTION_OF(jwt_fields);
+
+/* An item starts zeroed: the rows' defaults for the keys not given. */
+static int check_jwt(struct loader *ld, void *item, unsigned set, yaml_mark_t mark)
+{
+    ct_jwt_issuer *j = item;
+
+    (void)ld;
+    (void)mark;
+    if ((set & field_bit(&jwt_section, "leeway_seconds")) == 0) {
+        j->leeway_seconds = 30;
+    }
+    if ((set & field_bit(&jwt_section, "username_claim")) == 0) {
+        snprintf(j->username_claim, sizeof(j->username_claim), "sub");
+    }
+    return 0;
+}
+
+static int parse_jwt(struct loader *ld, void *base)
+{
+    ct_config *cfg = base;
+    return parse_item_list(ld, &jwt_section, (char *)cfg->jwt, sizeof(cfg->jwt[0]),
+                           CT_CONFIG_MAX_JWT, &cfg->jwt_count, check_jwt);
+}
+
 static void print_certificate(const ct_config *cfg, FILE *out, const char *indent);
+static void print_jwt(const ct_config *cfg, FILE *out, const char *indent);
 static void print_nothing(const ct_config *cfg, FILE *out, const char *indent);
 static void print_api_keys(const ct_config *cfg, FILE *out, const char *indent);
 static void print_mtls_clients(const ct_config *cfg, FILE *out, const char *indent);
@@ -1400,6 +1624,9 @@ static const struct field auth_fields[] = {
                  .doc = "`id`, `methods`: an `id` with a URI scheme (a SPIFFE ID, `https://...`) "
                         "matches a URI SAN of the verified client certificate, any other `id` a "
                         "DNS SAN; email and IP addresses are refused (see the security model)"),
+    CUSTOM_FIELD("jwt", parse_jwt, .section = &jwt_section, .print = print_jwt, .def_doc = "`[]`",
+                 .doc = "issuers of JWTs accepted as `Authorization: Bearer` (see [Authenticating "
+                        "end users](#authenticating-end-users)); each entry's keys below"),
 };
 static const struct section auth_section = SECTION_OF(auth_fields);
 
@@ -2030,15 +2257,60 @@ static void print_api_keys(const ct_config *cfg, FILE *out, const char *indent)
     }
 }
 
+/* key: [{id, methods}, ...]: mtls_clients, and a workload's subjects */
+static void print_id_list(FILE *out, const char *indent, const char *key,
+                          const ct_mtls_client *list, size_t count)
+{
+    fprintf(out, "%s%s:%s\n", indent, key, count == 0 ? " []" : "");
+    for (size_t i = 0; i < count; i++) {
+        fprintf(out, "%s  - {id: ", indent);
+        print_quoted(out, list[i].id);
+        fputs(", ", out);
+        print_methods(out, list[i].methods);
+        fputs("}\n", out);
+    }
+}
+
 static void print_mtls_clients(const ct_config *cfg, FILE *out, const char *indent)
 {
-    fprintf(out, "%smtls_clients:%s\n", indent, cfg->mtls_client_count == 0 ? " []" : "");
-    for (size_t i = 0; i < cfg->mtls_client_count; i++) {
-        fprintf(out, "%s  - {id: ", indent);
-        print_quoted(out, cfg->mtls_clients[i].id);
-        fputs(", ", out);
-        print_methods(out, cfg->mtls_clients[i].methods);
-        fputs("}\n", out);
+    print_id_list(out, indent, "mtls_clients", cfg->mtls_clients, cfg->mtls_client_count);
+}
+
+static void print_jwt(const ct_config *cfg, FILE *out, const char *indent)
+{
+    fprintf(out, "%sjwt:%s\n", indent, cfg->jwt_count == 0 ? " []" : "");
+    for (size_t i = 0; i < cfg->jwt_count; i++) {
+        const ct_jwt_issuer *j = &cfg->jwt[i];
+        fprintf(out, "%s  - name: ", indent);
+        print_quoted(out, j->name);
+        fprintf(out, "\n%s    issuer: ", indent);
+        print_quoted(out, j->issuer);
+        fprintf(out, "\n%s    audiences: ", indent);
+        print_string_list(out, j->audiences[0], sizeof(j->audiences[0]), j->audience_count, 0);
+        fprintf(out, "\n%s    %s: ", indent, j->jwks_file[0] != '\0' ? "jwks_file" : "jwks_url");
+        print_quoted(out, j->jwks_file[0] != '\0' ? j->jwks_file : j->jwks_url);
+        fprintf(out, "\n%s    algorithms: ", indent);
+        if (j->algorithm_count == 0) {
+            fputs("[\"RS256\", \"ES256\"]", out);
+        } else {
+            print_string_list(out, j->algorithms[0], sizeof(j->algorithms[0]), j->algorithm_count,
+                              0);
+        }
+        fprintf(out, "\n%s    leeway_seconds: %u\n%s    role: %s\n", indent,
+                (unsigned)j->leeway_seconds, indent, jwt_role_names[j->role == 1]);
+        if (j->role == CT_JWT_ROLE_WORKLOAD) {
+            char inner[32];
+            snprintf(inner, sizeof(inner), "%s    ", indent);
+            print_id_list(out, inner, "subjects", j->subjects, j->subject_count);
+            continue;
+        }
+        fprintf(out, "%s    username_claim: ", indent);
+        print_quoted(out, j->username_claim);
+        fprintf(out, "\n%s    ", indent);
+        print_methods(out, j->methods);
+        fprintf(out, "\n%s    rtc_channel_prefix: ", indent);
+        print_quoted(out, j->rtc_channel_prefix);
+        fputc('\n', out);
     }
 }
 
@@ -2146,13 +2418,19 @@ static void reference_section(const struct section *sec, const char *prefix, FIL
         if (f->doc == NULL) {
             continue;
         }
-        /* a list of mappings is documented as one row: key[] */
+        /* a list of mappings is documented as one row: key[], then a row
+         * for each of its entries' keys that has a doc (auth.jwt[].issuer) */
         fprintf(out, "| `%s%s` | ", path, f->kind == FIELD_CUSTOM ? "[]" : "");
         reference_default(f, out);
         fprintf(out, " | %s%s |\n", f->doc,
                 f->restart == RESTART          ? " (restart to change)"
                 : f->restart == RESTART_ON_OFF ? " (reloads; restart to turn on or off)"
                                                : "");
+        if (f->kind == FIELD_CUSTOM && f->section != NULL) {
+            char list[KEY_PATH_MAX + 2];
+            snprintf(list, sizeof(list), "%s[]", path);
+            reference_section(f->section, list, out);
+        }
     }
 }
 

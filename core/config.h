@@ -17,6 +17,12 @@
 #define CT_CONFIG_MAX_API_KEYS 64
 #define CT_CONFIG_MAX_MTLS_CLIENTS 64
 #define CT_CONFIG_MAX_CORS_ORIGINS 16
+#define CT_CONFIG_MAX_JWT 8            /* auth.jwt entries */
+#define CT_CONFIG_MAX_JWT_AUDIENCES 8  /* auth.jwt[].audiences */
+#define CT_CONFIG_MAX_JWT_ALGORITHMS 4 /* auth.jwt[].algorithms */
+#define CT_CONFIG_MAX_JWT_SUBJECTS 16  /* auth.jwt[].subjects */
+#define CT_CONFIG_CLAIM_MAX 64         /* auth.jwt[].username_claim */
+#define CT_CONFIG_MAX_JWT_LEEWAY 300   /* seconds of clock skew at most */
 #define CT_CONFIG_ADDR_MAX 256
 #define CT_CONFIG_PATH_MAX 1024
 #define CT_CONFIG_NAME_MAX 128
@@ -50,6 +56,35 @@ typedef struct ct_mtls_client {
     unsigned methods;
 } ct_mtls_client;
 
+/* Who a JWT identifies: a user who may act only as itself, or a backend
+ * whose `sub` names it (methods per subject, like mtls_clients). */
+enum ct_jwt_role { CT_JWT_ROLE_END_USER = 0, CT_JWT_ROLE_WORKLOAD = 1 };
+
+/* A workload: its `sub` claim (system:serviceaccount:NS:NAME) as id and the
+ * methods granted, the same two keys as an mTLS client. */
+typedef ct_mtls_client ct_jwt_subject;
+
+/* One trusted token issuer (auth.jwt[]): how its JWTs are checked and
+ * what they let their bearer do (core/jwt.h verifies, server/jwks.c keeps
+ * the keys). */
+typedef struct ct_jwt_issuer {
+    char name[CT_CONFIG_NAME_MAX];  /* the caller's name in logs and metrics */
+    char issuer[CT_CONFIG_URL_MAX]; /* must equal the iss claim */
+    size_t audience_count;
+    char audiences[CT_CONFIG_MAX_JWT_AUDIENCES][CT_CONFIG_NAME_MAX];
+    char jwks_file[CT_CONFIG_PATH_MAX]; /* exactly one of jwks_file and jwks_url */
+    char jwks_url[CT_CONFIG_URL_MAX];
+    size_t algorithm_count; /* 0 = RS256 and ES256 */
+    char algorithms[CT_CONFIG_MAX_JWT_ALGORITHMS][16];
+    uint32_t leeway_seconds;
+    unsigned role;                               /* enum ct_jwt_role */
+    char username_claim[CT_CONFIG_CLAIM_MAX];    /* end_user: the claim with the username */
+    unsigned methods;                            /* end_user: what the user may call */
+    char rtc_channel_prefix[CT_CONFIG_NAME_MAX]; /* end_user: RTC channels; "" = any */
+    size_t subject_count;                        /* workload: who may call what */
+    ct_jwt_subject subjects[CT_CONFIG_MAX_JWT_SUBJECTS];
+} ct_jwt_issuer;
+
 /* Defaults, bounds and the meaning of each key: the key table in config.c
  * (and the README's reference printed from it). */
 typedef struct ct_config {
@@ -81,6 +116,8 @@ typedef struct ct_config {
     ct_api_key api_keys[CT_CONFIG_MAX_API_KEYS];
     size_t mtls_client_count;
     ct_mtls_client mtls_clients[CT_CONFIG_MAX_MTLS_CLIENTS];
+    size_t jwt_count;
+    ct_jwt_issuer jwt[CT_CONFIG_MAX_JWT];
 
     /* tls: all empty = plaintext; client_ca_file set = client certificates required */
     char tls_cert_file[CT_CONFIG_PATH_MAX];

@@ -1,13 +1,27 @@
-/* Caller authentication against the configured API keys and mTLS clients. */
+/* Caller authentication against the configured API keys, mTLS clients and
+ * JWT issuers. */
 #include "auth.h"
+
+#include "jwt.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define API_KEY_MAX 4096
+
+static void clear(srv_caller *caller)
+{
+    caller->san_type = NULL;
+    caller->subject[0] = '\0';
+    caller->end_user = 0;
+    caller->user[0] = '\0';
+    caller->user_problem[0] = '\0';
+    caller->rtc_channel_prefix = NULL;
+}
 
 static int anonymous(srv_caller *caller, srv_status *status)
 {
@@ -163,14 +177,81 @@ static const ct_mtls_client *find_peer(const ct_config *cfg, const srv_credentia
     return NULL;
 }
 
-int srv_auth_identify(const ct_config *cfg, const srv_credentials *cred, srv_caller *caller,
+/* The caller a verified JWT names: an end user (the username claim,
+ * normalised; a claim that is no username leaves user "" and says why) or
+ * a workload subject. */
+static int jwt_caller(const ct_jwt_issuer *issuer, const ct_jwt_claims *claims, srv_caller *caller,
                       srv_status *status)
+{
+    char why[SRV_MESSAGE_MAX];
+
+    snprintf(caller->name, sizeof(caller->name), "%s", issuer->name);
+    snprintf(caller->subject, sizeof(caller->subject), "%s", claims->sub);
+    if (issuer->role == CT_JWT_ROLE_WORKLOAD) {
+        for (size_t i = 0; i < issuer->subject_count; i++) {
+            if (strcmp(issuer->subjects[i].id, claims->sub) == 0) {
+                caller->methods = issuer->subjects[i].methods;
+                return srv_ok(status);
+            }
+        }
+        return srv_fail(status, SRV_UNAUTHENTICATED,
+                        "JWT sub is not one of the subjects of auth.jwt %s", issuer->name);
+    }
+    caller->end_user = 1;
+    caller->methods = issuer->methods;
+    caller->rtc_channel_prefix = issuer->rtc_channel_prefix;
+    if (!claims->has_username) {
+        snprintf(caller->user_problem, sizeof(caller->user_problem),
+                 "the JWT's %s claim is not a string", issuer->username_claim);
+    } else if (ct_username_normalize(claims->username, strlen(claims->username), caller->user, why,
+                                     sizeof(why)) != 0) {
+        caller->user[0] = '\0';
+        snprintf(caller->user_problem, sizeof(caller->user_problem),
+                 "the JWT's %s claim is not a valid Chat username: %.120s", issuer->username_claim,
+                 why);
+    }
+    return srv_ok(status);
+}
+
+static int identify_jwt(const ct_config *cfg, srv_jwks_set *jwks, const char *token, size_t len,
+                        srv_caller *caller, srv_status *status)
+{
+    char why[SRV_MESSAGE_MAX - 32];
+    const ct_jwt_issuer *issuer;
+    enum ct_jwt_outcome rc;
+    ct_jwt_claims claims;
+    ct_jwt jwt;
+
+    rc = ct_jwt_parse(token, len, &jwt, why, sizeof(why));
+    if (rc != CT_JWT_OK) {
+        ct_jwt_release(&jwt);
+        srv_jwks_count_unmatched(jwks, rc);
+        return srv_fail(status, SRV_UNAUTHENTICATED, "%s", why);
+    }
+    issuer = ct_jwt_find_issuer(cfg, &jwt);
+    if (issuer == NULL) {
+        ct_jwt_release(&jwt);
+        srv_jwks_count_unmatched(jwks, CT_JWT_CLAIMS);
+        return srv_fail(status, SRV_UNAUTHENTICATED, "%s",
+                        jwt.iss[0] != '\0' ? "JWT iss is not a configured issuer (auth.jwt)"
+                                           : "JWT has no iss claim");
+    }
+    rc = srv_jwks_verify(jwks, &jwt, issuer, (int64_t)time(NULL), &claims, why, sizeof(why));
+    ct_jwt_release(&jwt);
+    if (rc != CT_JWT_OK) {
+        return srv_fail(status, SRV_UNAUTHENTICATED, "%s", why);
+    }
+    return jwt_caller(issuer, &claims, caller, status);
+}
+
+int srv_auth_identify(const ct_config *cfg, srv_jwks_set *jwks, const srv_credentials *cred,
+                      srv_caller *caller, srv_status *status)
 {
     const char *key = NULL;
     size_t key_len = 0;
     int has_key = presented_key(cred, &key, &key_len);
 
-    caller->san_type = NULL;
+    clear(caller);
     if (cred->authorization_count + cred->api_key_count > 1) {
         return srv_fail(status, SRV_UNAUTHENTICATED,
                         "more than one credential (%u authorization, %u x-api-key): send "
@@ -180,6 +261,10 @@ int srv_auth_identify(const ct_config *cfg, const srv_credentials *cred, srv_cal
     if (has_key < 0) {
         return srv_fail(status, SRV_UNAUTHENTICATED,
                         "authorization metadata must be 'Bearer <api key>'");
+    }
+    if (has_key > 0 && cfg->jwt_count > 0 && cred->authorization != NULL &&
+        ct_jwt_is_jws(key, key_len)) {
+        return identify_jwt(cfg, jwks, key, key_len, caller, status);
     }
     if (has_key > 0) {
         const ct_api_key *k = key_len <= API_KEY_MAX ? find_key(cfg, key, key_len) : NULL;

@@ -9,8 +9,10 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "jwks.h"
 #include "peer_id.h"
 #include "status.h"
+#include "username.h"
 
 #define SRV_AUTH_MAX_SANS 32
 
@@ -25,10 +27,18 @@ typedef struct srv_san {
 
 /* Who is calling, as auth established it. */
 typedef struct srv_caller {
-    char name[CT_CONFIG_ID_MAX]; /* api key name, client certificate id, or "anonymous" */
-    unsigned methods;            /* CT_METHOD_BIT()s of the methods this caller may call */
-    const char *san_type;        /* "URI" or "DNS" when a certificate SAN (equal to name)
-                                  * identified the caller, else NULL */
+    char name[CT_CONFIG_ID_MAX];      /* api key name, client certificate id, auth.jwt name, or
+                                       * "anonymous" */
+    unsigned methods;                 /* CT_METHOD_BIT()s of the methods this caller may call */
+    const char *san_type;             /* "URI" or "DNS" when a certificate SAN (equal to name)
+                                       * identified the caller, else NULL */
+    char subject[CT_JWT_SUB_MAX + 1]; /* a JWT's sub claim (logged with name); "" otherwise */
+    /* An end user (auth.jwt role end_user) may act only as user; the
+     * handlers check it (srv_authorize_user). */
+    int end_user;
+    char user[CT_USERNAME_MAX + 1]; /* the normalised username claim; "" when it is none */
+    char user_problem[320];         /* why the claim is not a username, when user is "" */
+    const char *rtc_channel_prefix; /* end user: RTC channels must start with it ("" any) */
 } srv_caller;
 
 /* What a request presented; any part may be absent (NULL / 0). */
@@ -67,7 +77,11 @@ void srv_credentials_add_san(srv_credentials *cred, enum ct_peer_id_kind type, c
  * SAN holding a NUL, or with more than SRV_AUTH_MAX_SANS of them, is
  * refused; a SPIFFE ID matches only a certificate with exactly one URI SAN
  * (an X.509-SVID). caller->san_type says which SAN type identified it. */
-int srv_auth_identify(const ct_config *cfg, const srv_credentials *cred, srv_caller *caller,
-                      srv_status *status);
+/* A Bearer value that is a compact JWS (ct_jwt_is_jws) is a JWT, verified
+ * against the auth.jwt issuer its iss names with that issuer's keys in jwks
+ * (NULL: no keys, every JWT refused); every refusal is UNAUTHENTICATED
+ * naming the reason. */
+int srv_auth_identify(const ct_config *cfg, srv_jwks_set *jwks, const srv_credentials *cred,
+                      srv_caller *caller, srv_status *status);
 
 #endif

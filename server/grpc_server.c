@@ -339,7 +339,7 @@ static int authenticate(call *c)
     int rc;
 
     credentials_from_call(c, &cred, &auth);
-    rc = srv_auth_identify(c->ctx.config, &cred, &c->caller, &c->status);
+    rc = srv_auth_identify(c->ctx.config, c->ctx.jwks, &cred, &c->caller, &c->status);
     if (auth != NULL) {
         grpc_auth_context_release(auth);
     }
@@ -415,8 +415,7 @@ static void set_token_response(call *c, const srv_token_reply *reply)
     }
 }
 
-/* GetAppToken, RenewToken, GetRtcToken and GetRtmToken: answered on this
- * thread. */
+/* GetAppToken, GetRtcToken and GetRtmToken: answered on this thread. */
 static void answer_now(call *c, const uint8_t *data, size_t len)
 {
     uint8_t arena_buf[STACK_MESSAGE];
@@ -449,14 +448,6 @@ static void answer_now(call *c, const uint8_t *data, size_t len)
                                    &c->status);
         }
         free_request(req, &arena);
-    } else {
-        Chattoken__V1__RenewTokenRequest *req =
-            unpack_request(c, &chattoken__v1__renew_token_request__descriptor, &arena, data, len);
-        if (req != NULL) {
-            rc = srv_renew_token(&c->ctx, &c->caller, req->token, strlen(req->token),
-                                 req->ttl_seconds, &reply, &c->status);
-        }
-        free_request(req, &arena);
     }
     if (rc == SRV_OK) {
         set_token_response(c, &reply);
@@ -475,23 +466,35 @@ static void user_done(srv_user_request *request)
     finish(c);
 }
 
-/* Returns 1 when the call was handed on (user_done finishes it). */
-static int answer_user(call *c, const uint8_t *data, size_t len)
+/* GetUserToken and RenewToken, which may wait for the directory (RenewToken
+ * for an end user in uuid mode). Returns 1 when the call was handed on
+ * (user_done finishes it). */
+static int answer_later(call *c, const uint8_t *data, size_t len)
 {
+    int renew = c->kind == CT_METHOD_RENEW_TOKEN;
     uint8_t arena_buf[STACK_MESSAGE];
     srv_arena arena;
-    Chattoken__V1__GetUserTokenRequest *req;
+    ProtobufCMessage *m;
 
-    /* the handler copies the username before it returns */
+    /* the handlers copy what they keep before they return */
     srv_arena_init(&arena, arena_buf, sizeof(arena_buf));
-    req = unpack_request(c, &chattoken__v1__get_user_token_request__descriptor, &arena, data, len);
-
-    if (req == NULL) {
+    m = unpack_request(c,
+                       renew ? &chattoken__v1__renew_token_request__descriptor
+                             : &chattoken__v1__get_user_token_request__descriptor,
+                       &arena, data, len);
+    if (m == NULL) {
         return 0;
     }
-    srv_get_user_token(&c->ctx, &c->caller, req->username, strlen(req->username), req->ttl_seconds,
-                       deadline_ms(c), &c->user, user_done, c);
-    free_request(req, &arena);
+    if (renew) {
+        Chattoken__V1__RenewTokenRequest *req = (Chattoken__V1__RenewTokenRequest *)m;
+        srv_renew_token_async(&c->ctx, &c->caller, req->token, strlen(req->token), req->ttl_seconds,
+                              deadline_ms(c), &c->user, user_done, c);
+    } else {
+        Chattoken__V1__GetUserTokenRequest *req = (Chattoken__V1__GetUserTokenRequest *)m;
+        srv_get_user_token(&c->ctx, &c->caller, req->username, strlen(req->username),
+                           req->ttl_seconds, deadline_ms(c), &c->user, user_done, c);
+    }
+    free_request(m, &arena);
     return 1;
 }
 
@@ -513,8 +516,8 @@ static void dispatch_token_call(call *c)
     } else if (srv_wire_has_nul_in_strings(data, len)) {
         srv_fail(&c->status, SRV_INVALID_ARGUMENT, "string fields must not contain NUL bytes");
     } else {
-        if (c->kind == CT_METHOD_GET_USER_TOKEN) {
-            handed_on = answer_user(c, data, len);
+        if (c->kind == CT_METHOD_GET_USER_TOKEN || c->kind == CT_METHOD_RENEW_TOKEN) {
+            handed_on = answer_later(c, data, len);
         } else {
             answer_now(c, data, len);
         }
@@ -901,7 +904,7 @@ static void log_call(call *c)
         c->status.code = SRV_CANCELLED;
     }
     srv_rpc_finished(SRV_TRANSPORT_GRPC, c->method, &c->status, elapsed_ms(&c->started) / 1e3,
-                     c->caller.name, c->caller.san_type, call_peer, c);
+                     &c->caller, call_peer, c);
 }
 
 /* A requested call arrived (ok) or the server is shutting down (!ok). */

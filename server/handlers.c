@@ -24,6 +24,36 @@ int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *s
     return srv_ok(status);
 }
 
+int srv_authorize_user(const srv_caller *caller, const char *what, const char *id,
+                       srv_status *status)
+{
+    if (!caller->end_user) {
+        return srv_ok(status);
+    }
+    if (caller->user[0] == '\0') {
+        return srv_fail(status, SRV_PERMISSION_DENIED, "%s", caller->user_problem);
+    }
+    if (strcmp(caller->user, id) != 0) {
+        return srv_fail(status, SRV_PERMISSION_DENIED,
+                        "end user '%s' may get tokens only for itself, not for %s '%.64s'",
+                        caller->user, what, id);
+    }
+    return srv_ok(status);
+}
+
+int srv_authorize_channel(const srv_caller *caller, const char *channel, srv_status *status)
+{
+    const char *prefix = caller->rtc_channel_prefix;
+
+    if (caller->end_user && prefix != NULL && strncmp(channel, prefix, strlen(prefix)) != 0) {
+        return srv_fail(status, SRV_PERMISSION_DENIED,
+                        "end users of '%s' may get RTC tokens only for channels starting with "
+                        "'%s'",
+                        caller->name, prefix);
+    }
+    return srv_ok(status);
+}
+
 /* 0 means the configured default; above the maximum is the caller's error. */
 int srv_resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, srv_status *status)
 {
@@ -115,17 +145,36 @@ static void finish_with_directory(void *arg, const ud_result *result)
     req->done(req);
 }
 
+/* The start of a request that may wait for the directory. */
+static void begin(const srv_context *ctx, srv_user_request *req, srv_done_fn done, void *arg)
+{
+    req->ctx = ctx;
+    req->done = done;
+    req->arg = arg;
+    req->reply.registered = 0;
+    req->reply.token[0] = '\0';
+}
+
+/* Asks the directory for req->username; cb finishes the request. */
+static void look_up(const srv_context *ctx, srv_user_request *req, int64_t deadline_ms,
+                    ud_callback cb)
+{
+    if (ctx->directory == NULL) {
+        srv_fail(&req->status, SRV_UNAVAILABLE,
+                 "uuid identity mode needs the user directory, which is not running");
+        req->done(req);
+        return;
+    }
+    ud_directory_lookup(ctx->directory, req->username, deadline_ms, cb, req);
+}
+
 void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const char *username,
                         size_t username_len, uint32_t ttl_seconds, int64_t deadline_ms,
                         srv_user_request *req, srv_done_fn done, void *arg)
 {
     char err[SRV_MESSAGE_MAX];
 
-    req->ctx = ctx;
-    req->done = done;
-    req->arg = arg;
-    req->reply.registered = 0;
-    req->reply.token[0] = '\0';
+    begin(ctx, req, done, arg);
     if (srv_authorize(caller, CT_METHOD_GET_USER_TOKEN, &req->status) != SRV_OK ||
         srv_resolve_ttl(ctx->config, ttl_seconds, &req->ttl, &req->status) != SRV_OK) {
         done(req);
@@ -137,18 +186,16 @@ void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const 
         done(req);
         return;
     }
+    if (srv_authorize_user(caller, "username", req->username, &req->status) != SRV_OK) {
+        done(req);
+        return;
+    }
     if (ctx->config->identity == CT_IDENTITY_USERNAME) {
         issue(ctx, req->username, req->ttl, &req->reply, &req->status);
         done(req);
         return;
     }
-    if (ctx->directory == NULL) {
-        srv_fail(&req->status, SRV_UNAVAILABLE,
-                 "uuid identity mode needs the user directory, which is not running");
-        done(req);
-        return;
-    }
-    ud_directory_lookup(ctx->directory, req->username, deadline_ms, finish_with_directory, req);
+    look_up(ctx, req, deadline_ms, finish_with_directory);
 }
 
 /* The token's one Chat service and privilege, or INVALID_ARGUMENT. Every
@@ -244,9 +291,13 @@ int srv_check_renew_grace(const srv_context *ctx, uint64_t expired_at, srv_statu
 /* One parsed token per thread: it is 64 KiB, too large for every call. */
 static _Thread_local ct_token renew_token;
 
-int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char *token,
-                    size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply,
-                    srv_status *status)
+/* What renew answers when an end user's user token (uuid mode) must wait
+ * for the directory: pending holds the token's UUID and the TTL. */
+#define RENEW_NEEDS_LOOKUP (-1)
+
+static int renew(const srv_context *ctx, const srv_caller *caller, const char *token,
+                 size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply, srv_status *status,
+                 srv_user_request *pending)
 {
     const ct_config *cfg = ctx->config;
     ct_token *tok = &renew_token;
@@ -272,7 +323,7 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
         return status->code;
     }
     if (srv_rtc_token_holds_rtc_or_rtm(tok)) {
-        return srv_renew_rtc_or_rtm(ctx, tok, ttl, reply, status);
+        return srv_renew_rtc_or_rtm(ctx, caller, tok, ttl, reply, status);
     }
     if (chat_privilege(tok, &privilege, &user_id, status) != SRV_OK) {
         return status->code;
@@ -287,6 +338,8 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     if (privilege->id == CT_CHAT_PRIVILEGE_USER && issued_user_id(cfg, user_id, status) != SRV_OK) {
         return status->code;
     }
+    memcpy(identity, user_id.data, user_id.len);
+    identity[user_id.len] = '\0';
     expired_at = ct_privilege_expire_at(tok, privilege);
     if (ct_token_expire_at(tok) < expired_at) {
         expired_at = ct_token_expire_at(tok);
@@ -294,7 +347,60 @@ int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char
     if (srv_check_renew_grace(ctx, expired_at, status) != SRV_OK) {
         return status->code;
     }
-    memcpy(identity, user_id.data, user_id.len);
-    identity[user_id.len] = '\0';
+    if (caller->end_user && cfg->identity == CT_IDENTITY_UUID && identity[0] != '\0') {
+        /* which UUID the user's name maps to, only the directory knows */
+        if (caller->user[0] == '\0') {
+            return srv_fail(status, SRV_PERMISSION_DENIED, "%s", caller->user_problem);
+        }
+        if (pending == NULL) {
+            return srv_fail(status, SRV_PERMISSION_DENIED,
+                            "an end user's renewal in uuid mode needs the directory");
+        }
+        snprintf(pending->renew_user_id, sizeof(pending->renew_user_id), "%s", identity);
+        snprintf(pending->username, sizeof(pending->username), "%s", caller->user);
+        pending->ttl = ttl;
+        return RENEW_NEEDS_LOOKUP;
+    }
+    if (srv_authorize_user(caller, "the token's user", identity, status) != SRV_OK) {
+        return status->code;
+    }
     return issue(ctx, identity, ttl, reply, status);
+}
+
+int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char *token,
+                    size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply,
+                    srv_status *status)
+{
+    return renew(ctx, caller, token, token_len, ttl_seconds, reply, status, NULL);
+}
+
+/* The directory's answer to an end user's renewal: the token's UUID must be
+ * the one of the user's name. */
+static void finish_renew_with_directory(void *arg, const ud_result *result)
+{
+    srv_user_request *req = arg;
+
+    if (result->status != UD_OK) {
+        srv_fail(&req->status, directory_code(result->status), "%s", result->message);
+    } else if (strcmp(result->uuid, req->renew_user_id) != 0) {
+        srv_fail(&req->status, SRV_PERMISSION_DENIED,
+                 "end user '%s' may renew only its own tokens: this one is another user's",
+                 req->username);
+    } else {
+        issue(req->ctx, req->renew_user_id, req->ttl, &req->reply, &req->status);
+    }
+    req->done(req);
+}
+
+void srv_renew_token_async(const srv_context *ctx, const srv_caller *caller, const char *token,
+                           size_t token_len, uint32_t ttl_seconds, int64_t deadline_ms,
+                           srv_user_request *req, srv_done_fn done, void *arg)
+{
+    begin(ctx, req, done, arg);
+    if (renew(ctx, caller, token, token_len, ttl_seconds, &req->reply, &req->status, req) !=
+        RENEW_NEEDS_LOOKUP) {
+        done(req);
+        return;
+    }
+    look_up(ctx, req, deadline_ms, finish_renew_with_directory);
 }

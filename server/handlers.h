@@ -42,15 +42,29 @@ typedef struct srv_context {
     /* the current config (snapshot.h): the transports give each call a copy
      * of this context with its snapshot's config; NULL = config is fixed */
     struct srv_snapshots *snapshots;
+    /* the keys of config's auth.jwt issuers (a derived object of the
+     * snapshot the call holds); NULL = none */
+    srv_jwks_set *jwks;
 } srv_context;
 
 /* Checks that caller may call method: SRV_OK or PERMISSION_DENIED naming
  * the method. Handlers call it first. */
 int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *status);
 
+/* An end user (auth.jwt role end_user) acts only as itself: SRV_OK when
+ * caller is not an end user or when id (what: "username", "RTC account",
+ * "RTM user id") is its username; else PERMISSION_DENIED. */
+int srv_authorize_user(const srv_caller *caller, const char *what, const char *id,
+                       srv_status *status);
+
+/* An end user's RTC channel must start with its issuer's rtc_channel_prefix. */
+int srv_authorize_channel(const srv_caller *caller, const char *channel, srv_status *status);
+
 int srv_get_app_token(const srv_context *ctx, const srv_caller *caller, uint32_t ttl_seconds,
                       srv_token_reply *reply, srv_status *status);
 
+/* RenewToken without the directory: an end user's user token in uuid mode
+ * is PERMISSION_DENIED (see srv_renew_token_async). */
 int srv_renew_token(const srv_context *ctx, const srv_caller *caller, const char *token,
                     size_t token_len, uint32_t ttl_seconds, srv_token_reply *reply,
                     srv_status *status);
@@ -67,6 +81,7 @@ struct srv_user_request {
     const srv_context *ctx;
     char username[CT_USERNAME_MAX + 1];
     uint32_t ttl;
+    char renew_user_id[CT_USER_ID_MAX + 1]; /* srv_renew_token_async: the token's UUID */
     srv_token_reply reply;
     srv_status status;
     srv_done_fn done;
@@ -78,6 +93,15 @@ struct srv_user_request {
 void srv_get_user_token(const srv_context *ctx, const srv_caller *caller, const char *username,
                         size_t username_len, uint32_t ttl_seconds, int64_t deadline_ms,
                         srv_user_request *request, srv_done_fn done, void *arg);
+
+/* RenewToken as the transports call it: srv_renew_token, except that an end
+ * user's user token in uuid mode is renewed only once the directory maps
+ * the user's name to the token's UUID, so done may run later, on the
+ * directory's thread, as for srv_get_user_token. token is read before it
+ * returns. */
+void srv_renew_token_async(const srv_context *ctx, const srv_caller *caller, const char *token,
+                           size_t token_len, uint32_t ttl_seconds, int64_t deadline_ms,
+                           srv_user_request *req, srv_done_fn done, void *arg);
 
 /* For the handlers of other token kinds (rtc_handlers.c): */
 /* the clock of ctx, unix seconds */

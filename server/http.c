@@ -182,7 +182,7 @@ static void finish_rpc(request *r, const srv_status *status)
 {
     if (r->method != CT_METHOD_UNKNOWN) {
         srv_rpc_finished(SRV_TRANSPORT_HTTP, r->method, status, elapsed_seconds(&r->started),
-                         r->caller.name, NULL, request_peer, r);
+                         &r->caller, request_peer, r);
     }
 }
 
@@ -363,7 +363,7 @@ static enum MHD_Result answer_preflight(request *r)
 static enum MHD_Result answer_metrics(request *r)
 {
     size_t len = 0;
-    char *text = srv_metrics_render(r->http->ctx->directory, &len);
+    char *text = srv_metrics_render(r->ctx.directory, r->ctx.jwks, &len);
 
     if (text == NULL) {
         return respond_text(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
@@ -375,9 +375,17 @@ static enum MHD_Result answer_readyz(request *r)
 {
     srv_http *h = r->http;
     int ready = !atomic_load(&h->draining) && (h->serving == NULL || h->serving(h->serving_arg));
+    char why[CT_CONFIG_NAME_MAX + 64];
 
-    return ready ? respond_text(r, MHD_HTTP_OK, "ready\n")
-                 : respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
+    if (!ready) {
+        return respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, "draining\n");
+    }
+    /* JWT callers would be refused until their issuer's keys arrive */
+    if (!srv_jwks_ready(r->ctx.jwks, why, sizeof(why) - 1)) {
+        strcat(why, "\n");
+        return respond_text(r, MHD_HTTP_SERVICE_UNAVAILABLE, why);
+    }
+    return respond_text(r, MHD_HTTP_OK, "ready\n");
 }
 
 static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -397,7 +405,7 @@ static int authenticate(request *r, srv_status *status)
 
     memset(&cred, 0, sizeof(cred));
     MHD_get_connection_values_n(r->connection, MHD_HEADER_KIND, add_header, &cred);
-    return srv_auth_identify(r->ctx.config, &cred, &r->caller, status);
+    return srv_auth_identify(r->ctx.config, r->ctx.jwks, &cred, &r->caller, status);
 }
 
 /* Runs once, on this thread or the directory's. Whoever comes second of
@@ -415,15 +423,23 @@ static void on_user_done(srv_user_request *user)
     atomic_fetch_sub(&h->lookups, 1);
 }
 
-static enum MHD_Result start_user_token(request *r, const char *username, size_t username_len)
+/* GetUserToken (renew 0: text is the username) or RenewToken (renew 1:
+ * text is the token), which may wait for the directory. */
+static enum MHD_Result start_lookup(request *r, int renew, const char *text, size_t text_len)
 {
     srv_http *h = r->http;
+    int64_t deadline = ud_monotonic_ms() + SRV_HTTP_LOOKUP_TIMEOUT_MS;
 
     r->lookup_started = 1;
     atomic_store(&r->lookup_state, LOOKUP_RUNNING);
     atomic_fetch_add(&h->lookups, 1);
-    srv_get_user_token(&r->ctx, &r->caller, username, username_len, r->ttl,
-                       ud_monotonic_ms() + SRV_HTTP_LOOKUP_TIMEOUT_MS, &r->user, on_user_done, r);
+    if (renew) {
+        srv_renew_token_async(&r->ctx, &r->caller, text, text_len, r->ttl, deadline, &r->user,
+                              on_user_done, r);
+    } else {
+        srv_get_user_token(&r->ctx, &r->caller, text, text_len, r->ttl, deadline, &r->user,
+                           on_user_done, r);
+    }
     if (atomic_load(&r->lookup_state) == LOOKUP_DONE) {
         return answer_token(r, &r->user.reply, &r->user.status);
     }
@@ -438,21 +454,17 @@ static enum MHD_Result start_user_token(request *r, const char *username, size_t
 static enum MHD_Result answer_renew(request *r)
 {
     srv_status status;
-    srv_token_reply reply;
     char *token = NULL;
     size_t token_len = 0;
-    uint32_t ttl = 0;
     enum MHD_Result rc;
 
-    if (srv_http_parse_renew(r->body != NULL ? r->body : "", r->body_len, &token, &token_len, &ttl,
-                             &status) != SRV_OK) {
+    if (srv_http_parse_renew(r->body != NULL ? r->body : "", r->body_len, &token, &token_len,
+                             &r->ttl, &status) != SRV_OK) {
         finish_rpc(r, &status);
         return respond_error(r, &status, 0);
     }
-    srv_renew_token(&r->ctx, &r->caller, token, token_len, ttl, &reply, &status);
+    rc = start_lookup(r, 1, token, token_len);
     free(token);
-    rc = answer_token(r, &reply, &status);
-    memset(&reply, 0, sizeof(reply));
     return rc;
 }
 
@@ -524,7 +536,7 @@ static enum MHD_Result begin_rpc(request *r)
         return respond_error(r, &status, 0);
     }
     if (r->route == SRV_HTTP_ROUTE_USER_TOKEN) {
-        return start_user_token(r, r->username, r->username_len);
+        return start_lookup(r, 0, r->username, r->username_len);
     }
     srv_get_app_token(&r->ctx, &r->caller, r->ttl, &reply, &status);
     rc = answer_token(r, &reply, &status);
@@ -599,7 +611,7 @@ static enum MHD_Result answer_agora(request *r)
     switch (r->ask.kind) {
     case SRV_AGORA_CHAT_ACCOUNT:
         r->ttl = r->ask.ttl;
-        return start_user_token(r, r->ask.user, strlen(r->ask.user));
+        return start_lookup(r, 0, r->ask.user, strlen(r->ask.user));
     case SRV_AGORA_CHAT_APP:
         srv_get_app_token(ctx, &r->caller, r->ask.ttl, &reply, &status);
         break;

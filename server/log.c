@@ -163,6 +163,9 @@ void srv_log_rpc(const srv_rpc_log *e)
         put_escaped(&l, e->caller);
         put_raw(&l, "\"", 1);
     }
+    if (e->caller_sub != NULL) {
+        put_string(&l, "sub", e->caller_sub);
+    }
     put_string(&l, "peer", e->peer);
     finish(&l);
 }

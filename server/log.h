@@ -31,6 +31,7 @@ typedef struct srv_rpc_log {
     double duration_ms;
     const char *caller;     /* "" before authentication */
     const char *caller_san; /* "URI"/"DNS": the caller is this certificate SAN; else NULL */
+    const char *caller_sub; /* the sub claim of the caller's JWT; else NULL */
     const char *peer;
 } srv_rpc_log;
 

@@ -134,7 +134,7 @@ static void shutdown_times(srv_snapshots *snapshots, unsigned *drain, unsigned *
  * current when they start. config_path NULL: no reloads (--demo). */
 static int run(const ct_config *cfg, const char *config_path)
 {
-    srv_context ctx = {cfg, NULL, NULL, NULL};
+    srv_context ctx = {.config = cfg};
     srv_snapshot *first;
     srv_reload *reloader = NULL;
     srv_grpc *server = NULL;
@@ -159,6 +159,10 @@ static int run(const ct_config *cfg, const char *config_path)
     signal(SIGPIPE, SIG_IGN);
 
     first = srv_snapshot_create(cfg, err, sizeof(err));
+    /* keys that cannot be had yet do not stop the start (readiness says so) */
+    if (first != NULL && srv_snapshot_start(first, err, sizeof(err)) != 0) {
+        first = NULL; /* destroyed */
+    }
     ctx.snapshots = first != NULL ? srv_snapshots_create(first) : NULL;
     if (ctx.snapshots == NULL) {
         srv_log_event(CT_LOG_ERROR, "start_failed", "%s", first != NULL ? "out of memory" : err);

@@ -267,7 +267,7 @@ static void render_config(ct_buf *o)
     }
 }
 
-char *srv_metrics_render(ud_directory *dir, size_t *len)
+char *srv_metrics_render(ud_directory *dir, srv_jwks_set *jwks, size_t *len)
 {
     ct_buf o = {malloc(8192), 0, 8192, 0};
 
@@ -283,6 +283,9 @@ char *srv_metrics_render(ud_directory *dir, size_t *len)
     render_config(&o);
     if (dir != NULL) {
         render_directory(&o, dir);
+    }
+    if (jwks != NULL) {
+        srv_jwks_metrics_render(jwks, &o);
     }
     srv_process_metrics_render(&o);
     if (o.failed) {

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "directory/directory.h"
+#include "jwks.h"
 #include "method.h"
 #include "status.h"
 
@@ -37,9 +38,9 @@ void srv_metrics_config_reload(int ok);
  * success's time. */
 void srv_metrics_config_running(const char *sha256_hex);
 
-/* Renders every metric, plus the directory's counters when dir is not NULL
- * and build info, into a malloc'd NUL-terminated buffer (caller frees).
- * NULL when out of memory. */
-char *srv_metrics_render(ud_directory *dir, size_t *len);
+/* Renders every metric, plus the directory's counters when dir is not NULL,
+ * the JWT counters and JWKS ages when jwks is not NULL, and build info, into a malloc'd
+ * NUL-terminated buffer (caller frees). NULL when out of memory. */
+char *srv_metrics_render(ud_directory *dir, srv_jwks_set *jwks, size_t *len);
 
 #endif

@@ -164,6 +164,10 @@ static void reload(srv_reload *r, int forced)
         srv_log_event(CT_LOG_DEBUG, "config_unchanged", "sha256 %s", fresh->sha256);
         srv_snapshot_release(fresh);
         fresh = NULL;
+    } else if (srv_snapshot_start(fresh, err, sizeof(err)) != 0) {
+        fresh = NULL; /* destroyed */
+        snprintf(why, sizeof(why), "%s: %s", r->config_path, err);
+        refuse(why, forced);
     } else {
         ud_options directory_options;
 

@@ -4,8 +4,7 @@
 #include "log.h"
 
 void srv_rpc_finished(enum srv_transport transport, enum ct_method method, const srv_status *status,
-                      double seconds, const char *caller, const char *caller_san, srv_peer_fn peer,
-                      void *peer_arg)
+                      double seconds, const srv_caller *caller, srv_peer_fn peer, void *peer_arg)
 {
     static const char *const transport_names[] = {"grpc", "http"};
     char peer_text[SRV_PEER_MAX];
@@ -21,8 +20,9 @@ void srv_rpc_finished(enum srv_transport transport, enum ct_method method, const
     entry.code = srv_code_name(status->code);
     entry.message = status->message;
     entry.duration_ms = seconds * 1000.0;
-    entry.caller = caller;
-    entry.caller_san = caller_san;
+    entry.caller = caller->name;
+    entry.caller_san = caller->san_type;
+    entry.caller_sub = caller->subject[0] != '\0' ? caller->subject : NULL;
     entry.peer = peer_text;
     srv_log_rpc(&entry);
 }

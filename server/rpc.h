@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 
+#include "auth.h"
 #include "method.h"
 #include "metrics.h"
 #include "status.h"
@@ -17,11 +18,9 @@ typedef void (*srv_peer_fn)(void *arg, char *out, size_t outlen);
 #define SRV_PEER_MAX 1088
 
 /* One finished call: metrics by transport, method and code, and the "rpc"
- * log line (info level) with the status message, caller name and peer.
- * caller_san ("URI", "DNS" or NULL): the caller is the certificate SAN of
- * that type (the line names it). */
+ * log line (info level) with the status message, caller name and peer, the
+ * certificate SAN type when a SAN identified it, and the JWT's sub. */
 void srv_rpc_finished(enum srv_transport transport, enum ct_method method, const srv_status *status,
-                      double seconds, const char *caller, const char *caller_san, srv_peer_fn peer,
-                      void *peer_arg);
+                      double seconds, const srv_caller *caller, srv_peer_fn peer, void *peer_arg);
 
 #endif

@@ -74,6 +74,10 @@ int srv_get_rtc_token(const srv_context *ctx, const srv_caller *caller, const sr
     spec.with_rtm = req->with_rtm != 0;
     switch (req->user) {
     case SRV_RTC_USER_UID:
+        if (caller->end_user) {
+            return srv_fail(status, SRV_PERMISSION_DENIED,
+                            "an end user gets RTC tokens only with account set to its username");
+        }
         ct_rtc_uid_account(req->uid, uid_text);
         spec.account = uid_text;
         break;
@@ -82,10 +86,16 @@ int srv_get_rtc_token(const srv_context *ctx, const srv_caller *caller, const sr
             return srv_fail(status, SRV_INVALID_ARGUMENT, "%s", err);
         }
         spec.account = req->account != NULL ? req->account : "";
+        if (srv_authorize_user(caller, "RTC account", spec.account, status) != SRV_OK) {
+            return status->code;
+        }
         break;
     default:
         return srv_fail(status, SRV_INVALID_ARGUMENT,
                         "set uid (0 lets any uid join) or account (\"\" lets any user join)");
+    }
+    if (srv_authorize_channel(caller, req->channel_name, status) != SRV_OK) {
+        return status->code;
     }
     if (req->privilege_ttl_seconds > ttl) {
         return srv_fail(status, SRV_INVALID_ARGUMENT,
@@ -120,6 +130,9 @@ int srv_get_rtm_token(const srv_context *ctx, const srv_caller *caller, const ch
     }
     if (ct_rtm_check_user_id(user_id, err, sizeof(err)) != CT_OK) {
         return srv_fail(status, SRV_INVALID_ARGUMENT, "%s", err);
+    }
+    if (srv_authorize_user(caller, "RTM user id", user_id, status) != SRV_OK) {
+        return status->code;
     }
     return issue(ctx, NULL, user_id, ttl, reply, status);
 }
@@ -200,8 +213,8 @@ static uint32_t scaled_privilege(uint32_t ttl, uint32_t privilege, uint32_t expi
     return p == 0 ? 1 : (uint32_t)p;
 }
 
-int srv_renew_rtc_or_rtm(const srv_context *ctx, const ct_token *tok, uint32_t ttl,
-                         srv_token_reply *reply, srv_status *status)
+int srv_renew_rtc_or_rtm(const srv_context *ctx, const srv_caller *caller, const ct_token *tok,
+                         uint32_t ttl, srv_token_reply *reply, srv_status *status)
 {
     const ct_service *first = &tok->services[0];
     char channel[CT_RTC_CHANNEL_MAX + 1];
@@ -225,6 +238,7 @@ int srv_renew_rtc_or_rtm(const srv_context *ctx, const ct_token *tok, uint32_t t
         if (rtm_login_of(tok, first, status) != SRV_OK ||
             copy_field(&first->fields[0].bytes, CT_RTM_USER_ID_MAX, rtm_user, "RTM user id",
                        status) != SRV_OK ||
+            srv_authorize_user(caller, "RTM user id", rtm_user, status) != SRV_OK ||
             srv_check_renew_grace(ctx, ct_token_expire_at(tok), status) != SRV_OK) {
             return status->code;
         }
@@ -240,6 +254,10 @@ int srv_renew_rtc_or_rtm(const srv_context *ctx, const ct_token *tok, uint32_t t
             SRV_OK ||
         copy_field(&first->fields[1].bytes, CT_RTC_ACCOUNT_MAX, account, "RTC account", status) !=
             SRV_OK) {
+        return status->code;
+    }
+    if (srv_authorize_user(caller, "RTC account", account, status) != SRV_OK ||
+        srv_authorize_channel(caller, channel, status) != SRV_OK) {
         return status->code;
     }
     if (privilege == 0) {

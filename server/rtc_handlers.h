@@ -44,7 +44,7 @@ int srv_rtc_token_holds_rtc_or_rtm(const ct_token *tok);
  * issue (an RTC token with or without RTM, or an RTM token) with the same
  * channel, user, role and the same ratio of privilege to token lifetime;
  * anything else is INVALID_ARGUMENT. */
-int srv_renew_rtc_or_rtm(const srv_context *ctx, const ct_token *tok, uint32_t ttl,
-                         srv_token_reply *reply, srv_status *status);
+int srv_renew_rtc_or_rtm(const srv_context *ctx, const srv_caller *caller, const ct_token *tok,
+                         uint32_t ttl, srv_token_reply *reply, srv_status *status);
 
 #endif

@@ -135,21 +135,40 @@ static int tls_create(srv_snapshot *s, char *err, size_t errlen)
     return 0;
 }
 
-/* The derived objects, created in this order and destroyed in reverse. */
+/* ---- derived: the JWT issuers' key sets ---- */
+
+static int jwks_create(srv_snapshot *s, char *err, size_t errlen)
+{
+    s->jwks = srv_jwks_set_create(&s->config, err, errlen);
+    return s->jwks != NULL ? 0 : -1;
+}
+
+static void jwks_destroy(srv_snapshot *s)
+{
+    srv_jwks_set_destroy(s->jwks);
+    s->jwks = NULL;
+}
+
+/* The derived objects, created in this order and destroyed in reverse.
+ * Those that work on their own (threads, fetches: started) come last and
+ * are made only by srv_snapshot_start, once the snapshot is to be used, so
+ * that a reload that finds nothing changed starts nothing. */
 static const struct derived {
     int (*create)(srv_snapshot *s, char *err, size_t errlen);
     void (*destroy)(srv_snapshot *s);
+    int started;
 } derived[] = {
-    {tls_create, tls_destroy},
+    {tls_create, tls_destroy, 0},
+    {jwks_create, jwks_destroy, 1},
 };
 #define DERIVED_COUNT (sizeof(derived) / sizeof(derived[0]))
 
 /* ---- snapshots ---- */
 
-static void destroy(srv_snapshot *s, size_t derived_made)
+static void destroy(srv_snapshot *s)
 {
-    while (derived_made > 0) {
-        derived[--derived_made].destroy(s);
+    while (s->derived_made > 0) {
+        derived[--s->derived_made].destroy(s);
     }
     ct_config_wipe(&s->config);
     OPENSSL_cleanse(s, sizeof(*s));
@@ -177,10 +196,23 @@ static int hash_snapshot(srv_snapshot *s)
     return ok ? 0 : -1;
 }
 
+/* Makes the derived objects of one kind (started or not) that are not made
+ * yet; on failure destroys s (a failed create may have made part of its
+ * object) and returns -1. */
+static int make_derived(srv_snapshot *s, int started, char *err, size_t errlen)
+{
+    while (s->derived_made < DERIVED_COUNT && derived[s->derived_made].started == started) {
+        if (derived[s->derived_made++].create(s, err, errlen) != 0) {
+            destroy(s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 srv_snapshot *srv_snapshot_create(const ct_config *cfg, char *err, size_t errlen)
 {
     srv_snapshot *s = calloc(1, sizeof(*s));
-    size_t made = 0;
 
     if (s == NULL) {
         snprintf(err, errlen, "out of memory");
@@ -188,18 +220,20 @@ srv_snapshot *srv_snapshot_create(const ct_config *cfg, char *err, size_t errlen
     }
     memcpy(&s->config, cfg, sizeof(s->config)); /* bytes, padding too: they are hashed */
     atomic_init(&s->refs, 1);
-    for (; made < DERIVED_COUNT; made++) {
-        if (derived[made].create(s, err, errlen) != 0) {
-            destroy(s, made + 1); /* a failed create may have made part of its object */
-            return NULL;
-        }
+    if (make_derived(s, 0, err, errlen) != 0) {
+        return NULL;
     }
     if (hash_snapshot(s) != 0) {
         snprintf(err, errlen, "cannot hash the config (OpenSSL SHA-256 failed)");
-        destroy(s, made);
+        destroy(s);
         return NULL;
     }
     return s;
+}
+
+int srv_snapshot_start(srv_snapshot *s, char *err, size_t errlen)
+{
+    return make_derived(s, 1, err, errlen);
 }
 
 srv_snapshot *srv_snapshot_ref(srv_snapshot *s)
@@ -212,7 +246,7 @@ void srv_snapshot_release(srv_snapshot *s)
 {
     /* acq_rel: the last releaser sees every other holder's reads done */
     if (s != NULL && atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
-        destroy(s, DERIVED_COUNT);
+        destroy(s);
     }
 }
 
@@ -266,6 +300,7 @@ srv_snapshot *srv_snapshot_enter(const srv_context *base, srv_context *call)
     *call = *base;
     if (s != NULL) {
         call->config = &s->config;
+        call->jwks = s->jwks;
     }
     return s;
 }

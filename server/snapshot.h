@@ -1,6 +1,6 @@
 /* The running configuration as immutable, reference-counted snapshots: one
  * validated ct_config plus the objects derived from it (the TLS files'
- * contents, ...). A reload builds a complete new snapshot and swaps it in;
+ * contents, the JWT issuers' key sets). A reload builds a complete new snapshot and swaps it in;
  * each call acquires the current one once at its start and releases it at
  * its end, so it never sees a mix of two configs. */
 #ifndef SRV_SNAPSHOT_H
@@ -24,13 +24,24 @@ typedef struct srv_snapshot {
     char *tls_key;
     char *tls_client_ca;
     uint8_t tls_sha256[32]; /* of the three, to tell a changed certificate */
+    /* derived: the keys of config's auth.jwt issuers, with their own
+     * watcher and fetch thread (server/jwks.h); a new set per snapshot */
+    srv_jwks_set *jwks;
+    size_t derived_made; /* how many rows of snapshot.c's derived[] are made */
     atomic_uint refs;
 } srv_snapshot;
 
 /* Copies cfg (already loaded and validated) and creates the derived
- * objects (reads and checks the TLS files: the key must match the
- * certificate). One reference, the caller's. NULL with a message in err. */
+ * objects that do not start work of their own (reads and checks the TLS
+ * files: the key must match the certificate); srv_snapshot_start makes the
+ * others. One reference, the caller's. NULL with a message in err. */
 srv_snapshot *srv_snapshot_create(const ct_config *cfg, char *err, size_t errlen);
+
+/* Creates the derived objects that work on their own (the JWT key sets'
+ * threads and fetches): once s is going to be used (at start, or by a
+ * reload that swaps it in), not for a snapshot made only to be compared.
+ * 0, or -1 with a message in err after destroying s. */
+int srv_snapshot_start(srv_snapshot *s, char *err, size_t errlen);
 
 /* Another reference to s. */
 srv_snapshot *srv_snapshot_ref(srv_snapshot *s);

@@ -43,7 +43,7 @@ static void fuzz_credential_lines(const ct_config *cfg, const char *p, size_t le
         }
         p = line_end + 1;
     }
-    rc = srv_auth_identify(cfg, &cred, &caller, &status);
+    rc = srv_auth_identify(cfg, NULL, &cred, &caller, &status);
     if (rc != (int)status.code || (rc != SRV_OK && status.message[0] == '\0')) {
         abort();
     }

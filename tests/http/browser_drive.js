@@ -35,6 +35,7 @@ async function main() {
       renewed_token: await text('renewed-token'),
       expire_time: await text('expire-time'),
       user_id: await text('user-id'),
+      other_status: await text('other-status'),
       origin: await page.evaluate(() => window.location.origin),
       console: console_,
     };

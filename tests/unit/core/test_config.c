@@ -151,6 +151,17 @@ static void expect_printed(const char *expected)
     "RenewToken]}\n"                                                                               \
     "  mtls_clients:\n"                                                                            \
     "    - {id: \"spiffe://cluster.local/ns/chat/sa/backend\", methods: [GetUserToken]}\n"         \
+    "  jwt:\n"                                                                                     \
+    "    - name: \"app-users\"\n"                                                                  \
+    "      issuer: \"https://login.example.com/\"\n"                                               \
+    "      audiences: [\"chat-tokend\"]\n"                                                         \
+    "      jwks_url: \"https://login.example.com/jwks.json\"\n"                                    \
+    "      algorithms: [\"RS256\"]\n"                                                              \
+    "      leeway_seconds: 60\n"                                                                   \
+    "      role: end_user\n"                                                                       \
+    "      username_claim: \"preferred_username\"\n"                                               \
+    "      methods: [GetUserToken, RenewToken]\n"                                                  \
+    "      rtc_channel_prefix: \"room-\"\n"                                                        \
     "tls:\n"                                                                                       \
     "  cert_file: \"/tls/crt\"\n"                                                                  \
     "  key_file: \"/tls/key\"\n"                                                                   \
@@ -240,6 +251,7 @@ static void fills_defaults_for_keys_not_given(void **state)
                    "  api_keys:\n"
                    "    - {name: \"backend\", sha256: \"***\", methods: [GetUserToken]}\n"
                    "  mtls_clients: []\n"
+                   "  jwt: []\n"
                    "tls:\n"
                    "  cert_file: \"\"\n"
                    "  key_file: \"\"\n"
@@ -554,7 +566,7 @@ static void refuses_a_config_nobody_can_call(void **state)
     expect_error("listen: \"0.0.0.0:50051\"\n"
                  "app: {id: \"" APP_ID "\", certificate: \"" CERT "\"}\n"
                  "auth: {api_keys: [], mtls_clients: []}\n",
-                 "cfg.yaml:3:7: auth: no api_keys and no mtls_clients: nobody could call the "
+                 "cfg.yaml:3:7: auth: no api_keys, mtls_clients or jwt: nobody could call the "
                  "service (allow_unauthenticated is only for loopback and unix listeners)");
 }
 
@@ -923,6 +935,169 @@ static void applies_the_captured_environment_on_later_loads(void **state)
     assert_string_equal(cfg.app_certificate, CERT);
 }
 
+/* auth.jwt: the issue's example (an end-user OIDC issuer and a cluster's
+ * service accounts), continuing MINIMAL's auth section. */
+#define JWT_EXAMPLE                                                                                \
+    "  jwt:\n"                                                                                     \
+    "    - name: app-users\n"                                                                      \
+    "      issuer: \"https://login.example.com/\"\n"                                               \
+    "      audiences: [\"chat-tokend\"]\n"                                                         \
+    "      jwks_url: https://login.example.com/.well-known/jwks.json\n"                            \
+    "      algorithms: [RS256, ES256]\n"                                                           \
+    "      leeway_seconds: 30\n"                                                                   \
+    "      role: end_user\n"                                                                       \
+    "      username_claim: preferred_username\n"                                                   \
+    "      methods: [GetUserToken, RenewToken]\n"                                                  \
+    "      rtc_channel_prefix: \"room-\"\n"                                                        \
+    "    - name: cluster\n"                                                                        \
+    "      issuer: \"https://kubernetes.default.svc.cluster.local\"\n"                             \
+    "      audiences: [\"chat-tokend\"]\n"                                                         \
+    "      jwks_file: /var/run/cluster-jwks.json\n"                                                \
+    "      role: workload\n"                                                                       \
+    "      subjects:\n"                                                                            \
+    "        - {id: \"system:serviceaccount:chat:backend\", methods: [GetUserToken, "              \
+    "RenewToken]}\n"
+
+static void loads_jwt_issuers_with_their_defaults_and_prints_them(void **state)
+{
+    char *printed = NULL;
+    size_t printed_len = 0;
+    static char again[4096];
+    char *jwt;
+    FILE *out;
+    (void)state;
+
+    assert_int_equal(load(MINIMAL JWT_EXAMPLE), 0);
+    assert_int_equal(cfg.jwt_count, 2);
+    assert_string_equal(cfg.jwt[0].username_claim, "preferred_username");
+    assert_int_equal(cfg.jwt[0].role, CT_JWT_ROLE_END_USER);
+    assert_int_equal(cfg.jwt[0].methods, CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                             CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN));
+    assert_int_equal(cfg.jwt[0].algorithm_count, 2);
+    assert_string_equal(cfg.jwt[0].rtc_channel_prefix, "room-");
+    assert_int_equal(cfg.jwt[1].role, CT_JWT_ROLE_WORKLOAD);
+    assert_string_equal(cfg.jwt[1].subjects[0].id, "system:serviceaccount:chat:backend");
+    /* the defaults of keys not given */
+    assert_int_equal(cfg.jwt[1].leeway_seconds, 30);
+    assert_string_equal(cfg.jwt[1].username_claim, "sub");
+    assert_int_equal(cfg.jwt[1].algorithm_count, 0);
+    /* --check-config prints what loads again to the same issuers */
+    out = open_memstream(&printed, &printed_len);
+    assert_non_null(out);
+    ct_config_print(&cfg, out);
+    fclose(out);
+    /* the printed jwt section (api key hashes are masked: left out) */
+    jwt = strstr(printed, "  jwt:\n");
+    assert_non_null(jwt);
+    *strstr(jwt, "\ntls:") = '\0';
+    snprintf(again, sizeof(again),
+             "listen: \"127.0.0.1:1\"\napp: {id: \"" APP_ID "\", certificate: \"" CERT
+             "\"}\nauth:\n%s\n",
+             jwt);
+    assert_int_equal(load(again), 0);
+    assert_int_equal(cfg.jwt_count, 2);
+    assert_int_equal(cfg.jwt[1].subjects[0].methods, cfg.jwt[0].methods);
+    free(printed);
+}
+
+/* MINIMAL plus one auth.jwt entry of these keys. */
+static void expect_jwt_error(const char *entry, const char *message)
+{
+    char yaml[2048];
+
+    snprintf(yaml, sizeof(yaml), "%s  jwt:\n    - {%s}\n", MINIMAL, entry);
+    assert_int_equal(load(yaml), -1);
+    if (strstr(err, message) == NULL) {
+        fail_msg("error \"%s\" does not hold \"%s\"", err, message);
+    }
+}
+
+#define JWT_BASE "name: u, issuer: \"https://i/\", audiences: [a], jwks_file: /k.json, "
+
+static void refuses_jwt_issuers_that_would_be_unsafe_or_ambiguous(void **state)
+{
+    (void)state;
+    expect_jwt_error(JWT_BASE "methods: [GetUserToken], algorithms: [none]",
+                     "auth.jwt[0].algorithms[0]: none is refused");
+    expect_jwt_error(JWT_BASE "methods: [GetUserToken], algorithms: [RS256, HS256]",
+                     "auth.jwt[0].algorithms[1]: HS256 is refused");
+    expect_jwt_error(JWT_BASE "methods: [GetUserToken], algorithms: [PS512]",
+                     "unknown algorithm \"PS512\"");
+    expect_jwt_error(JWT_BASE "methods: [GetUserToken, GetAppToken]",
+                     "auth.jwt[0].methods: an end user may be granted GetUserToken");
+    expect_jwt_error(JWT_BASE "role: end_user", "auth.jwt[0].methods");
+    expect_jwt_error(JWT_BASE "methods: [GetUserToken], jwks_url: \"https://i/k\"",
+                     "give exactly one of jwks_file and jwks_url");
+    expect_jwt_error("name: u, issuer: i, audiences: [a], methods: [GetUserToken]",
+                     "give exactly one of jwks_file and jwks_url");
+    expect_jwt_error("name: u, issuer: i, audiences: [a], methods: [GetUserToken], "
+                     "jwks_url: \"http://idp.example/k\"",
+                     "must be https:// (http:// only to a loopback host)");
+    expect_jwt_error(JWT_BASE "methods: [GetUserToken], leeway_seconds: 301",
+                     "leeway_seconds: must be 0..300, got 301");
+    expect_jwt_error(JWT_BASE "role: workload", "a workload issuer needs subjects");
+    expect_jwt_error(JWT_BASE "role: workload, methods: [GetUserToken], subjects: [{id: s, "
+                              "methods: [GetUserToken]}]",
+                     "given per subject");
+    expect_jwt_error(JWT_BASE "role: workload, subjects: [{id: s, methods: [GetUserToken]}, "
+                              "{id: s, methods: [RenewToken]}]",
+                     "auth.jwt[0].subjects[1].id: \"s\" is already subjects[0]");
+    expect_jwt_error(JWT_BASE "methods: [GetUserToken], subjects: [{id: s, methods: "
+                              "[GetUserToken]}]",
+                     "subjects: only for role: workload");
+    expect_jwt_error(JWT_BASE "methods: [GetRtcToken], rtc_channel_prefix: \"a/b\"",
+                     "rtc_channel_prefix");
+    expect_jwt_error("issuer: i, audiences: [a], jwks_file: /k, methods: [GetUserToken]",
+                     "auth.jwt[0].name: required");
+    expect_jwt_error("name: u, audiences: [a], jwks_file: /k, methods: [GetUserToken]",
+                     "auth.jwt[0].issuer: required");
+    expect_jwt_error("name: u, issuer: i, jwks_file: /k, methods: [GetUserToken]",
+                     "auth.jwt[0].audiences: name at least one audience");
+    assert_int_equal(load(MINIMAL "  jwt:\n    - {" JWT_BASE "methods: [GetUserToken]}\n"
+                                  "    - {" JWT_BASE "methods: [GetUserToken]}\n"),
+                     -1);
+    assert_non_null(strstr(err, "auth.jwt[1].name: \"u\" is already the name of auth.jwt[0]"));
+}
+
+static void jwks_url_is_https_or_http_to_a_loopback_host(void **state)
+{
+    static const char *const refused[] = {"http://127.0.0.1.evil.example/k",
+                                          "http://127.0.0.1@evil.example/k", "http://10.0.0.1/k",
+                                          "http:///k", "ftp://127.0.0.1/k"};
+    static const char *const accepted[] = {"https://login.example.com/jwks", "http://127.0.0.1/k",
+                                           "http://127.1.2.3:8080/k", "http://[::1]:9/k",
+                                           "http://localhost/k"};
+    char entry[256];
+    char yaml[2048];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        snprintf(entry, sizeof(entry),
+                 "name: u, issuer: i, audiences: [a], methods: [GetUserToken], jwks_url: \"%s\"",
+                 refused[i]);
+        expect_jwt_error(entry, "must be https:// (http:// only to a loopback host)");
+    }
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        snprintf(yaml, sizeof(yaml),
+                 "%s  jwt:\n    - {name: u, issuer: i, audiences: [a], methods: [GetUserToken], "
+                 "jwks_url: \"%s\"}\n",
+                 MINIMAL, accepted[i]);
+        if (load(yaml) != 0) {
+            fail_msg("%s refused: %s", accepted[i], err);
+        }
+    }
+}
+
+static void a_jwt_issuer_alone_is_enough_to_call_the_service(void **state)
+{
+    (void)state;
+    assert_int_equal(load("listen: \"0.0.0.0:50051\"\n"
+                          "app: {id: \"" APP_ID "\", certificate: \"" CERT "\"}\n"
+                          "auth:\n"
+                          "  jwt:\n    - {" JWT_BASE "methods: [GetUserToken]}\n"),
+                     0);
+}
+
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -964,6 +1139,10 @@ int main(void)
         TEST(prints_yaml_that_loads_again_with_secrets_from_env),
         TEST(refuses_input_over_one_mebibyte),
         TEST(wipes_the_secrets),
+        TEST(loads_jwt_issuers_with_their_defaults_and_prints_them),
+        TEST(refuses_jwt_issuers_that_would_be_unsafe_or_ambiguous),
+        TEST(jwks_url_is_https_or_http_to_a_loopback_host),
+        TEST(a_jwt_issuer_alone_is_enough_to_call_the_service),
         TEST(the_readme_holds_the_reference_of_the_key_table),
         TEST(names_the_keys_a_reload_cannot_change),
         TEST(applies_the_captured_environment_on_later_loads),

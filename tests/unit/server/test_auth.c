@@ -53,7 +53,7 @@ static int identify(const char *authorization, const char *api_key, const char *
     if (peer != NULL) {
         srv_credentials_add_san(&cred, CT_PEER_ID_URI, peer, strlen(peer));
     }
-    return srv_auth_identify(&cfg, &cred, caller, status);
+    return srv_auth_identify(&cfg, NULL, &cred, caller, status);
 }
 
 /* A certificate with these SANs ({type, value, length}), no key. */
@@ -64,7 +64,7 @@ static int identify_sans(const srv_san *sans, size_t count, srv_caller *caller, 
     for (size_t i = 0; i < count; i++) {
         srv_credentials_add_san(&cred, sans[i].type, sans[i].value, sans[i].len);
     }
-    return srv_auth_identify(&cfg, &cred, caller, status);
+    return srv_auth_identify(&cfg, NULL, &cred, caller, status);
 }
 
 #define BACKEND "spiffe://cluster.local/ns/chat/sa/backend"
@@ -215,8 +215,8 @@ static void a_spiffe_id_needs_exactly_one_uri_san(void **state)
     for (int i = 0; i < SRV_AUTH_MAX_SANS; i++) {
         srv_credentials_add_san(&cred, CT_PEER_ID_DNS, "x.example", 9);
     }
-    expect_status(srv_auth_identify(&cfg, &cred, &caller, &status), &status, SRV_UNAUTHENTICATED,
-                  "more than");
+    expect_status(srv_auth_identify(&cfg, NULL, &cred, &caller, &status), &status,
+                  SRV_UNAUTHENTICATED, "more than");
 }
 
 /* two authorization headers, or authorization and x-api-key, on either
@@ -239,7 +239,7 @@ static void more_than_one_credential_is_unauthenticated(void **state)
             srv_credentials_add_header(&cred, pairs[i][j], strlen(pairs[i][j]), pairs[i][j + 1],
                                        strlen(pairs[i][j + 1]));
         }
-        expect_status(srv_auth_identify(&cfg, &cred, &caller, &status), &status,
+        expect_status(srv_auth_identify(&cfg, NULL, &cred, &caller, &status), &status,
                       SRV_UNAUTHENTICATED, "more than one credential");
     }
     /* one of each name is counted whatever the case; others are ignored */
@@ -247,7 +247,7 @@ static void more_than_one_credential_is_unauthenticated(void **state)
     srv_credentials_add_header(&cred, "AUTHORIZATION", 13, "Bearer admin-secret", 19);
     srv_credentials_add_header(&cred, "x-api-keys", 10, "backend-secret", 14);
     srv_credentials_add_header(&cred, "x-authorization", 15, "Bearer backend-secret", 21);
-    assert_int_equal(srv_auth_identify(&cfg, &cred, &caller, &status), SRV_OK);
+    assert_int_equal(srv_auth_identify(&cfg, NULL, &cred, &caller, &status), SRV_OK);
     assert_string_equal(caller.name, "admin");
 }
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -17,10 +18,10 @@
 static ct_config cfg;
 static ct_token tok;
 static srv_context ctx;
-static const srv_caller admin = {"admin", CT_METHOD_ALL, NULL};
-static const srv_caller backend = {
-    "backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN),
-    NULL};
+static const srv_caller admin = {.name = "admin", .methods = CT_METHOD_ALL};
+static const srv_caller backend = {.name = "backend",
+                                   .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                              CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
 
 static int setup(void **state)
 {
@@ -109,7 +110,8 @@ static void invalid_usernames_are_refused_before_any_work(void **state)
 
 static void user_token_needs_its_permission(void **state)
 {
-    static const srv_caller app_only = {"app-only", CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN), NULL};
+    static const srv_caller app_only = {.name = "app-only",
+                                        .methods = CT_METHOD_BIT(CT_METHOD_GET_APP_TOKEN)};
     (void)state;
     user_token(&app_only, "alice", 0);
     assert_int_equal(finished.status.code, SRV_PERMISSION_DENIED);
@@ -251,8 +253,8 @@ static void renew_refuses_user_ids_it_does_not_issue(void **state)
 
 static void renew_needs_its_permission(void **state)
 {
-    static const srv_caller user_only = {"user-only", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN),
-                                         NULL};
+    static const srv_caller user_only = {.name = "user-only",
+                                         .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN)};
     char token[CT_BUILD_MAX_CHARS];
     srv_token_reply reply;
     srv_status status;
@@ -269,9 +271,46 @@ static void code_names_match_grpc(void **state)
     assert_string_equal(srv_code_name(SRV_UNAUTHENTICATED), "UNAUTHENTICATED");
 }
 
+/* An end user (auth.jwt role end_user) whose username claim said alice. */
+static const srv_caller alice = {.name = "app-users",
+                                 .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                            CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN),
+                                 .subject = "user-1",
+                                 .end_user = 1,
+                                 .user = "alice"};
+
+static void end_user_gets_and_renews_only_its_own_user_token(void **state)
+{
+    srv_caller nameless = alice;
+    srv_token_reply reply;
+    srv_status status;
+    char own[CT_BUILD_MAX_CHARS];
+    (void)state;
+
+    user_token(&alice, "ALICE", 0);
+    assert_int_equal(finished.status.code, SRV_OK);
+    memcpy(own, finished.reply.token, sizeof(own));
+    user_token(&alice, "bob", 0);
+    assert_int_equal(finished.status.code, SRV_PERMISSION_DENIED);
+    assert_string_equal(finished.status.message,
+                        "end user 'alice' may get tokens only for itself, not for username 'bob'");
+    assert_int_equal(srv_renew_token(&ctx, &alice, own, strlen(own), 0, &reply, &status), SRV_OK);
+    user_token(&backend, "bob", 0);
+    assert_int_equal(srv_renew_token(&ctx, &alice, finished.reply.token,
+                                     strlen(finished.reply.token), 0, &reply, &status),
+                     SRV_PERMISSION_DENIED);
+    /* a claim that is no username: refused, saying why */
+    nameless.user[0] = '\0';
+    snprintf(nameless.user_problem, sizeof(nameless.user_problem), "the claim is no username");
+    user_token(&nameless, "alice", 0);
+    assert_int_equal(finished.status.code, SRV_PERMISSION_DENIED);
+    assert_string_equal(finished.status.message, "the claim is no username");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(end_user_gets_and_renews_only_its_own_user_token, setup),
         cmocka_unit_test_setup(app_token_uses_default_ttl_and_app_privilege, setup),
         cmocka_unit_test_setup(app_token_needs_its_permission, setup),
         cmocka_unit_test_setup(ttl_above_the_maximum_names_the_limit, setup),

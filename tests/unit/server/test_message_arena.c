@@ -69,7 +69,8 @@ void free(void *p)
 
 static ct_config cfg;
 static srv_context ctx;
-static const srv_caller backend = {"backend", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN), NULL};
+static const srv_caller backend = {.name = "backend",
+                                   .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN)};
 
 typedef struct answer {
     uint8_t bytes[1024];

@@ -16,11 +16,14 @@
 static ct_config cfg;
 static ct_token tok;
 static srv_context ctx;
-static const srv_caller media = {
-    "media", CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) | CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN), NULL};
-static const srv_caller renewer = {"renewer", CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN), NULL};
-static const srv_caller chat_only = {
-    "chat", CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) | CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN), NULL};
+static const srv_caller media = {.name = "media",
+                                 .methods = CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) |
+                                            CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN)};
+static const srv_caller renewer = {.name = "renewer",
+                                   .methods = CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
+static const srv_caller chat_only = {.name = "chat",
+                                     .methods = CT_METHOD_BIT(CT_METHOD_GET_USER_TOKEN) |
+                                                CT_METHOD_BIT(CT_METHOD_RENEW_TOKEN)};
 static srv_token_reply reply;
 static srv_status status;
 
@@ -346,9 +349,38 @@ static void renew_refuses_what_we_do_not_issue(void **state)
     expect_not_renewed(token, "services besides RTC and RTM");
 }
 
+static void end_user_gets_rtc_and_rtm_tokens_only_as_itself_in_its_channels(void **state)
+{
+    static const srv_caller alice = {.name = "app-users",
+                                     .methods = CT_METHOD_BIT(CT_METHOD_GET_RTC_TOKEN) |
+                                                CT_METHOD_BIT(CT_METHOD_GET_RTM_TOKEN),
+                                     .end_user = 1,
+                                     .user = "alice",
+                                     .rtc_channel_prefix = "room-"};
+    srv_rtc_request own = account_request("room-1", "alice", CT_RTC_ROLE_PUBLISHER);
+    srv_rtc_request other = account_request("room-1", "bob", CT_RTC_ROLE_PUBLISHER);
+    srv_rtc_request by_uid = uid_request("room-1", 7, CT_RTC_ROLE_PUBLISHER);
+    srv_rtc_request lobby = account_request("lobby", "alice", CT_RTC_ROLE_PUBLISHER);
+    (void)state;
+
+    assert_int_equal(rtc(&alice, &own), SRV_OK);
+    assert_int_equal(rtc(&alice, &other), SRV_PERMISSION_DENIED);
+    assert_int_equal(rtc(&alice, &by_uid), SRV_PERMISSION_DENIED);
+    assert_string_equal(status.message,
+                        "an end user gets RTC tokens only with account set to its username");
+    assert_int_equal(rtc(&alice, &lobby), SRV_PERMISSION_DENIED);
+    assert_string_equal(status.message, "end users of 'app-users' may get RTC tokens only for "
+                                        "channels starting with 'room-'");
+    assert_int_equal(srv_get_rtm_token(&ctx, &alice, "alice", 0, &reply, &status), SRV_OK);
+    assert_int_equal(srv_get_rtm_token(&ctx, &alice, "bob", 0, &reply, &status),
+                     SRV_PERMISSION_DENIED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(end_user_gets_rtc_and_rtm_tokens_only_as_itself_in_its_channels,
+                               setup),
         cmocka_unit_test_setup(publisher_with_a_uid_gets_join_and_publish_for_the_token_lifetime,
                                setup),
         cmocka_unit_test_setup(subscriber_with_an_account_gets_join_for_the_privilege_ttl, setup),

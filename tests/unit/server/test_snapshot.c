@@ -132,7 +132,7 @@ static void reads_and_checks_the_tls_files(void **state)
 static void a_call_keeps_its_snapshot_across_a_swap(void **state)
 {
     static ct_config first, second;
-    srv_context base = {&first, NULL, NULL, NULL};
+    srv_context base = {.config = &first};
     srv_context call, later;
     srv_snapshot *held;
     srv_snapshots *store;
@@ -165,7 +165,7 @@ static atomic_int race_over;
 
 static void *reader(void *arg)
 {
-    srv_context base = {NULL, NULL, NULL, race_store};
+    srv_context base = {.snapshots = race_store};
     long bad = 0;
     (void)arg;
     while (!atomic_load(&race_over)) {
