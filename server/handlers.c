@@ -8,67 +8,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
-int64_t srv_now(const srv_context *ctx)
-{
-    return ctx->now != NULL ? ctx->now() : (int64_t)time(NULL);
-}
-
-int srv_authorize(const srv_caller *caller, enum ct_method method, srv_status *status)
-{
-    if ((caller->methods & CT_METHOD_BIT(method)) == 0) {
-        return srv_fail(status, SRV_PERMISSION_DENIED, "caller '%s' may not call %s", caller->name,
-                        ct_method_name(method));
-    }
-    return srv_ok(status);
-}
-
-int srv_authorize_user(const srv_caller *caller, const char *what, const char *id,
-                       srv_status *status)
-{
-    if (!caller->end_user) {
-        return srv_ok(status);
-    }
-    if (caller->user[0] == '\0') {
-        return srv_fail(status, SRV_PERMISSION_DENIED, "%s", caller->user_problem);
-    }
-    if (strcmp(caller->user, id) != 0) {
-        return srv_fail(status, SRV_PERMISSION_DENIED,
-                        "end user '%s' may get tokens only for itself, not for %s '%.64s'",
-                        caller->user, what, id);
-    }
-    return srv_ok(status);
-}
-
-int srv_authorize_channel(const srv_caller *caller, const char *channel, srv_status *status)
-{
-    const char *prefix = caller->rtc_channel_prefix;
-
-    if (caller->end_user && prefix != NULL && strncmp(channel, prefix, strlen(prefix)) != 0) {
-        return srv_fail(status, SRV_PERMISSION_DENIED,
-                        "end users of '%s' may get RTC tokens only for channels starting with "
-                        "'%s'",
-                        caller->name, prefix);
-    }
-    return srv_ok(status);
-}
-
-/* 0 means the configured default; above the maximum is the caller's error. */
-int srv_resolve_ttl(const ct_config *cfg, uint32_t requested, uint32_t *ttl, srv_status *status)
-{
-    if (requested == 0) {
-        *ttl = cfg->default_ttl_seconds;
-        return srv_ok(status);
-    }
-    if (requested > cfg->max_ttl_seconds) {
-        return srv_fail(status, SRV_INVALID_ARGUMENT,
-                        "ttl_seconds must be at most %u (the configured maximum), got %u",
-                        cfg->max_ttl_seconds, requested);
-    }
-    *ttl = requested;
-    return srv_ok(status);
-}
 
 /* Builds a Chat token for user_id ("" = app token) and fills reply. */
 static int issue(const srv_context *ctx, const char *user_id, uint32_t ttl, srv_token_reply *reply,
@@ -276,16 +215,6 @@ static int signed_by_us(const ct_config *cfg, const ct_token *tok, srv_status *s
     }
     return srv_fail(status, SRV_PERMISSION_DENIED,
                     "token signature does not verify with this app's certificates");
-}
-
-int srv_check_renew_grace(const srv_context *ctx, uint64_t expired_at, srv_status *status)
-{
-    if ((int64_t)expired_at + (int64_t)ctx->config->renew_grace_seconds < srv_now(ctx)) {
-        return srv_fail(status, SRV_FAILED_PRECONDITION,
-                        "token expired more than %u s ago: the client must log in again",
-                        ctx->config->renew_grace_seconds);
-    }
-    return srv_ok(status);
 }
 
 /* One parsed token per thread: it is 64 KiB, too large for every call. */

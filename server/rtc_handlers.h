@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-#include "handlers.h"
+#include "handler_rules.h"
 #include "rtc.h"
 
 /* Which member of GetRtcTokenRequest's oneof user is set. */
