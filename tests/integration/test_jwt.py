@@ -398,5 +398,50 @@ class JwksUrlTest(unittest.TestCase):
         client.close()
 
 
+class JwtReloadTest(unittest.TestCase):
+    """auth.jwt reloads with the rest of auth (issue 14): an issuer added
+    by a reload is trusted at once, one removed is not; a file event that
+    changes nothing starts no JWKS fetch of its own."""
+
+    def test_issuer_added_and_removed_by_reloads(self):
+        with h.temp_dir() as workdir:
+            idp = IdentityProvider(workdir)
+            try:
+                idp.add_key("RS256")
+                idp.serve(max_age=3600)
+                cfg = h.base_config(http={"listen": "127.0.0.1:0"})
+                server = h.Server(cfg, workdir=workdir).start()
+                client = h.Client(server)
+                try:
+                    token = idp.mint(idp.claims(preferred_username="alice"))
+                    server.add_secret(token)
+                    md = [("authorization", "Bearer " + token)]
+                    self.assertEqual(client.get_user_token("alice", metadata=md).code,
+                                     Code.UNAUTHENTICATED)
+                    with_jwt = json.loads(json.dumps(cfg))
+                    with_jwt["auth"]["jwt"] = [end_user_issuer(idp)]
+                    server.write_config(with_jwt)
+                    self.assertEqual(server.reload()["event"], "config_reloaded")
+                    self.assertIsNotNone(server.wait_event("jwks_loaded", 10))
+                    self.assertEqual(client.get_user_token("alice", metadata=md).code, Code.OK)
+                    # the same config written again: the watcher sees the
+                    # event, finds nothing changed and fetches nothing
+                    fetches = idp.fetches
+                    server.write_config(with_jwt)
+                    time.sleep(1.0)
+                    self.assertEqual(idp.fetches, fetches)
+                    self.assertEqual(http_get(http_port(server), "/readyz")[0], 200)
+                    server.write_config(cfg)
+                    self.assertEqual(server.reload()["event"], "config_reloaded")
+                    self.assertEqual(client.get_user_token("alice", metadata=md).code,
+                                     Code.UNAUTHENTICATED)
+                    self.assertEqual(server.leaked_secrets(), [])
+                finally:
+                    client.close()
+                    server.stop()
+            finally:
+                idp.close()
+
+
 if __name__ == "__main__":
     unittest.main()
