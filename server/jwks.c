@@ -175,34 +175,42 @@ static size_t on_body(char *data, size_t size, size_t count, void *arg)
     return n;
 }
 
-/* Cache-Control: ..., max-age=N, ... (case-insensitive directive) */
+long srv_jwks_max_age(const char *line, size_t len)
+{
+    char lower[512];
+    const char *at;
+    char *end;
+    long v;
+
+    if (len >= sizeof(lower) || len < 14 || strncasecmp(line, "cache-control:", 14) != 0) {
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = line[i];
+        lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    lower[len] = '\0';
+    at = strstr(lower, "max-age=");
+    if (at == NULL) {
+        return -1;
+    }
+    v = strtol(at + 8, &end, 10);
+    return end != at + 8 && v >= 0 ? v : -1;
+}
+
 static size_t on_header(char *data, size_t size, size_t count, void *arg)
 {
     fetch *f = arg;
     size_t n = size * count;
-    char line[512];
-    const char *at;
+    long max_age = srv_jwks_max_age(data, n);
 
-    if (n >= sizeof(line) || n < 14 || strncasecmp(data, "cache-control:", 14) != 0) {
-        return n;
-    }
-    memcpy(line, data, n);
-    line[n] = '\0';
-    for (char *c = line; *c != '\0'; c++) {
-        *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-    }
-    at = strstr(line, "max-age=");
-    if (at != NULL) {
-        char *end;
-        long v = strtol(at + 8, &end, 10);
-        if (end != at + 8 && v >= 0) {
-            f->max_age = v;
-        }
+    if (max_age >= 0) {
+        f->max_age = max_age;
     }
     return n;
 }
 
-static long clamp_max_age(long max_age)
+long srv_jwks_cache_seconds(long max_age)
 {
     if (max_age < 0) {
         return DEFAULT_MAX_AGE;
@@ -211,6 +219,11 @@ static long clamp_max_age(long max_age)
         return SRV_JWKS_MIN_MAX_AGE;
     }
     return max_age > SRV_JWKS_MAX_MAX_AGE ? SRV_JWKS_MAX_MAX_AGE : max_age;
+}
+
+int srv_jwks_stale(int64_t loaded_at, int64_t now)
+{
+    return loaded_at != 0 && now - loaded_at > SRV_JWKS_STALE_FOR;
 }
 
 /* One GET; 0 with the body in f, or -1 with the reason in why. */
@@ -262,7 +275,7 @@ static void fetch_url(source *s, int64_t now)
     if (f.body != NULL && get(s->issuer->jwks_url, &f, why, sizeof(why)) == 0 &&
         install(s, f.body, f.len, s->issuer->jwks_url, now) == 0) {
         s->failures = 0;
-        s->next_fetch = now + clamp_max_age(f.max_age);
+        s->next_fetch = now + srv_jwks_cache_seconds(f.max_age);
         free(f.body);
         return;
     }
@@ -284,7 +297,7 @@ static void drop_stale(source *s, int64_t now)
 {
     int64_t loaded = atomic_load(&s->loaded_at);
 
-    if (loaded != 0 && now - loaded > SRV_JWKS_STALE_FOR) {
+    if (srv_jwks_stale(loaded, now)) {
         srv_log_event(CT_LOG_WARN, "jwks_stale",
                       "auth.jwt %s: no fresh keys for %d s: dropping them", s->issuer->name,
                       SRV_JWKS_STALE_FOR);

@@ -21,6 +21,20 @@
 
 typedef struct srv_jwks_set srv_jwks_set;
 
+/* The max-age of a Cache-Control response header line ("Cache-Control:
+ * public, max-age=600", any case), or -1 when line is another header or
+ * names none. */
+long srv_jwks_max_age(const char *line, size_t len);
+
+/* How long keys fetched from a URL are used before the next fetch: the
+ * response's max-age (-1: none, then 300 s) within
+ * [SRV_JWKS_MIN_MAX_AGE, SRV_JWKS_MAX_MAX_AGE]. */
+long srv_jwks_cache_seconds(long max_age);
+
+/* Keys last fetched at loaded_at (unix seconds, 0 = never) are dropped at
+ * now: served stale for SRV_JWKS_STALE_FOR, not longer. */
+int srv_jwks_stale(int64_t loaded_at, int64_t now);
+
 /* One source per cfg->jwt entry; starts the thread when there is any. A
  * file that cannot be read or a URL that cannot be fetched is not an error
  * here (calls fail UNAUTHENTICATED until keys arrive; srv_jwks_ready says

@@ -443,5 +443,36 @@ class JwtReloadTest(unittest.TestCase):
                 idp.close()
 
 
+class JwksCacheTest(unittest.TestCase):
+    """A max-age under a minute is raised to 60 s: an identity provider that
+    says max-age=1 is not fetched again every second (the clamp itself is
+    unit.test_jwks)."""
+
+    def test_short_max_age_is_raised_to_a_minute(self):
+        with h.temp_dir() as workdir:
+            idp = IdentityProvider(workdir)
+            try:
+                idp.add_key("RS256")
+                idp.serve(max_age=1)
+                cfg = h.base_config()
+                cfg["auth"]["jwt"] = [end_user_issuer(idp)]
+                server = h.Server(cfg, workdir=workdir).start()
+                client = h.Client(server)
+                try:
+                    self.assertIsNotNone(server.wait_event("jwks_loaded", 10))
+                    fetches = idp.fetches
+                    time.sleep(3.0)
+                    token = idp.mint(idp.claims(preferred_username="alice"))
+                    server.add_secret(token)
+                    r = client.get_user_token("alice", metadata=[("authorization", "Bearer " + token)])
+                    self.assertEqual(r.code, Code.OK, r.details)
+                    self.assertEqual(idp.fetches, fetches)
+                finally:
+                    client.close()
+                    server.stop()
+            finally:
+                idp.close()
+
+
 if __name__ == "__main__":
     unittest.main()
