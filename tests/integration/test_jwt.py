@@ -4,6 +4,7 @@ HTTP and in a file), over gRPC and the HTTP side port: what each role may
 do, every rejection with its message, algorithm confusion, kid rotation,
 the identity provider down at start and later, the JWKS file swapped as
 Kubernetes swaps a mounted secret, metrics and logs."""
+import contextlib
 import json
 import os
 import time
@@ -398,49 +399,65 @@ class JwksUrlTest(unittest.TestCase):
         client.close()
 
 
+@contextlib.contextmanager
+def idp_and_server(max_age, trusted, http=None):
+    """A test identity provider serving one RS256 key with this max-age, and
+    a server (with its client) whose config trusts it as app-users when
+    trusted; yields (idp, server, client, config)."""
+    with h.temp_dir() as workdir:
+        idp = IdentityProvider(workdir)
+        try:
+            idp.add_key("RS256")
+            idp.serve(max_age=max_age)
+            cfg = h.base_config(http=http) if http else h.base_config()
+            if trusted:
+                cfg["auth"]["jwt"] = [end_user_issuer(idp)]
+            server = h.Server(cfg, workdir=workdir).start()
+            client = h.Client(server)
+            try:
+                yield idp, server, client, cfg
+            finally:
+                client.close()
+                server.stop()
+        finally:
+            idp.close()
+
+
+def alice_metadata(idp, server):
+    token = idp.mint(idp.claims(preferred_username="alice"))
+    server.add_secret(token)
+    return [("authorization", "Bearer " + token)]
+
+
 class JwtReloadTest(unittest.TestCase):
     """auth.jwt reloads with the rest of auth (issue 14): an issuer added
     by a reload is trusted at once, one removed is not; a file event that
     changes nothing starts no JWKS fetch of its own."""
 
     def test_issuer_added_and_removed_by_reloads(self):
-        with h.temp_dir() as workdir:
-            idp = IdentityProvider(workdir)
-            try:
-                idp.add_key("RS256")
-                idp.serve(max_age=3600)
-                cfg = h.base_config(http={"listen": "127.0.0.1:0"})
-                server = h.Server(cfg, workdir=workdir).start()
-                client = h.Client(server)
-                try:
-                    token = idp.mint(idp.claims(preferred_username="alice"))
-                    server.add_secret(token)
-                    md = [("authorization", "Bearer " + token)]
-                    self.assertEqual(client.get_user_token("alice", metadata=md).code,
-                                     Code.UNAUTHENTICATED)
-                    with_jwt = json.loads(json.dumps(cfg))
-                    with_jwt["auth"]["jwt"] = [end_user_issuer(idp)]
-                    server.write_config(with_jwt)
-                    self.assertEqual(server.reload()["event"], "config_reloaded")
-                    self.assertIsNotNone(server.wait_event("jwks_loaded", 10))
-                    self.assertEqual(client.get_user_token("alice", metadata=md).code, Code.OK)
-                    # the same config written again: the watcher sees the
-                    # event, finds nothing changed and fetches nothing
-                    fetches = idp.fetches
-                    server.write_config(with_jwt)
-                    time.sleep(1.0)
-                    self.assertEqual(idp.fetches, fetches)
-                    self.assertEqual(http_get(http_port(server), "/readyz")[0], 200)
-                    server.write_config(cfg)
-                    self.assertEqual(server.reload()["event"], "config_reloaded")
-                    self.assertEqual(client.get_user_token("alice", metadata=md).code,
-                                     Code.UNAUTHENTICATED)
-                    self.assertEqual(server.leaked_secrets(), [])
-                finally:
-                    client.close()
-                    server.stop()
-            finally:
-                idp.close()
+        with idp_and_server(3600, False, http={"listen": "127.0.0.1:0"}) as (idp, server, client,
+                                                                           cfg):
+            md = alice_metadata(idp, server)
+            self.assertEqual(client.get_user_token("alice", metadata=md).code,
+                             Code.UNAUTHENTICATED)
+            with_jwt = json.loads(json.dumps(cfg))
+            with_jwt["auth"]["jwt"] = [end_user_issuer(idp)]
+            server.write_config(with_jwt)
+            self.assertEqual(server.reload()["event"], "config_reloaded")
+            self.assertIsNotNone(server.wait_event("jwks_loaded", 10))
+            self.assertEqual(client.get_user_token("alice", metadata=md).code, Code.OK)
+            # the same config written again: the watcher sees the event,
+            # finds nothing changed and fetches nothing
+            fetches = idp.fetches
+            server.write_config(with_jwt)
+            time.sleep(1.0)
+            self.assertEqual(idp.fetches, fetches)
+            self.assertEqual(http_get(http_port(server), "/readyz")[0], 200)
+            server.write_config(cfg)
+            self.assertEqual(server.reload()["event"], "config_reloaded")
+            self.assertEqual(client.get_user_token("alice", metadata=md).code,
+                             Code.UNAUTHENTICATED)
+            self.assertEqual(server.leaked_secrets(), [])
 
 
 class JwksCacheTest(unittest.TestCase):
@@ -449,30 +466,13 @@ class JwksCacheTest(unittest.TestCase):
     unit.test_jwks)."""
 
     def test_short_max_age_is_raised_to_a_minute(self):
-        with h.temp_dir() as workdir:
-            idp = IdentityProvider(workdir)
-            try:
-                idp.add_key("RS256")
-                idp.serve(max_age=1)
-                cfg = h.base_config()
-                cfg["auth"]["jwt"] = [end_user_issuer(idp)]
-                server = h.Server(cfg, workdir=workdir).start()
-                client = h.Client(server)
-                try:
-                    self.assertIsNotNone(server.wait_event("jwks_loaded", 10))
-                    fetches = idp.fetches
-                    time.sleep(3.0)
-                    token = idp.mint(idp.claims(preferred_username="alice"))
-                    server.add_secret(token)
-                    r = client.get_user_token("alice", metadata=[("authorization", "Bearer " + token)])
-                    self.assertEqual(r.code, Code.OK, r.details)
-                    self.assertEqual(idp.fetches, fetches)
-                finally:
-                    client.close()
-                    server.stop()
-            finally:
-                idp.close()
-
+        with idp_and_server(1, True) as (idp, server, client, _):
+            self.assertIsNotNone(server.wait_event("jwks_loaded", 10))
+            fetches = idp.fetches
+            time.sleep(3.0)
+            r = client.get_user_token("alice", metadata=alice_metadata(idp, server))
+            self.assertEqual(r.code, Code.OK, r.details)
+            self.assertEqual(idp.fetches, fetches)
 
 if __name__ == "__main__":
     unittest.main()
